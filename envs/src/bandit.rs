@@ -8,7 +8,8 @@
 //! An episode is `pulls_per_episode` pulls (1 by default: every pull terminates). Each step
 //! reports in `info`:
 //! * `regret`: the expected reward of the best arm minus that of the pulled arm;
-//! * `cumulative_regret`: the sum of `regret` since the environment was created;
+//! * `cumulative_regret`: the sum of `regret` since the last seeded `reset(Some(seed))` (a
+//!   seeded reset starts a new experiment);
 //! * `best_arm`: the optimal arm (for the current context).
 //!
 //! The arms' parameters are fixed when the bandit is built (from its `arms_seed`); the seed
@@ -33,21 +34,31 @@ pub enum ArmKind {
 impl ArmKind {
     fn pull<R: Rng + ?Sized>(&self, mean: f64, rng: &mut R) -> f64 {
         match self {
-            ArmKind::Bernoulli => f64::from(u8::from(Bernoulli::new(mean).expect("mean checked in [0, 1]").sample(rng))),
-            ArmKind::Gaussian { std } => Normal::new(mean, *std).expect("std checked finite").sample(rng),
+            ArmKind::Bernoulli => f64::from(u8::from(
+                Bernoulli::new(mean)
+                    .expect("mean checked in [0, 1]")
+                    .sample(rng),
+            )),
+            ArmKind::Gaussian { std } => Normal::new(mean, *std)
+                .expect("std checked finite")
+                .sample(rng),
         }
     }
     fn validate(&self, means: &[f64]) -> Result<()> {
         match self {
             ArmKind::Bernoulli => match means.iter().find(|p| !(0.0..=1.0).contains(*p)) {
-                Some(p) => Err(EnvError::config(format!("a Bernoulli arm needs p in [0, 1], got {p}"))),
+                Some(p) => Err(EnvError::config(format!(
+                    "a Bernoulli arm needs p in [0, 1], got {p}"
+                ))),
                 None => Ok(()),
             },
-            ArmKind::Gaussian { std } if !(std.is_finite() && *std >= 0.0) => {
-                Err(EnvError::config(format!("a Gaussian arm needs a finite std >= 0, got {std}")))
-            }
+            ArmKind::Gaussian { std } if !(std.is_finite() && *std >= 0.0) => Err(
+                EnvError::config(format!("a Gaussian arm needs a finite std >= 0, got {std}")),
+            ),
             ArmKind::Gaussian { .. } => match means.iter().find(|m| !m.is_finite()) {
-                Some(m) => Err(EnvError::config(format!("arm means must be finite, got {m}"))),
+                Some(m) => Err(EnvError::config(format!(
+                    "arm means must be finite, got {m}"
+                ))),
                 None => Ok(()),
             },
         }
@@ -74,7 +85,10 @@ impl Regret {
 
 /// The index of the largest value (the first, on ties).
 pub fn argmax(values: &[f64]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
+    values
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
 }
 
 fn check_pulls(pulls: usize) -> Result<()> {
@@ -122,14 +136,19 @@ impl KArmedBandit {
     /// `k` Bernoulli arms with probabilities drawn uniformly from [0, 1] using `arms_seed`.
     pub fn bernoulli(k: usize, arms_seed: u64) -> Result<Self> {
         let mut rng = EnvRng::seed_from_u64(arms_seed);
-        Self::new((0..k).map(|_| rng.random::<f64>()).collect(), ArmKind::Bernoulli)
+        Self::new(
+            (0..k).map(|_| rng.random::<f64>()).collect(),
+            ArmKind::Bernoulli,
+        )
     }
 
     /// Sutton and Barto's testbed: `k` arms with means drawn from N(0, 1) using `arms_seed`,
     /// rewards N(mean, 1).
     pub fn gaussian(k: usize, arms_seed: u64) -> Result<Self> {
         let mut rng = EnvRng::seed_from_u64(arms_seed);
-        let means = (0..k).map(|_| Normal::new(0.0, 1.0).expect("unit normal").sample(&mut rng)).collect();
+        let means = (0..k)
+            .map(|_| Normal::new(0.0, 1.0).expect("unit normal").sample(&mut rng))
+            .collect();
         Self::new(means, ArmKind::Gaussian { std: 1.0 })
     }
 
@@ -164,6 +183,7 @@ impl Env for KArmedBandit {
     fn reset(&mut self, seed: Option<u64>) -> (usize, Info) {
         if seed.is_some() {
             self.rng = seeded_rng(seed);
+            self.regret = Regret::default();
         }
         self.pulls = 0;
         self.phase = Phase::Running;
@@ -177,11 +197,22 @@ impl Env for KArmedBandit {
         let terminated = self.pulls >= self.pulls_per_episode;
         self.phase = Phase::after(terminated);
         let info = self.regret.info(&self.means, arm);
-        Ok(Step { obs: 0, reward, terminated, truncated: false, info })
+        Ok(Step {
+            obs: 0,
+            reward,
+            terminated,
+            truncated: false,
+            info,
+        })
     }
     fn render_ansi(&self) -> Option<String> {
         let arms: Vec<String> = self.means.iter().map(|m| format!("{m:.2}")).collect();
-        Some(format!("{}-armed bandit, means [{}], pulls {}", self.means.len(), arms.join(" "), self.pulls))
+        Some(format!(
+            "{}-armed bandit, means [{}], pulls {}",
+            self.means.len(),
+            arms.join(" "),
+            self.pulls
+        ))
     }
 }
 
@@ -205,10 +236,15 @@ impl ContextualBandit {
     pub fn new(means: Vec<Vec<f64>>) -> Result<Self> {
         let k = means.first().map_or(0, Vec::len);
         if k == 0 {
-            return Err(EnvError::config("a contextual bandit needs at least one context and one arm"));
+            return Err(EnvError::config(
+                "a contextual bandit needs at least one context and one arm",
+            ));
         }
         if let Some(row) = means.iter().position(|r| r.len() != k) {
-            return Err(EnvError::config(format!("context {row} has {} arms, context 0 has {k}", means[row].len())));
+            return Err(EnvError::config(format!(
+                "context {row} has {} arms, context 0 has {k}",
+                means[row].len()
+            )));
         }
         for row in &means {
             ArmKind::Bernoulli.validate(row)?;
@@ -232,11 +268,23 @@ impl ContextualBandit {
     /// using `arms_seed`. No single arm is best in every context (when `n_contexts >= 2`).
     pub fn random(n_contexts: usize, k: usize, arms_seed: u64) -> Result<Self> {
         if k < 2 {
-            return Err(EnvError::config("a contextual bandit needs at least two arms"));
+            return Err(EnvError::config(
+                "a contextual bandit needs at least two arms",
+            ));
         }
         let mut rng = EnvRng::seed_from_u64(arms_seed);
         let means = (0..n_contexts)
-            .map(|c| (0..k).map(|a| if a == c % k { 0.9 } else { rng.random_range(0.1..0.5) }).collect())
+            .map(|c| {
+                (0..k)
+                    .map(|a| {
+                        if a == c % k {
+                            0.9
+                        } else {
+                            rng.random_range(0.1..0.5)
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         Self::new(means)
     }
@@ -261,7 +309,10 @@ impl ContextualBandit {
     /// Starts an episode in a chosen context (GRPO's groups share one context).
     pub fn reset_to_context(&mut self, context: usize) -> Result<(usize, Info)> {
         if !self.observation_space.contains(&context) {
-            return Err(EnvError::config(format!("context {context} is not in {}", self.observation_space)));
+            return Err(EnvError::config(format!(
+                "context {context} is not in {}",
+                self.observation_space
+            )));
         }
         self.context = context;
         self.pulls = 0;
@@ -283,9 +334,11 @@ impl Env for ContextualBandit {
     fn reset(&mut self, seed: Option<u64>) -> (usize, Info) {
         if seed.is_some() {
             self.rng = seeded_rng(seed);
+            self.regret = Regret::default();
         }
         let context = self.rng.random_range(0..self.means.len());
-        self.reset_to_context(context).expect("a sampled context is valid")
+        self.reset_to_context(context)
+            .expect("a sampled context is valid")
     }
     fn step(&mut self, arm: usize) -> Result<Step<usize>> {
         check_action(&self.action_space, &arm)?;
@@ -295,9 +348,20 @@ impl Env for ContextualBandit {
         let terminated = self.pulls >= self.pulls_per_episode;
         self.phase = Phase::after(terminated);
         let info = self.regret.info(&self.means[self.context], arm);
-        Ok(Step { obs: self.context, reward, terminated, truncated: false, info })
+        Ok(Step {
+            obs: self.context,
+            reward,
+            terminated,
+            truncated: false,
+            info,
+        })
     }
     fn render_ansi(&self) -> Option<String> {
-        Some(format!("context {} of {}, pulls {}", self.context, self.means.len(), self.pulls))
+        Some(format!(
+            "context {} of {}, pulls {}",
+            self.context,
+            self.means.len(),
+            self.pulls
+        ))
     }
 }

@@ -109,29 +109,49 @@ impl Env for CartPole {
 
         let [x, x_dot, theta, theta_dot] = self.state;
         let force = if action == 1 { FORCE_MAG } else { -FORCE_MAG };
-        let (sin, cos) = theta.sin_cos();
-        let temp = (force + POLE_MASS_LENGTH * theta_dot * theta_dot * sin) / TOTAL_MASS;
-        let theta_acc =
-            (GRAVITY * sin - cos * temp) / (LENGTH * (4.0 / 3.0 - MASS_POLE * cos * cos / TOTAL_MASS));
+        // The operations are grouped as Gymnasium groups them, so the rounding is the same.
+        let (cos, sin) = (theta.cos(), theta.sin());
+        let temp = (force + POLE_MASS_LENGTH * (theta_dot * theta_dot) * sin) / TOTAL_MASS;
+        let theta_acc = (GRAVITY * sin - cos * temp)
+            / (LENGTH * (4.0 / 3.0 - MASS_POLE * (cos * cos) / TOTAL_MASS));
         let x_acc = temp - POLE_MASS_LENGTH * theta_acc * cos / TOTAL_MASS;
 
         // Explicit Euler: positions move with the old velocities.
-        self.state = [x + TAU * x_dot, x_dot + TAU * x_acc, theta + TAU * theta_dot, theta_dot + TAU * theta_acc];
+        self.state = [
+            x + TAU * x_dot,
+            x_dot + TAU * x_acc,
+            theta + TAU * theta_dot,
+            theta_dot + TAU * theta_acc,
+        ];
 
         let [x, _, theta, _] = self.state;
         let terminated = !(-X_THRESHOLD..=X_THRESHOLD).contains(&x)
             || !(-THETA_THRESHOLD..=THETA_THRESHOLD).contains(&theta);
         self.phase = Phase::after(terminated);
-        Ok(Step { obs: self.observation(), reward: 1.0, terminated, truncated: false, info: Info::default() })
+        Ok(Step {
+            obs: self.observation(),
+            reward: 1.0,
+            terminated,
+            truncated: false,
+            info: Info::default(),
+        })
     }
 
     /// One line: a track with the cart's position and the pole's lean.
     fn render_ansi(&self) -> Option<String> {
         let [x, _, theta, _] = self.state;
         let width = 49usize;
-        let col = (((x + X_THRESHOLD) / (2.0 * X_THRESHOLD)) * (width - 1) as f64).round().clamp(0.0, (width - 1) as f64) as usize;
+        let col = (((x + X_THRESHOLD) / (2.0 * X_THRESHOLD)) * (width - 1) as f64)
+            .round()
+            .clamp(0.0, (width - 1) as f64) as usize;
         let mut track: Vec<char> = vec!['-'; width];
-        track[col] = if theta < -0.02 { '\\' } else if theta > 0.02 { '/' } else { '|' };
+        track[col] = if theta < -0.02 {
+            '\\'
+        } else if theta > 0.02 {
+            '/'
+        } else {
+            '|'
+        };
         Some(format!(
             "[{}]  x={x:+.3} theta={:+.1} deg",
             track.into_iter().collect::<String>(),

@@ -23,7 +23,9 @@ pub fn check_env<E: Env>(env: &mut E, seed: u64, steps: usize) -> Result<(), Vec
     let first = rollout(env, seed, steps, &mut failures);
     let second = rollout(env, seed, steps, &mut failures);
     if first != second {
-        failures.push(format!("two resets with seed {seed} and the same actions gave different trajectories"));
+        failures.push(format!(
+            "two resets with seed {seed} and the same actions gave different trajectories"
+        ));
     }
     if failures.is_empty() {
         Ok(())
@@ -40,13 +42,28 @@ fn record<O>(step: &Step<O>) -> (O, f64, bool, bool, Vec<(&'static str, f64)>)
 where
     O: Clone,
 {
-    let ep = step.info.episode.map(|e| vec![("episode.r", e.r), ("episode.l", e.l as f64)]).unwrap_or_default();
-    (step.obs.clone(), step.reward, step.terminated, step.truncated, step.info.iter().chain(ep).collect())
+    let ep = step
+        .info
+        .episode
+        .map(|e| vec![("episode.r", e.r), ("episode.l", e.l as f64)])
+        .unwrap_or_default();
+    (
+        step.obs.clone(),
+        step.reward,
+        step.terminated,
+        step.truncated,
+        step.info.iter().chain(ep).collect(),
+    )
 }
 
 /// Resets with `seed`, then takes `steps` random actions (seeded by `seed` too), resetting
 /// (unseeded) after each episode. Records what it saw and notes every failed check.
-fn rollout<E: Env>(env: &mut E, seed: u64, steps: usize, failures: &mut Vec<String>) -> Trajectory<E> {
+fn rollout<E: Env>(
+    env: &mut E,
+    seed: u64,
+    steps: usize,
+    failures: &mut Vec<String>,
+) -> Trajectory<E> {
     let mut actions_rng = EnvRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
     let check_obs = |obs: &Obs<E>, env: &E, when: &str, failures: &mut Vec<String>| {
         let space = env.observation_space();
@@ -54,7 +71,9 @@ fn rollout<E: Env>(env: &mut E, seed: u64, steps: usize, failures: &mut Vec<Stri
             failures.push(format!("{when}: observation {obs:?} is not in {space}"));
         }
         if space.flatten(obs).iter().any(|v| !v.is_finite()) {
-            failures.push(format!("{when}: observation {obs:?} flattens to non-finite features"));
+            failures.push(format!(
+                "{when}: observation {obs:?} flattens to non-finite features"
+            ));
         }
     };
     let (obs, _) = env.reset(Some(seed));
@@ -63,7 +82,10 @@ fn rollout<E: Env>(env: &mut E, seed: u64, steps: usize, failures: &mut Vec<Stri
     for t in 0..steps {
         let action: Act<E> = env.action_space().sample(&mut actions_rng);
         if !env.action_space().contains(&action) {
-            failures.push(format!("step {t}: the sampled action {action:?} is not in {}", env.action_space()));
+            failures.push(format!(
+                "step {t}: the sampled action {action:?} is not in {}",
+                env.action_space()
+            ));
         }
         let step = match env.step(action.clone()) {
             Ok(step) => step,
@@ -84,7 +106,9 @@ fn rollout<E: Env>(env: &mut E, seed: u64, steps: usize, failures: &mut Vec<Stri
         if done {
             match env.step(action) {
                 Err(EnvError::NeedsReset { .. }) => {}
-                other => failures.push(format!("step {t}: a step after the episode ended returned {other:?}")),
+                other => failures.push(format!(
+                    "step {t}: a step after the episode ended returned {other:?}"
+                )),
             }
             let (obs, _) = env.reset(None);
             check_obs(&obs, env, "reset", failures);

@@ -27,15 +27,24 @@ pub enum EnvError {
 }
 
 impl EnvError {
-    pub(crate) fn invalid_action(action: impl std::fmt::Debug, space: impl std::fmt::Display) -> Self {
-        EnvError::InvalidAction { action: format!("{action:?}"), space: space.to_string() }
+    pub(crate) fn invalid_action(
+        action: impl std::fmt::Debug,
+        space: impl std::fmt::Display,
+    ) -> Self {
+        EnvError::InvalidAction {
+            action: format!("{action:?}"),
+            space: space.to_string(),
+        }
     }
     pub(crate) fn config(msg: impl Into<String>) -> Self {
         EnvError::InvalidConfig(msg.into())
     }
-    pub(crate) const BEFORE_RESET: Self = EnvError::NeedsReset { when: "before the first reset()" };
-    pub(crate) const AFTER_DONE: Self =
-        EnvError::NeedsReset { when: "after the episode ended (terminated or truncated)" };
+    pub(crate) const BEFORE_RESET: Self = EnvError::NeedsReset {
+        when: "before the first reset()",
+    };
+    pub(crate) const AFTER_DONE: Self = EnvError::NeedsReset {
+        when: "after the episode ended (terminated or truncated)",
+    };
 }
 
 /// `Result` with [`EnvError`].

@@ -40,8 +40,9 @@ pub const ACTION_NAMES: [&str; 4] = ["Left", "Down", "Right", "Up"];
 /// Gymnasium's FrozenLake 4x4 map.
 pub const MAP_4X4: [&str; 4] = ["SFFF", "FHFH", "FFFH", "HFFG"];
 /// Gymnasium's FrozenLake 8x8 map.
-pub const MAP_8X8: [&str; 8] =
-    ["SFFFFFFF", "FFFFFFFF", "FFFHFFFF", "FFFFFHFF", "FFFHFFFF", "FHHFFFHF", "FHFFHFHF", "FFFHFFFG"];
+pub const MAP_8X8: [&str; 8] = [
+    "SFFFFFFF", "FFFFFFFF", "FFFHFFFF", "FFFFFHFF", "FFFHFFFF", "FHHFFFHF", "FHFFHFHF", "FFFHFFFG",
+];
 
 /// One cell of the map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,21 +100,39 @@ pub struct GridRules {
 impl Default for GridRules {
     /// FrozenLake-v1's rules: slippery, reward 1 at the goal and 0 elsewhere.
     fn default() -> Self {
-        Self { is_slippery: true, success_rate: 1.0 / 3.0, goal_reward: 1.0, hole_reward: 0.0, step_penalty: 0.0 }
+        Self {
+            is_slippery: true,
+            success_rate: 1.0 / 3.0,
+            goal_reward: 1.0,
+            hole_reward: 0.0,
+            step_penalty: 0.0,
+        }
     }
 }
 
 impl GridRules {
     /// Deterministic moves, the given goal reward and step penalty, no reward for holes.
     pub fn deterministic(goal_reward: f64, step_penalty: f64) -> Self {
-        Self { is_slippery: false, goal_reward, step_penalty, ..Self::default() }
+        Self {
+            is_slippery: false,
+            goal_reward,
+            step_penalty,
+            ..Self::default()
+        }
     }
 
     fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.success_rate) {
-            return Err(EnvError::config(format!("success_rate must be in [0, 1], got {}", self.success_rate)));
+            return Err(EnvError::config(format!(
+                "success_rate must be in [0, 1], got {}",
+                self.success_rate
+            )));
         }
-        for (name, v) in [("goal_reward", self.goal_reward), ("hole_reward", self.hole_reward), ("step_penalty", self.step_penalty)] {
+        for (name, v) in [
+            ("goal_reward", self.goal_reward),
+            ("hole_reward", self.hole_reward),
+            ("step_penalty", self.step_penalty),
+        ] {
             if !v.is_finite() {
                 return Err(EnvError::config(format!("{name} must be finite, got {v}")));
             }
@@ -162,18 +181,28 @@ impl GridWorld {
         for (r, row) in map.iter().enumerate() {
             let row = row.as_ref();
             if row.chars().count() != ncol {
-                return Err(EnvError::config(format!("map row {r} has {} tiles, row 0 has {ncol}", row.chars().count())));
+                return Err(EnvError::config(format!(
+                    "map row {r} has {} tiles, row 0 has {ncol}",
+                    row.chars().count()
+                )));
             }
             for (c, ch) in row.chars().enumerate() {
                 let tile = Tile::parse(ch).ok_or_else(|| {
-                    EnvError::config(format!("map row {r} column {c}: unknown tile '{ch}' (use S, F, H, G or #)"))
+                    EnvError::config(format!(
+                        "map row {r} column {c}: unknown tile '{ch}' (use S, F, H, G or #)"
+                    ))
                 })?;
                 tiles.push(tile);
             }
         }
-        let starts: Vec<usize> = (0..tiles.len()).filter(|&s| tiles[s] == Tile::Start).collect();
+        let starts: Vec<usize> = (0..tiles.len())
+            .filter(|&s| tiles[s] == Tile::Start)
+            .collect();
         if starts.len() != 1 {
-            return Err(EnvError::config(format!("the map needs exactly one start 'S', found {}", starts.len())));
+            return Err(EnvError::config(format!(
+                "the map needs exactly one start 'S', found {}",
+                starts.len()
+            )));
         }
         if !tiles.contains(&Tile::Goal) {
             return Err(EnvError::config("the map has no goal 'G'"));
@@ -192,17 +221,24 @@ impl GridWorld {
             observation_space: Discrete { n: nrow * ncol },
             action_space: Discrete { n: 4 },
         };
-        world.model = (0..nrow * ncol * 4).map(|i| world.outcomes(i / 4, i % 4)).collect();
+        world.model = (0..nrow * ncol * 4)
+            .map(|i| world.outcomes(i / 4, i % 4))
+            .collect();
         Ok(world)
     }
 
     /// FrozenLake-v1 with Gymnasium's `"4x4"` or `"8x8"` map.
     pub fn frozen_lake(map_name: &str, is_slippery: bool) -> Result<Self> {
-        let rules = GridRules { is_slippery, ..GridRules::default() };
+        let rules = GridRules {
+            is_slippery,
+            ..GridRules::default()
+        };
         match map_name {
             "4x4" => Self::new(&MAP_4X4, rules),
             "8x8" => Self::new(&MAP_8X8, rules),
-            other => Err(EnvError::config(format!("unknown FrozenLake map '{other}'; use \"4x4\" or \"8x8\""))),
+            other => Err(EnvError::config(format!(
+                "unknown FrozenLake map '{other}'; use \"4x4\" or \"8x8\""
+            ))),
         }
     }
 
@@ -231,7 +267,12 @@ impl GridWorld {
     /// Gymnasium's `P[s][a]`, built once.
     fn outcomes(&self, s: usize, a: usize) -> Vec<Transition> {
         if self.tiles[s].is_terminal() || self.tiles[s] == Tile::Wall {
-            return vec![Transition { prob: 1.0, next: s, reward: 0.0, terminated: true }];
+            return vec![Transition {
+                prob: 1.0,
+                next: s,
+                reward: 0.0,
+                terminated: true,
+            }];
         }
         let outcome = |b: usize, prob: f64| {
             let next = self.moved(s, b);
@@ -240,14 +281,23 @@ impl GridWorld {
                 Tile::Hole => (self.rules.hole_reward, true),
                 _ => (-self.rules.step_penalty, false),
             };
-            Transition { prob, next, reward, terminated }
+            Transition {
+                prob,
+                next,
+                reward,
+                terminated,
+            }
         };
         if self.rules.is_slippery {
             let fail = (1.0 - self.rules.success_rate) / 2.0;
-            [((a + 3) % 4, fail), (a, self.rules.success_rate), ((a + 1) % 4, fail)]
-                .into_iter()
-                .map(|(b, p)| outcome(b, p))
-                .collect()
+            [
+                ((a + 3) % 4, fail),
+                (a, self.rules.success_rate),
+                ((a + 1) % 4, fail),
+            ]
+            .into_iter()
+            .map(|(b, p)| outcome(b, p))
+            .collect()
         } else {
             vec![outcome(a, 1.0)]
         }
@@ -280,7 +330,10 @@ impl GridWorld {
     }
     /// The map as rows of letters.
     pub fn map(&self) -> Vec<String> {
-        self.tiles.chunks(self.ncol).map(|row| row.iter().map(|t| t.letter()).collect()).collect()
+        self.tiles
+            .chunks(self.ncol)
+            .map(|row| row.iter().map(|t| t.letter()).collect())
+            .collect()
     }
 
     /// Solves the gridworld by value iteration with discount `gamma`, until no value changes
@@ -297,7 +350,9 @@ impl GridWorld {
         for _ in 0..100_000 {
             let mut delta: f64 = 0.0;
             for s in 0..n {
-                let best = (0..4).map(|a| q(&v, s, a)).fold(f64::NEG_INFINITY, f64::max);
+                let best = (0..4)
+                    .map(|a| q(&v, s, a))
+                    .fold(f64::NEG_INFINITY, f64::max);
                 delta = delta.max((best - v[s]).abs());
                 v[s] = best;
             }
@@ -306,7 +361,15 @@ impl GridWorld {
             }
         }
         let policy = (0..n)
-            .map(|s| (0..4).fold(0, |best, a| if q(&v, s, a) > q(&v, s, best) + 1e-12 { a } else { best }))
+            .map(|s| {
+                (0..4).fold(0, |best, a| {
+                    if q(&v, s, a) > q(&v, s, best) + 1e-12 {
+                        a
+                    } else {
+                        best
+                    }
+                })
+            })
             .collect();
         (v, policy)
     }
@@ -342,15 +405,24 @@ impl Env for GridWorld {
         } else {
             let u: f64 = self.rng.random();
             let mut acc = 0.0;
-            *outcomes.iter().find(|t| {
-                acc += t.prob;
-                acc > u
-            }).unwrap_or(&outcomes[outcomes.len() - 1])
+            *outcomes
+                .iter()
+                .find(|t| {
+                    acc += t.prob;
+                    acc > u
+                })
+                .unwrap_or(&outcomes[outcomes.len() - 1])
         };
         self.state = t.next;
         self.last_action = Some(action);
         self.phase = Phase::after(t.terminated);
-        Ok(Step { obs: t.next, reward: t.reward, terminated: t.terminated, truncated: false, info: Info::with("prob", t.prob) })
+        Ok(Step {
+            obs: t.next,
+            reward: t.reward,
+            terminated: t.terminated,
+            truncated: false,
+            info: Info::with("prob", t.prob),
+        })
     }
     /// Gymnasium's text rendering: the last action, then the map with the agent's cell
     /// highlighted in red.
@@ -401,14 +473,26 @@ pub struct MazeConfig {
 impl Default for MazeConfig {
     /// An 8x8 deterministic walled maze, goal reward 1, step penalty 0.01.
     fn default() -> Self {
-        Self { rows: 8, cols: 8, seed: 0, obstacle_prob: 0.3, holes: false, rules: GridRules::deterministic(1.0, 0.01) }
+        Self {
+            rows: 8,
+            cols: 8,
+            seed: 0,
+            obstacle_prob: 0.3,
+            holes: false,
+            rules: GridRules::deterministic(1.0, 0.01),
+        }
     }
 }
 
 impl MazeConfig {
     /// A `size x size` maze from `seed`, with the default rules.
     pub fn new(size: usize, seed: u64) -> Self {
-        Self { rows: size, cols: size, seed, ..Self::default() }
+        Self {
+            rows: size,
+            cols: size,
+            seed,
+            ..Self::default()
+        }
     }
 }
 
@@ -416,16 +500,31 @@ impl MazeConfig {
 pub fn generate_maze(config: &MazeConfig) -> Result<Vec<String>> {
     let (rows, cols) = (config.rows, config.cols);
     if rows * cols < 2 || rows > 256 || cols > 256 {
-        return Err(EnvError::config(format!("a maze needs 2 to 65536 cells and sides up to 256, got {rows}x{cols}")));
+        return Err(EnvError::config(format!(
+            "a maze needs 2 to 65536 cells and sides up to 256, got {rows}x{cols}"
+        )));
     }
     if !(0.0..=0.75).contains(&config.obstacle_prob) {
-        return Err(EnvError::config(format!("obstacle_prob must be in [0, 0.75], got {}", config.obstacle_prob)));
+        return Err(EnvError::config(format!(
+            "obstacle_prob must be in [0, 0.75], got {}",
+            config.obstacle_prob
+        )));
     }
     let obstacle = if config.holes { 'H' } else { '#' };
     let mut rng = EnvRng::seed_from_u64(config.seed);
     loop {
         let mut grid: Vec<Vec<char>> = (0..rows)
-            .map(|_| (0..cols).map(|_| if rng.random_bool(config.obstacle_prob) { obstacle } else { 'F' }).collect())
+            .map(|_| {
+                (0..cols)
+                    .map(|_| {
+                        if rng.random_bool(config.obstacle_prob) {
+                            obstacle
+                        } else {
+                            'F'
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         grid[0][0] = 'S';
         grid[rows - 1][cols - 1] = 'G';
@@ -445,7 +544,12 @@ fn has_path(grid: &[Vec<char>]) -> bool {
         if grid[r][c] == 'G' {
             return true;
         }
-        let neighbours = [(r.wrapping_sub(1), c), (r + 1, c), (r, c.wrapping_sub(1)), (r, c + 1)];
+        let neighbours = [
+            (r.wrapping_sub(1), c),
+            (r + 1, c),
+            (r, c.wrapping_sub(1)),
+            (r, c + 1),
+        ];
         for (nr, nc) in neighbours {
             if nr < rows && nc < cols && !seen[nr][nc] && !matches!(grid[nr][nc], '#' | 'H') {
                 seen[nr][nc] = true;

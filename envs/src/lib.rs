@@ -48,7 +48,9 @@ pub use gridworld::{generate_maze, GridRules, GridWorld, MazeConfig, Tile};
 pub use registry::{make, AnyEnv, EnvKind, EnvSpec, ENV_IDS};
 pub use space::{BoxSpace, Discrete, FloatObs, Space};
 pub use vector::{SyncVectorEnv, VecStep};
-pub use wrappers::{NormalizeObservation, NormalizeReward, OneHotObservation, RecordEpisodeStatistics, TimeLimit};
+pub use wrappers::{
+    NormalizeObservation, NormalizeReward, OneHotObservation, RecordEpisodeStatistics, TimeLimit,
+};
 
 /// CartPole-v1 as `gymnasium.make("CartPole-v1")` builds it: with its 500-step time limit.
 pub fn cartpole_v1() -> TimeLimit<CartPole> {

@@ -77,19 +77,25 @@ impl Options {
     fn parse(id: &str, text: &str) -> Result<Self> {
         let mut values = BTreeMap::new();
         for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| EnvError::config(format!("option '{pair}' of {id} is not key=value")))?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                EnvError::config(format!("option '{pair}' of {id} is not key=value"))
+            })?;
             values.insert(k.trim().to_string(), v.trim().to_string());
         }
-        Ok(Self { id: id.to_string(), values })
+        Ok(Self {
+            id: id.to_string(),
+            values,
+        })
     }
     fn get<T: std::str::FromStr>(&mut self, key: &str, default: T) -> Result<T> {
         match self.values.remove(key) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| EnvError::config(format!("option {key}={v} of {} is not a valid value", self.id))),
+            Some(v) => v.parse().map_err(|_| {
+                EnvError::config(format!(
+                    "option {key}={v} of {} is not a valid value",
+                    self.id
+                ))
+            }),
         }
     }
     fn finish(self) -> Result<()> {
@@ -107,10 +113,18 @@ pub fn make(spec: &str) -> Result<(AnyEnv, EnvSpec)> {
     let (env, max_steps, threshold) = match id {
         "CartPole-v1" => {
             let env = TimeLimit::new(CartPole::new(), cartpole::MAX_EPISODE_STEPS)?;
-            (EnvKind::CartPole(env), Some(cartpole::MAX_EPISODE_STEPS), Some(cartpole::REWARD_THRESHOLD))
+            (
+                EnvKind::CartPole(env),
+                Some(cartpole::MAX_EPISODE_STEPS),
+                Some(cartpole::REWARD_THRESHOLD),
+            )
         }
         "FrozenLake-v1" | "FrozenLake8x8-v1" => {
-            let (map, steps, threshold) = if id == "FrozenLake-v1" { ("4x4", 100, 0.70) } else { ("8x8", 200, 0.85) };
+            let (map, steps, threshold) = if id == "FrozenLake-v1" {
+                ("4x4", 100, 0.70)
+            } else {
+                ("8x8", 200, 0.85)
+            };
             let map: String = o.get("map_name", map.to_string())?;
             let slippery = o.get("is_slippery", true)?;
             let env = TimeLimit::new(GridWorld::frozen_lake(&map, slippery)?, steps)?;
@@ -134,31 +148,55 @@ pub fn make(spec: &str) -> Result<(AnyEnv, EnvSpec)> {
                 rules,
             };
             let steps = 4 * config.rows * config.cols;
-            (EnvKind::Grid(TimeLimit::new(GridWorld::maze(&config)?, steps)?), Some(steps), None)
+            (
+                EnvKind::Grid(TimeLimit::new(GridWorld::maze(&config)?, steps)?),
+                Some(steps),
+                None,
+            )
         }
         "BernoulliBandit-v0" | "GaussianBandit-v0" => {
-            let (arms, seed, pulls) = (o.get("arms", 10)?, o.get("arms_seed", 0)?, o.get("pulls", 1)?);
+            let (arms, seed, pulls) = (
+                o.get("arms", 10)?,
+                o.get("arms_seed", 0)?,
+                o.get("pulls", 1)?,
+            );
             let env = if id == "BernoulliBandit-v0" {
                 KArmedBandit::bernoulli(arms, seed)?
             } else {
                 KArmedBandit::gaussian(arms, seed)?
             };
-            (EnvKind::Bandit(env.with_pulls_per_episode(pulls)?), None, None)
+            (
+                EnvKind::Bandit(env.with_pulls_per_episode(pulls)?),
+                None,
+                None,
+            )
         }
         "ContextualBandit-v0" => {
             let (contexts, arms) = (o.get("contexts", 4)?, o.get("arms", 4)?);
             let (seed, pulls) = (o.get("arms_seed", 0)?, o.get("pulls", 1)?);
-            let env = ContextualBandit::random(contexts, arms, seed)?.with_pulls_per_episode(pulls)?;
+            let env =
+                ContextualBandit::random(contexts, arms, seed)?.with_pulls_per_episode(pulls)?;
             (EnvKind::Contextual(env), None, None)
         }
         _ => {
-            let known = ENV_IDS.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", ");
-            return Err(EnvError::UnknownEnv { id: id.to_string(), known });
+            let known = ENV_IDS
+                .iter()
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(EnvError::UnknownEnv {
+                id: id.to_string(),
+                known,
+            });
         }
     };
     o.finish()?;
     let env = AnyEnv::new(env);
-    let spec = EnvSpec { id: id.to_string(), max_episode_steps: max_steps, reward_threshold: threshold };
+    let spec = EnvSpec {
+        id: id.to_string(),
+        max_episode_steps: max_steps,
+        reward_threshold: threshold,
+    };
     Ok((env, spec))
 }
 
@@ -178,7 +216,8 @@ impl AnyEnv {
     /// Wraps a typed environment.
     pub fn new(kind: EnvKind) -> Self {
         let n = dispatch!(&kind, e => e.observation_space().flat_dim());
-        let space = BoxSpace::uniform(f32::NEG_INFINITY, f32::INFINITY, vec![n]).expect("a valid box");
+        let space =
+            BoxSpace::uniform(f32::NEG_INFINITY, f32::INFINITY, vec![n]).expect("a valid box");
         Self { kind, space }
     }
 
@@ -205,7 +244,13 @@ impl AnyEnv {
 
 fn flat_step<E: Env>(env: &E, step: Step<<E::ObsSpace as Space>::Item>) -> Step<Vec<f32>> {
     let obs = env.observation_space().flatten(&step.obs);
-    Step { obs, reward: step.reward, terminated: step.terminated, truncated: step.truncated, info: step.info }
+    Step {
+        obs,
+        reward: step.reward,
+        terminated: step.terminated,
+        truncated: step.truncated,
+        info: step.info,
+    }
 }
 
 impl Env for AnyEnv {

@@ -45,7 +45,13 @@ pub enum RenderError {
 impl<'a> GridPicture<'a> {
     /// The bare map.
     pub fn new(world: &'a GridWorld) -> Self {
-        Self { world, values: None, arrows: None, path: None, agent: None }
+        Self {
+            world,
+            values: None,
+            arrows: None,
+            path: None,
+            agent: None,
+        }
     }
     /// Colours each cell by its value (dark = low, bright = high).
     pub fn values(mut self, values: &'a [f64]) -> Self {
@@ -84,7 +90,10 @@ impl<'a> GridPicture<'a> {
 
     /// The picture's size in pixels.
     pub fn size(&self) -> (u32, u32) {
-        ((self.world.ncol() as i32 * CELL) as u32, (self.world.nrow() as i32 * CELL) as u32)
+        (
+            (self.world.ncol() as i32 * CELL) as u32,
+            (self.world.nrow() as i32 * CELL) as u32,
+        )
     }
 
     /// The picture as an SVG document.
@@ -120,7 +129,10 @@ impl<'a> GridPicture<'a> {
 
     fn check(&self) -> Result<(), RenderError> {
         let expected = self.world.nrow() * self.world.ncol();
-        let lens = [self.values.map(<[f64]>::len), self.arrows.as_ref().map(Vec::len)];
+        let lens = [
+            self.values.map(<[f64]>::len),
+            self.arrows.as_ref().map(Vec::len),
+        ];
         match lens.into_iter().flatten().find(|&n| n != expected) {
             Some(got) => Err(RenderError::Size { got, expected }),
             None => Ok(()),
@@ -128,7 +140,10 @@ impl<'a> GridPicture<'a> {
     }
 
     fn center(&self, s: usize) -> (i32, i32) {
-        let (r, c) = ((s / self.world.ncol()) as i32, (s % self.world.ncol()) as i32);
+        let (r, c) = (
+            (s / self.world.ncol()) as i32,
+            (s % self.world.ncol()) as i32,
+        );
         (c * CELL + CELL / 2, r * CELL + CELL / 2)
     }
 
@@ -138,7 +153,11 @@ impl<'a> GridPicture<'a> {
         area.fill(&WHITE).map_err(err)?;
         let n = self.world.nrow() * self.world.ncol();
         let (vmin, vmax) = match self.values {
-            Some(v) => v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x))),
+            Some(v) => v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                    (lo.min(*x), hi.max(*x))
+                }),
             None => (0.0, 1.0),
         };
         for s in 0..n {
@@ -153,12 +172,22 @@ impl<'a> GridPicture<'a> {
                 (Tile::Start, None) => RGBColor(170, 220, 170),
                 (Tile::Free, None) => RGBColor(200, 230, 250),
             };
-            area.draw(&Rectangle::new([(x0, y0), (x0 + CELL, y0 + CELL)], fill.filled())).map_err(err)?;
-            area.draw(&Rectangle::new([(x0, y0), (x0 + CELL, y0 + CELL)], RGBColor(255, 255, 255).stroke_width(1)))
-                .map_err(err)?;
+            area.draw(&Rectangle::new(
+                [(x0, y0), (x0 + CELL, y0 + CELL)],
+                fill.filled(),
+            ))
+            .map_err(err)?;
+            area.draw(&Rectangle::new(
+                [(x0, y0), (x0 + CELL, y0 + CELL)],
+                RGBColor(255, 255, 255).stroke_width(1),
+            ))
+            .map_err(err)?;
             if tile == Tile::Start {
-                area.draw(&Rectangle::new([(x0 + 2, y0 + 2), (x0 + CELL - 2, y0 + CELL - 2)], GREEN.stroke_width(3)))
-                    .map_err(err)?;
+                area.draw(&Rectangle::new(
+                    [(x0 + 2, y0 + 2), (x0 + CELL - 2, y0 + CELL - 2)],
+                    GREEN.stroke_width(3),
+                ))
+                .map_err(err)?;
             }
             if let (Some(arrows), Tile::Start | Tile::Free) = (&self.arrows, tile) {
                 for (a, p) in arrows[s].iter().enumerate() {
@@ -170,10 +199,19 @@ impl<'a> GridPicture<'a> {
         }
         if let Some(path) = self.path {
             let points: Vec<(i32, i32)> = path.iter().map(|&s| self.center(s)).collect();
-            area.draw(&PathElement::new(points, RGBColor(220, 40, 40).stroke_width(3))).map_err(err)?;
+            area.draw(&PathElement::new(
+                points,
+                RGBColor(220, 40, 40).stroke_width(3),
+            ))
+            .map_err(err)?;
         }
         if let Some(s) = self.agent {
-            area.draw(&Circle::new(self.center(s), CELL / 5, RGBColor(220, 40, 40).filled())).map_err(err)?;
+            area.draw(&Circle::new(
+                self.center(s),
+                CELL / 5,
+                RGBColor(220, 40, 40).filled(),
+            ))
+            .map_err(err)?;
         }
         Ok(())
     }
@@ -201,9 +239,16 @@ impl<'a> GridPicture<'a> {
         let base = (tip.0 - dx * head, tip.1 - dy * head);
         let (px, py) = (-dy, dx);
         let black = RGBColor(20, 20, 20);
-        area.draw(&PathElement::new(vec![(cx, cy), base], black.stroke_width(3)))?;
+        area.draw(&PathElement::new(
+            vec![(cx, cy), base],
+            black.stroke_width(3),
+        ))?;
         area.draw(&Polygon::new(
-            vec![tip, (base.0 + px * head, base.1 + py * head), (base.0 - px * head, base.1 - py * head)],
+            vec![
+                tip,
+                (base.0 + px * head, base.1 + py * head),
+                (base.0 - px * head, base.1 - py * head),
+            ],
             black.filled(),
         ))
     }
@@ -211,10 +256,122 @@ impl<'a> GridPicture<'a> {
 
 /// A dark-blue → green → yellow colour ramp for `t` in [0, 1] (close to viridis).
 fn heat(t: f64) -> RGBColor {
-    let stops = [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
+    let stops = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
     let x = t.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
     let i = (x.floor() as usize).min(stops.len() - 2);
     let f = x - i as f64;
     let mix = |a: f64, b: f64| (a + (b - a) * f).round() as u8;
-    RGBColor(mix(stops[i].0, stops[i + 1].0), mix(stops[i].1, stops[i + 1].1), mix(stops[i].2, stops[i + 1].2))
+    RGBColor(
+        mix(stops[i].0, stops[i + 1].0),
+        mix(stops[i].1, stops[i + 1].1),
+        mix(stops[i].2, stops[i + 1].2),
+    )
+}
+
+/// A film strip of CartPole states: up to `frames` evenly spaced snapshots of the cart and
+/// pole, left to right and top to bottom, five to a row.
+#[derive(Clone, Debug)]
+pub struct CartPoleStrip<'a> {
+    states: &'a [[f64; 4]],
+    frames: usize,
+}
+
+impl<'a> CartPoleStrip<'a> {
+    const W: i32 = 200;
+    const H: i32 = 120;
+    const PER_ROW: usize = 5;
+
+    pub fn new(states: &'a [[f64; 4]], frames: usize) -> Self {
+        Self {
+            states,
+            frames: frames.max(1),
+        }
+    }
+
+    fn picked(&self) -> Vec<[f64; 4]> {
+        let n = self.states.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let k = self.frames.min(n);
+        (0..k)
+            .map(|i| self.states[if k == 1 { 0 } else { i * (n - 1) / (k - 1) }])
+            .collect()
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        let k = self.picked().len().max(1);
+        let cols = k.min(Self::PER_ROW) as i32;
+        let rows = k.div_ceil(Self::PER_ROW) as i32;
+        ((cols * Self::W) as u32, (rows * Self::H) as u32)
+    }
+
+    /// The strip as an SVG document.
+    pub fn to_svg(&self) -> String {
+        let mut svg = String::new();
+        {
+            let area = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
+            let _ = self.draw(&area);
+        }
+        svg
+    }
+
+    /// Writes the strip as a PNG file.
+    pub fn save_png(&self, path: impl AsRef<Path>) -> Result<(), RenderError> {
+        let area = BitMapBackend::new(path.as_ref(), self.size()).into_drawing_area();
+        self.draw(&area)
+            .map_err(|e| RenderError::Draw(e.to_string()))?;
+        area.present().map_err(|e| RenderError::Draw(e.to_string()))
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        area.fill(&WHITE)?;
+        // World to pixels: the track spans x in [-2.4, 2.4]; the pole (1 m long) is drawn
+        // at the same scale.
+        let scale = f64::from(Self::W - 20) / (2.0 * crate::cartpole::X_THRESHOLD);
+        for (i, [x, _, theta, _]) in self.picked().into_iter().enumerate() {
+            let (fx, fy) = (
+                (i % Self::PER_ROW) as i32 * Self::W,
+                (i / Self::PER_ROW) as i32 * Self::H,
+            );
+            let ground = fy + Self::H - 25;
+            area.draw(&Rectangle::new(
+                [(fx + 2, fy + 2), (fx + Self::W - 2, fy + Self::H - 2)],
+                RGBColor(200, 200, 200),
+            ))?;
+            area.draw(&PathElement::new(
+                vec![(fx + 10, ground), (fx + Self::W - 10, ground)],
+                BLACK,
+            ))?;
+            let cx = fx + Self::W / 2 + (x * scale).round() as i32;
+            area.draw(&Rectangle::new(
+                [(cx - 15, ground - 12), (cx + 15, ground)],
+                RGBColor(50, 50, 50).filled(),
+            ))?;
+            let pole = 2.0 * crate::cartpole::LENGTH * scale;
+            let tip = (
+                cx + (pole * theta.sin()).round() as i32,
+                ground - 12 - (pole * theta.cos()).round() as i32,
+            );
+            area.draw(&PathElement::new(
+                vec![(cx, ground - 12), tip],
+                RGBColor(200, 120, 60).stroke_width(5),
+            ))?;
+            area.draw(&Circle::new(
+                (cx, ground - 12),
+                3,
+                RGBColor(120, 120, 200).filled(),
+            ))?;
+        }
+        Ok(())
+    }
 }

@@ -81,19 +81,22 @@ impl Space for Discrete {
 
 /// Storage for a real-valued observation: a `Vec<f32>` or, without allocation, `[f32; N]`.
 pub trait FloatObs: AsRef<[f32]> + AsMut<[f32]> + Clone + fmt::Debug + PartialEq {
+    /// The fixed length of this storage, if it has one.
+    const FIXED_LEN: Option<usize>;
     /// A value of `len` zeros. For `[f32; N]`, `len` is always `N`: [`BoxSpace::new`] checks it.
     fn zeros(len: usize) -> Self;
 }
 
 impl FloatObs for Vec<f32> {
+    const FIXED_LEN: Option<usize> = None;
     fn zeros(len: usize) -> Self {
         vec![0.0; len]
     }
 }
 
 impl<const N: usize> FloatObs for [f32; N] {
-    fn zeros(len: usize) -> Self {
-        debug_assert_eq!(len, N);
+    const FIXED_LEN: Option<usize> = Some(N);
+    fn zeros(_len: usize) -> Self {
         [0.0; N]
     }
 }
@@ -118,13 +121,24 @@ impl<O: FloatObs> BoxSpace<O> {
                 high.len()
             )));
         }
-        if O::zeros(len).as_ref().len() != len {
-            return Err(EnvError::config("Box storage does not match its shape"));
+        if let Some(n) = O::FIXED_LEN.filter(|n| *n != len) {
+            return Err(EnvError::config(format!(
+                "a Box stored as [f32; {n}] cannot have the shape {shape:?}"
+            )));
         }
-        if let Some(i) = (0..len).find(|&i| low[i].is_nan() || high[i].is_nan() || low[i] > high[i]) {
-            return Err(EnvError::config(format!("Box bound {i}: low {} > high {}", low[i], high[i])));
+        if let Some(i) = (0..len).find(|&i| low[i].is_nan() || high[i].is_nan() || low[i] > high[i])
+        {
+            return Err(EnvError::config(format!(
+                "Box bound {i}: low {} > high {}",
+                low[i], high[i]
+            )));
         }
-        Ok(Self { low, high, shape, _storage: std::marker::PhantomData })
+        Ok(Self {
+            low,
+            high,
+            shape,
+            _storage: std::marker::PhantomData,
+        })
     }
 
     /// A box with the same bounds `[low, high]` in every coordinate.
@@ -145,10 +159,18 @@ impl<O: FloatObs> BoxSpace<O> {
 }
 
 impl<O> fmt::Display for BoxSpace<O> {
+    /// `Box(low, high, shape)`, with one bound when every coordinate shares it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lo = self.low.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = self.high.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        write!(f, "Box({lo}, {hi}, {:?})", self.shape)
+        let same = |v: &[f32]| v.iter().all(|x| x.to_bits() == v[0].to_bits());
+        if !self.low.is_empty() && same(&self.low) && same(&self.high) {
+            write!(
+                f,
+                "Box({:?}, {:?}, {:?})",
+                self.low[0], self.high[0], self.shape
+            )
+        } else {
+            write!(f, "Box({:?}, {:?}, {:?})", self.low, self.high, self.shape)
+        }
     }
 }
 
@@ -173,7 +195,9 @@ impl<O: FloatObs> Space for BoxSpace<O> {
     fn contains(&self, x: &O) -> bool {
         let x = x.as_ref();
         x.len() == self.len()
-            && x.iter().zip(self.low.iter().zip(&self.high)).all(|(v, (lo, hi))| *lo <= *v && *v <= *hi)
+            && x.iter()
+                .zip(self.low.iter().zip(&self.high))
+                .all(|(v, (lo, hi))| *lo <= *v && *v <= *hi)
     }
     fn flat_dim(&self) -> usize {
         self.len()

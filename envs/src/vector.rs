@@ -72,7 +72,11 @@ impl<E: Env> SyncVectorEnv<E> {
             final_obs: Array2::zeros((num_envs, dim)),
             infos: vec![Info::default(); num_envs],
         };
-        Ok(Self { envs, out, started: false })
+        Ok(Self {
+            envs,
+            out,
+            started: false,
+        })
     }
 
     pub fn num_envs(&self) -> usize {
@@ -97,7 +101,12 @@ impl<E: Env> SyncVectorEnv<E> {
         let mut infos = Vec::with_capacity(self.envs.len());
         for (i, env) in self.envs.iter_mut().enumerate() {
             let (obs, info) = env.reset(seed.map(|s| s.wrapping_add(i as u64)));
-            let row = self.out.obs.row_mut(i).into_slice().expect("rows are contiguous");
+            let row = self
+                .out
+                .obs
+                .row_mut(i)
+                .into_slice()
+                .expect("rows are contiguous");
             env.observation_space().flatten_into(&obs, row);
             infos.push(info);
         }
@@ -123,11 +132,20 @@ impl<E: Env> SyncVectorEnv<E> {
         let out = &mut self.out;
         for (i, (env, action)) in self.envs.iter_mut().zip(actions).enumerate() {
             let step = env.step(action.clone())?;
-            let row = if step.done() { out.final_obs.row_mut(i) } else { out.obs.row_mut(i) };
-            env.observation_space().flatten_into(&step.obs, row.into_slice().expect("rows are contiguous"));
+            let row = if step.done() {
+                out.final_obs.row_mut(i)
+            } else {
+                out.obs.row_mut(i)
+            };
+            env.observation_space()
+                .flatten_into(&step.obs, row.into_slice().expect("rows are contiguous"));
             if step.done() {
                 let (obs, _) = env.reset(None);
-                let row = out.obs.row_mut(i).into_slice().expect("rows are contiguous");
+                let row = out
+                    .obs
+                    .row_mut(i)
+                    .into_slice()
+                    .expect("rows are contiguous");
                 env.observation_space().flatten_into(&obs, row);
             }
             out.rewards[i] = step.reward;

@@ -49,7 +49,12 @@ impl<E: Env> TimeLimit<E> {
         if max_episode_steps == 0 {
             return Err(EnvError::config("max_episode_steps must be at least 1"));
         }
-        Ok(Self { env, max_episode_steps, elapsed: 0, phase: Phase::NotStarted })
+        Ok(Self {
+            env,
+            max_episode_steps,
+            elapsed: 0,
+            phase: Phase::NotStarted,
+        })
     }
     pub fn max_episode_steps(&self) -> usize {
         self.max_episode_steps
@@ -162,7 +167,11 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         self.episode_length += 1;
         if step.done() {
             let t = self.episode_start.elapsed().as_secs_f64();
-            let stats = crate::EpisodeStats { r: self.episode_return, l: self.episode_length, t };
+            let stats = crate::EpisodeStats {
+                r: self.episode_return,
+                l: self.episode_length,
+                t,
+            };
             step.info.episode = Some(stats);
             self.episode_count += 1;
             push_bounded(&mut self.return_queue, stats.r, self.buffer_length);
@@ -187,7 +196,11 @@ pub struct RunningMeanStd {
 
 impl RunningMeanStd {
     pub fn new(dim: usize) -> Self {
-        Self { mean: vec![0.0; dim], var: vec![1.0; dim], count: 1e-4 }
+        Self {
+            mean: vec![0.0; dim],
+            var: vec![1.0; dim],
+            count: 1e-4,
+        }
     }
     /// Adds one sample.
     pub fn update(&mut self, x: &[f64]) {
@@ -227,9 +240,20 @@ where
     pub fn with_epsilon(env: E, epsilon: f64) -> Self {
         let inner = env.observation_space();
         let len = inner.len();
-        let space = BoxSpace::new(vec![f32::NEG_INFINITY; len], vec![f32::INFINITY; len], inner.shape.clone())
-            .expect("same shape as the inner space");
-        Self { env, rms: RunningMeanStd::new(len), epsilon, update_running_mean: true, space, scratch: vec![0.0; len] }
+        let space = BoxSpace::new(
+            vec![f32::NEG_INFINITY; len],
+            vec![f32::INFINITY; len],
+            inner.shape.clone(),
+        )
+        .expect("same shape as the inner space");
+        Self {
+            env,
+            rms: RunningMeanStd::new(len),
+            epsilon,
+            update_running_mean: true,
+            space,
+            scratch: vec![0.0; len],
+        }
     }
     fn normalize(&mut self, mut obs: O) -> O {
         for (s, v) in self.scratch.iter_mut().zip(obs.as_ref()) {
@@ -239,7 +263,8 @@ where
             self.rms.update(&self.scratch);
         }
         for (i, v) in obs.as_mut().iter_mut().enumerate() {
-            *v = ((self.scratch[i] - self.rms.mean[i]) / (self.rms.var[i] + self.epsilon).sqrt()) as f32;
+            *v = ((self.scratch[i] - self.rms.mean[i]) / (self.rms.var[i] + self.epsilon).sqrt())
+                as f32;
         }
         obs
     }
@@ -294,9 +319,18 @@ impl<E: Env> NormalizeReward<E> {
     }
     pub fn with_params(env: E, gamma: f64, epsilon: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&gamma) {
-            return Err(EnvError::config(format!("gamma must be in [0, 1], got {gamma}")));
+            return Err(EnvError::config(format!(
+                "gamma must be in [0, 1], got {gamma}"
+            )));
         }
-        Ok(Self { env, rms: RunningMeanStd::new(1), gamma, epsilon, update_running_mean: true, discounted_return: 0.0 })
+        Ok(Self {
+            env,
+            rms: RunningMeanStd::new(1),
+            gamma,
+            epsilon,
+            update_running_mean: true,
+            discounted_return: 0.0,
+        })
     }
     inner_access!();
 }
@@ -361,7 +395,13 @@ impl<E: Env<ObsSpace = Discrete>> Env for OneHotObservation<E> {
     fn step(&mut self, action: Act<E>) -> Result<Step<Vec<f32>>> {
         let step = self.env.step(action)?;
         let obs = self.env.observation_space().flatten(&step.obs);
-        Ok(Step { obs, reward: step.reward, terminated: step.terminated, truncated: step.truncated, info: step.info })
+        Ok(Step {
+            obs,
+            reward: step.reward,
+            terminated: step.terminated,
+            truncated: step.truncated,
+            info: step.info,
+        })
     }
     fn render_ansi(&self) -> Option<String> {
         self.env.render_ansi()

@@ -1,0 +1,115 @@
+//! The burn backends policy-lab runs on, and the `--device cpu|wgpu|cuda` choice.
+//!
+//! * `cpu`: `Autodiff<NdArray>`, always built.
+//! * `wgpu`: `Autodiff<Wgpu>` (Vulkan, Metal, DX12; or llvmpipe, a software Vulkan driver, on
+//!   a machine without a GPU), built with `--features wgpu`.
+//! * `cuda`: `Autodiff<Cuda>`, built with `--features cuda`; needs an NVIDIA driver at run
+//!   time (no CUDA toolkit is needed to build).
+//!
+//! Algorithm code is generic over `B: AutodiffBackend`; only the entry point picks one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, ElementConversion, Tensor};
+
+/// The CPU backend, with automatic differentiation.
+pub type Cpu = burn::backend::Autodiff<burn::backend::NdArray>;
+/// The wgpu backend, with automatic differentiation.
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu>;
+/// The CUDA backend, with automatic differentiation.
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Autodiff<burn::backend::Cuda>;
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Wgpu,
+    Cuda,
+}
+
+/// Why a device name was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DeviceError {
+    #[error("unknown device '{0}'; use cpu, wgpu or cuda")]
+    Unknown(String),
+    #[error("this build has no {0} backend; rebuild with `--features {0}`")]
+    NotBuilt(&'static str),
+}
+
+impl Device {
+    /// The devices this build can use.
+    pub fn available() -> Vec<Device> {
+        [Device::Cpu, Device::Wgpu, Device::Cuda]
+            .into_iter()
+            .filter(|d| d.is_built())
+            .collect()
+    }
+    /// Whether this build includes the backend.
+    pub fn is_built(self) -> bool {
+        match self {
+            Device::Cpu => true,
+            Device::Wgpu => cfg!(feature = "wgpu"),
+            Device::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Wgpu => "wgpu",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Device {
+    type Err = DeviceError;
+    fn from_str(s: &str) -> Result<Self, DeviceError> {
+        let device = match s.to_ascii_lowercase().as_str() {
+            "cpu" | "ndarray" => Device::Cpu,
+            "wgpu" => Device::Wgpu,
+            "cuda" => Device::Cuda,
+            _ => return Err(DeviceError::Unknown(s.to_string())),
+        };
+        if device.is_built() {
+            Ok(device)
+        } else {
+            Err(DeviceError::NotBuilt(device.name()))
+        }
+    }
+}
+
+/// A small computation on backend `B`: `sum(A·Aᵀ)` for a fixed 16×16 random `A`, to show a
+/// backend works end to end.
+pub fn smoke_test<B: Backend>(device: &B::Device) -> f32 {
+    B::seed(device, 7);
+    let a = Tensor::<B, 2>::random([16, 16], Distribution::Uniform(-1.0, 1.0), device);
+    a.clone()
+        .matmul(a.transpose())
+        .sum()
+        .into_scalar()
+        .elem::<f32>()
+}
+
+/// Runs [`smoke_test`] on `device`; returns the value it computed.
+pub fn check_device(device: Device) -> f32 {
+    match device {
+        Device::Cpu => smoke_test::<Cpu>(&Default::default()),
+        #[cfg(feature = "wgpu")]
+        Device::Wgpu => smoke_test::<Wgpu>(&Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => smoke_test::<Cuda>(&Default::default()),
+        #[allow(unreachable_patterns)]
+        other => unreachable!("{other} is not built; Device::from_str refuses it"),
+    }
+}
