@@ -59,7 +59,7 @@ impl HeuristicAgent {
                 let (values, policy) = grid.inner().value_iteration(0.99, 1e-10);
                 HeuristicAgent::Grid { values, policy }
             }
-            EnvKind::Bandit(_) | EnvKind::Contextual(_) => {
+            EnvKind::Bandit(_) => {
                 let contexts = env.obs_dim();
                 let arms = env.num_actions();
                 HeuristicAgent::Ucb {

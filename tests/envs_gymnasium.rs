@@ -1,7 +1,7 @@
 //! Our environments against Gymnasium 1.4 itself, on fixtures that Gymnasium generated
 //! (`tests/fixtures/make_gymnasium_fixtures.py`).
 
-use policy_lab::envs::{cartpole_v1, Env, GridWorld, Space};
+use policy_lab::envs::{cartpole_v1, Env, GridWorld};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {

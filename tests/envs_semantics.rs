@@ -45,7 +45,7 @@ fn check_env_passes_for_every_environment() {
         2_000,
     )
     .unwrap();
-    check_env(&mut KArmedBandit::gaussian(5, 1).unwrap(), 4, 500).unwrap();
+    check_env(&mut Bandit::gaussian(5, 1).unwrap(), 4, 500).unwrap();
 }
 
 /// A deliberately broken environment: its reset ignores the seed. `check_env` must say so.
@@ -125,7 +125,7 @@ fn bad_actions_are_typed_errors() {
     let mut lake = GridWorld::frozen_lake("4x4", true).unwrap();
     lake.reset(Some(0));
     assert!(matches!(lake.step(4), Err(EnvError::InvalidAction { .. })));
-    let mut bandit = KArmedBandit::bernoulli(10, 0).unwrap();
+    let mut bandit = Bandit::bernoulli(10, 0).unwrap();
     bandit.reset(Some(0));
     assert!(matches!(
         bandit.step(10),
@@ -201,15 +201,17 @@ fn invalid_configs_are_typed_errors() {
     assert!(msg(make_env("BernoulliBandit-v0:arms=0")).contains("at least one arm"));
     assert!(msg(make_env("BernoulliBandit-v0:pulls=0"))
         .contains("pulls_per_episode must be at least 1"));
-    assert!(KArmedBandit::new(vec![0.5, 1.5], ArmKind::Bernoulli)
+    assert!(Bandit::k_armed(vec![0.5, 1.5], ArmKind::Bernoulli)
         .unwrap_err()
         .to_string()
         .contains("p in [0, 1]"));
-    assert!(KArmedBandit::new(vec![0.5], ArmKind::Gaussian { std: -1.0 }).is_err());
-    assert!(ContextualBandit::new(vec![vec![0.1, 0.2], vec![0.3]])
-        .unwrap_err()
-        .to_string()
-        .contains("context 1 has 1 arms"));
+    assert!(Bandit::k_armed(vec![0.5], ArmKind::Gaussian { std: -1.0 }).is_err());
+    assert!(
+        Bandit::contextual(vec![vec![0.1, 0.2], vec![0.3]], ArmKind::Bernoulli)
+            .unwrap_err()
+            .to_string()
+            .contains("context 1 has 1 arms")
+    );
     assert!(GridWorld::new(&["SFX", "FFG"], GridRules::default())
         .unwrap_err()
         .to_string()
@@ -399,7 +401,7 @@ fn generated_mazes_always_have_a_path_and_follow_their_config() {
 
 #[test]
 fn bandits_report_regret_and_contexts_matter() {
-    let mut bandit = KArmedBandit::new(vec![0.2, 0.9, 0.5], ArmKind::Bernoulli).unwrap();
+    let mut bandit = Bandit::k_armed(vec![0.2, 0.9, 0.5], ArmKind::Bernoulli).unwrap();
     bandit.reset(Some(0));
     let step = bandit.step(0).unwrap();
     assert!(step.terminated);
@@ -417,9 +419,9 @@ fn bandits_report_regret_and_contexts_matter() {
     }
     assert!((wins / 20_000.0 - 0.9).abs() < 0.01);
 
-    let mut g = KArmedBandit::gaussian(10, 0).unwrap();
+    let mut g = Bandit::gaussian(10, 0).unwrap();
     g.reset(Some(0));
-    let mean = g.means()[3];
+    let mean = g.means()[0][3];
     let avg = (0..20_000)
         .map(|_| {
             g.reset(None);
@@ -429,7 +431,7 @@ fn bandits_report_regret_and_contexts_matter() {
         / 20_000.0;
     assert!((avg - mean).abs() < 0.03, "{avg} vs {mean}");
 
-    let cb = ContextualBandit::random(4, 4, 0).unwrap();
+    let cb = Bandit::contextual_random(4, 4, 0).unwrap();
     let best: Vec<usize> = (0..4).map(|c| cb.best_arm(c)).collect();
     assert_eq!(best, vec![0, 1, 2, 3], "each context has its own best arm");
     let mut cb = cb.with_pulls_per_episode(3).unwrap();
@@ -446,7 +448,7 @@ fn bandits_report_regret_and_contexts_matter() {
 fn time_limit_and_episode_statistics() {
     let mut env = RecordEpisodeStatistics::new(
         TimeLimit::new(
-            KArmedBandit::bernoulli(3, 0)
+            Bandit::bernoulli(3, 0)
                 .unwrap()
                 .with_pulls_per_episode(10)
                 .unwrap(),
@@ -506,7 +508,7 @@ fn normalization_wrappers_match_their_formulas() {
     }
 
     let mut env = NormalizeReward::with_params(
-        KArmedBandit::new(vec![1.0], ArmKind::Bernoulli)
+        Bandit::k_armed(vec![1.0], ArmKind::Bernoulli)
             .unwrap()
             .with_pulls_per_episode(3)
             .unwrap(),
@@ -574,4 +576,50 @@ fn vector_env_autoresets_in_the_same_step() {
         }
     }
     assert!(episodes >= 2);
+}
+
+/// CartPole's reset draws each state value uniformly from [-0.05, 0.05], and its constants
+/// are Gymnasium's.
+#[test]
+fn cartpole_reset_distribution_and_constants() {
+    use policy_lab::envs::cartpole::*;
+    let mut env = CartPole::new();
+    env.reset(Some(0));
+    let n = 20_000;
+    let mut sum = [0.0; 4];
+    let mut sum_sq = [0.0; 4];
+    for _ in 0..n {
+        env.reset(None);
+        for (i, v) in env.state().iter().enumerate() {
+            assert!((-0.05..=0.05).contains(v));
+            sum[i] += v;
+            sum_sq[i] += v * v;
+        }
+    }
+    for i in 0..4 {
+        let mean = sum[i] / n as f64;
+        let var = sum_sq[i] / n as f64 - mean * mean;
+        assert!(mean.abs() < 0.002, "coordinate {i}: mean {mean}");
+        assert!(
+            (var - 0.01 / 12.0).abs() < 0.00005,
+            "coordinate {i}: variance {var}, uniform gives 1/1200"
+        );
+    }
+    assert_eq!(
+        (
+            GRAVITY,
+            MASS_CART,
+            MASS_POLE,
+            LENGTH,
+            FORCE_MAG,
+            TAU,
+            X_THRESHOLD
+        ),
+        (9.8, 1.0, 0.1, 0.5, 10.0, 0.02, 2.4)
+    );
+    assert!((THETA_THRESHOLD - 0.20943951023931953).abs() < 1e-15);
+    assert_eq!((MAX_EPISODE_STEPS, REWARD_THRESHOLD), (500, 475.0));
+    let space = env.observation_space();
+    assert_eq!(space.high[0], 4.8);
+    assert_eq!(space.high[2], (2.0 * THETA_THRESHOLD) as f32);
 }

@@ -1,9 +1,13 @@
 //! Bandits: the smallest reinforcement-learning problems.
 //!
-//! * [`KArmedBandit`]: `k` arms with Bernoulli or Gaussian rewards. There is one state, so the
-//!   observation is always `0` (a `Discrete(1)` space).
-//! * [`ContextualBandit`]: each episode shows a context (a `Discrete(n_contexts)`
-//!   observation); which arm is best depends on it.
+//! A [`Bandit`] has a table of expected rewards `means[context][arm]`. Each episode draws a
+//! context uniformly and shows it as the observation (a `Discrete(n_contexts)` space); the
+//! agent pulls an arm and gets a Bernoulli or Gaussian reward around that mean.
+//!
+//! * a `k`-armed bandit ([`Bandit::k_armed`], [`Bandit::bernoulli`], [`Bandit::gaussian`])
+//!   has a single context, so its observation is always `0`;
+//! * a contextual bandit ([`Bandit::contextual`], [`Bandit::contextual_random`]) has
+//!   several, and which arm is best depends on the context.
 //!
 //! An episode is `pulls_per_episode` pulls (1 by default: every pull terminates). Each step
 //! reports in `info`:
@@ -65,24 +69,6 @@ impl ArmKind {
     }
 }
 
-/// Regret bookkeeping shared by both bandits.
-#[derive(Clone, Debug, Default)]
-struct Regret {
-    cumulative: f64,
-}
-
-impl Regret {
-    fn info(&mut self, means: &[f64], arm: usize) -> Info {
-        let best = argmax(means);
-        let regret = means[best] - means[arm];
-        self.cumulative += regret;
-        let mut info = Info::with("regret", regret);
-        info.insert("cumulative_regret", self.cumulative);
-        info.insert("best_arm", best as f64);
-        info
-    }
-}
-
 /// The index of the largest value (the first, on ties).
 pub fn argmax(values: &[f64]) -> usize {
     values
@@ -91,52 +77,65 @@ pub fn argmax(values: &[f64]) -> usize {
         .fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
 }
 
-fn check_pulls(pulls: usize) -> Result<()> {
-    if pulls == 0 {
-        return Err(EnvError::config("pulls_per_episode must be at least 1"));
-    }
-    Ok(())
-}
-
-/// A `k`-armed bandit.
+/// A (contextual) bandit; see the module docs.
 #[derive(Clone, Debug)]
-pub struct KArmedBandit {
-    means: Vec<f64>,
+pub struct Bandit {
+    /// `means[context][arm]`: the expected reward.
+    means: Vec<Vec<f64>>,
     kind: ArmKind,
     pulls_per_episode: usize,
     pulls: usize,
-    regret: Regret,
+    context: usize,
+    cumulative_regret: f64,
     rng: EnvRng,
     phase: Phase,
     observation_space: Discrete,
     action_space: Discrete,
 }
 
-impl KArmedBandit {
-    /// A bandit with the given arm means (for Bernoulli arms, the success probabilities).
-    pub fn new(means: Vec<f64>, kind: ArmKind) -> Result<Self> {
-        if means.is_empty() {
-            return Err(EnvError::config("a bandit needs at least one arm"));
+impl Bandit {
+    /// A bandit from a table of expected rewards, one row per context (for Bernoulli arms,
+    /// the success probabilities).
+    pub fn contextual(means: Vec<Vec<f64>>, kind: ArmKind) -> Result<Self> {
+        let k = means.first().map_or(0, Vec::len);
+        if k == 0 {
+            return Err(EnvError::config(
+                "a bandit needs at least one context and at least one arm",
+            ));
         }
-        kind.validate(&means)?;
-        let k = means.len();
+        if let Some(row) = means.iter().position(|r| r.len() != k) {
+            return Err(EnvError::config(format!(
+                "context {row} has {} arms, context 0 has {k}",
+                means[row].len()
+            )));
+        }
+        for row in &means {
+            kind.validate(row)?;
+        }
+        let n = means.len();
         Ok(Self {
             means,
             kind,
             pulls_per_episode: 1,
             pulls: 0,
-            regret: Regret::default(),
+            context: 0,
+            cumulative_regret: 0.0,
             rng: seeded_rng(None),
             phase: Phase::NotStarted,
-            observation_space: Discrete { n: 1 },
+            observation_space: Discrete { n },
             action_space: Discrete { n: k },
         })
+    }
+
+    /// A `k`-armed bandit (one context) with the given arm means.
+    pub fn k_armed(means: Vec<f64>, kind: ArmKind) -> Result<Self> {
+        Self::contextual(vec![means], kind)
     }
 
     /// `k` Bernoulli arms with probabilities drawn uniformly from [0, 1] using `arms_seed`.
     pub fn bernoulli(k: usize, arms_seed: u64) -> Result<Self> {
         let mut rng = EnvRng::seed_from_u64(arms_seed);
-        Self::new(
+        Self::k_armed(
             (0..k).map(|_| rng.random::<f64>()).collect(),
             ArmKind::Bernoulli,
         )
@@ -149,124 +148,14 @@ impl KArmedBandit {
         let means = (0..k)
             .map(|_| Normal::new(0.0, 1.0).expect("unit normal").sample(&mut rng))
             .collect();
-        Self::new(means, ArmKind::Gaussian { std: 1.0 })
+        Self::k_armed(means, ArmKind::Gaussian { std: 1.0 })
     }
 
-    /// Sets how many pulls make an episode (1 by default).
-    pub fn with_pulls_per_episode(mut self, pulls: usize) -> Result<Self> {
-        check_pulls(pulls)?;
-        self.pulls_per_episode = pulls;
-        Ok(self)
-    }
-
-    /// The expected reward of every arm.
-    pub fn means(&self) -> &[f64] {
-        &self.means
-    }
-
-    /// The arm with the highest expected reward.
-    pub fn best_arm(&self) -> usize {
-        argmax(&self.means)
-    }
-}
-
-impl Env for KArmedBandit {
-    type ObsSpace = Discrete;
-    type ActSpace = Discrete;
-
-    fn observation_space(&self) -> &Discrete {
-        &self.observation_space
-    }
-    fn action_space(&self) -> &Discrete {
-        &self.action_space
-    }
-    fn reset(&mut self, seed: Option<u64>) -> (usize, Info) {
-        if seed.is_some() {
-            self.rng = seeded_rng(seed);
-            self.regret = Regret::default();
-        }
-        self.pulls = 0;
-        self.phase = Phase::Running;
-        (0, Info::default())
-    }
-    fn step(&mut self, arm: usize) -> Result<Step<usize>> {
-        check_action(&self.action_space, &arm)?;
-        self.phase.check_running()?;
-        let reward = self.kind.pull(self.means[arm], &mut self.rng);
-        self.pulls += 1;
-        let terminated = self.pulls >= self.pulls_per_episode;
-        self.phase = Phase::after(terminated);
-        let info = self.regret.info(&self.means, arm);
-        Ok(Step {
-            obs: 0,
-            reward,
-            terminated,
-            truncated: false,
-            info,
-        })
-    }
-    fn render_ansi(&self) -> Option<String> {
-        let arms: Vec<String> = self.means.iter().map(|m| format!("{m:.2}")).collect();
-        Some(format!(
-            "{}-armed bandit, means [{}], pulls {}",
-            self.means.len(),
-            arms.join(" "),
-            self.pulls
-        ))
-    }
-}
-
-/// A contextual bandit with Bernoulli arms: `means[c][a]` is the success probability of arm
-/// `a` in context `c`. Each episode draws a context uniformly and shows it as the observation.
-#[derive(Clone, Debug)]
-pub struct ContextualBandit {
-    means: Vec<Vec<f64>>,
-    pulls_per_episode: usize,
-    pulls: usize,
-    context: usize,
-    regret: Regret,
-    rng: EnvRng,
-    phase: Phase,
-    observation_space: Discrete,
-    action_space: Discrete,
-}
-
-impl ContextualBandit {
-    /// A contextual bandit from a table of success probabilities, one row per context.
-    pub fn new(means: Vec<Vec<f64>>) -> Result<Self> {
-        let k = means.first().map_or(0, Vec::len);
-        if k == 0 {
-            return Err(EnvError::config(
-                "a contextual bandit needs at least one context and one arm",
-            ));
-        }
-        if let Some(row) = means.iter().position(|r| r.len() != k) {
-            return Err(EnvError::config(format!(
-                "context {row} has {} arms, context 0 has {k}",
-                means[row].len()
-            )));
-        }
-        for row in &means {
-            ArmKind::Bernoulli.validate(row)?;
-        }
-        let n = means.len();
-        Ok(Self {
-            means,
-            pulls_per_episode: 1,
-            pulls: 0,
-            context: 0,
-            regret: Regret::default(),
-            rng: seeded_rng(None),
-            phase: Phase::NotStarted,
-            observation_space: Discrete { n },
-            action_space: Discrete { n: k },
-        })
-    }
-
-    /// `n_contexts` contexts and `k` arms: in context `c` the best arm is `c mod k` with
-    /// success probability 0.9; the other arms pay with probabilities drawn from [0.1, 0.5]
-    /// using `arms_seed`. No single arm is best in every context (when `n_contexts >= 2`).
-    pub fn random(n_contexts: usize, k: usize, arms_seed: u64) -> Result<Self> {
+    /// `n_contexts` contexts and `k` Bernoulli arms: in context `c` the best arm is `c mod k`
+    /// with success probability 0.9; the other arms pay with probabilities drawn from
+    /// [0.1, 0.5] using `arms_seed`. No single arm is best in every context (when
+    /// `n_contexts >= 2`).
+    pub fn contextual_random(n_contexts: usize, k: usize, arms_seed: u64) -> Result<Self> {
         if k < 2 {
             return Err(EnvError::config(
                 "a contextual bandit needs at least two arms",
@@ -286,17 +175,19 @@ impl ContextualBandit {
                     .collect()
             })
             .collect();
-        Self::new(means)
+        Self::contextual(means, ArmKind::Bernoulli)
     }
 
     /// Sets how many pulls (all in the same context) make an episode (1 by default).
     pub fn with_pulls_per_episode(mut self, pulls: usize) -> Result<Self> {
-        check_pulls(pulls)?;
+        if pulls == 0 {
+            return Err(EnvError::config("pulls_per_episode must be at least 1"));
+        }
         self.pulls_per_episode = pulls;
         Ok(self)
     }
 
-    /// The success probabilities, `[context][arm]`.
+    /// The expected rewards, `[context][arm]`.
     pub fn means(&self) -> &[Vec<f64>] {
         &self.means
     }
@@ -321,7 +212,7 @@ impl ContextualBandit {
     }
 }
 
-impl Env for ContextualBandit {
+impl Env for Bandit {
     type ObsSpace = Discrete;
     type ActSpace = Discrete;
 
@@ -331,23 +222,34 @@ impl Env for ContextualBandit {
     fn action_space(&self) -> &Discrete {
         &self.action_space
     }
+    /// A seeded reset also starts a new experiment: `cumulative_regret` goes back to 0.
     fn reset(&mut self, seed: Option<u64>) -> (usize, Info) {
         if seed.is_some() {
             self.rng = seeded_rng(seed);
-            self.regret = Regret::default();
+            self.cumulative_regret = 0.0;
         }
-        let context = self.rng.random_range(0..self.means.len());
+        let context = if self.means.len() == 1 {
+            0
+        } else {
+            self.rng.random_range(0..self.means.len())
+        };
         self.reset_to_context(context)
             .expect("a sampled context is valid")
     }
     fn step(&mut self, arm: usize) -> Result<Step<usize>> {
         check_action(&self.action_space, &arm)?;
         self.phase.check_running()?;
-        let reward = ArmKind::Bernoulli.pull(self.means[self.context][arm], &mut self.rng);
+        let means = &self.means[self.context];
+        let reward = self.kind.pull(means[arm], &mut self.rng);
         self.pulls += 1;
         let terminated = self.pulls >= self.pulls_per_episode;
         self.phase = Phase::after(terminated);
-        let info = self.regret.info(&self.means[self.context], arm);
+        let best = argmax(means);
+        let regret = means[best] - means[arm];
+        self.cumulative_regret += regret;
+        let mut info = Info::with("regret", regret);
+        info.insert("cumulative_regret", self.cumulative_regret);
+        info.insert("best_arm", best as f64);
         Ok(Step {
             obs: self.context,
             reward,
@@ -357,10 +259,15 @@ impl Env for ContextualBandit {
         })
     }
     fn render_ansi(&self) -> Option<String> {
+        let arms: Vec<String> = self.means[self.context]
+            .iter()
+            .map(|m| format!("{m:.2}"))
+            .collect();
         Some(format!(
-            "context {} of {}, pulls {}",
+            "context {} of {}, arm means [{}], pulls {}",
             self.context,
             self.means.len(),
+            arms.join(" "),
             self.pulls
         ))
     }

@@ -39,7 +39,7 @@ pub mod space;
 pub mod vector;
 pub mod wrappers;
 
-pub use bandit::{ArmKind, ContextualBandit, KArmedBandit};
+pub use bandit::{ArmKind, Bandit};
 pub use cartpole::CartPole;
 pub use check::check_env;
 pub use env::{seeded_rng, Act, Env, EnvRng, EpisodeStats, Info, Obs, Step};

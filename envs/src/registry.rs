@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bandit::{ContextualBandit, KArmedBandit};
+use crate::bandit::Bandit;
 use crate::cartpole::{self, CartPole};
 use crate::env::{Env, Info, Step};
 use crate::error::{EnvError, Result};
@@ -45,7 +45,7 @@ pub const ENV_IDS: [(&str, &str); 7] = [
 pub struct AnyEnv {
     /// The typed environment inside.
     pub kind: EnvKind,
-    /// The flattened observation space: an unbounded box of `obs_dim` features.
+    /// The flattened observation space: the inner space's `flatten_space`.
     space: BoxSpace<Vec<f32>>,
 }
 
@@ -54,8 +54,7 @@ pub struct AnyEnv {
 pub enum EnvKind {
     CartPole(TimeLimit<CartPole>),
     Grid(TimeLimit<GridWorld>),
-    Bandit(KArmedBandit),
-    Contextual(ContextualBandit),
+    Bandit(Bandit),
 }
 
 /// What `make` knows about an environment besides the environment itself.
@@ -161,9 +160,9 @@ pub fn make(spec: &str) -> Result<(AnyEnv, EnvSpec)> {
                 o.get("pulls", 1)?,
             );
             let env = if id == "BernoulliBandit-v0" {
-                KArmedBandit::bernoulli(arms, seed)?
+                Bandit::bernoulli(arms, seed)?
             } else {
-                KArmedBandit::gaussian(arms, seed)?
+                Bandit::gaussian(arms, seed)?
             };
             (
                 EnvKind::Bandit(env.with_pulls_per_episode(pulls)?),
@@ -175,8 +174,8 @@ pub fn make(spec: &str) -> Result<(AnyEnv, EnvSpec)> {
             let (contexts, arms) = (o.get("contexts", 4)?, o.get("arms", 4)?);
             let (seed, pulls) = (o.get("arms_seed", 0)?, o.get("pulls", 1)?);
             let env =
-                ContextualBandit::random(contexts, arms, seed)?.with_pulls_per_episode(pulls)?;
-            (EnvKind::Contextual(env), None, None)
+                Bandit::contextual_random(contexts, arms, seed)?.with_pulls_per_episode(pulls)?;
+            (EnvKind::Bandit(env), None, None)
         }
         _ => {
             let known = ENV_IDS
@@ -207,7 +206,6 @@ macro_rules! dispatch {
             EnvKind::CartPole($e) => $body,
             EnvKind::Grid($e) => $body,
             EnvKind::Bandit($e) => $body,
-            EnvKind::Contextual($e) => $body,
         }
     };
 }
@@ -215,9 +213,7 @@ macro_rules! dispatch {
 impl AnyEnv {
     /// Wraps a typed environment.
     pub fn new(kind: EnvKind) -> Self {
-        let n = dispatch!(&kind, e => e.observation_space().flat_dim());
-        let space =
-            BoxSpace::uniform(f32::NEG_INFINITY, f32::INFINITY, vec![n]).expect("a valid box");
+        let space = dispatch!(&kind, e => e.observation_space().flatten_space());
         Self { kind, space }
     }
 
@@ -257,8 +253,7 @@ impl Env for AnyEnv {
     type ObsSpace = BoxSpace<Vec<f32>>;
     type ActSpace = Discrete;
 
-    /// An unbounded box of the flattened features; the inner environment's own space is
-    /// tighter (see [`AnyEnv::describe_observation_space`]).
+    /// The box of the flattened features (see [`Space::flatten_space`]).
     fn observation_space(&self) -> &BoxSpace<Vec<f32>> {
         &self.space
     }

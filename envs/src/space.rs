@@ -31,6 +31,10 @@ pub trait Space: Clone + fmt::Debug + fmt::Display {
     /// Writes the features of `x` into `out` (`out.len() == self.flat_dim()`).
     fn flatten_into(&self, x: &Self::Item, out: &mut [f32]);
 
+    /// The space of the flattened features (Gymnasium's `flatten_space`): a one-hot
+    /// vector lies in `[0, 1]^n`, a box keeps its bounds.
+    fn flatten_space(&self) -> BoxSpace<Vec<f32>>;
+
     /// The features of `x` as a new vector.
     fn flatten(&self, x: &Self::Item) -> Vec<f32> {
         let mut out = vec![0.0; self.flat_dim()];
@@ -76,6 +80,9 @@ impl Space for Discrete {
     fn flatten_into(&self, x: &usize, out: &mut [f32]) {
         out.fill(0.0);
         out[*x] = 1.0;
+    }
+    fn flatten_space(&self) -> BoxSpace<Vec<f32>> {
+        BoxSpace::uniform(0.0, 1.0, vec![self.n]).expect("a valid unit box")
     }
 }
 
@@ -204,5 +211,9 @@ impl<O: FloatObs> Space for BoxSpace<O> {
     }
     fn flatten_into(&self, x: &O, out: &mut [f32]) {
         out.copy_from_slice(x.as_ref());
+    }
+    fn flatten_space(&self) -> BoxSpace<Vec<f32>> {
+        BoxSpace::new(self.low.clone(), self.high.clone(), vec![self.len()])
+            .expect("the same bounds")
     }
 }

@@ -205,11 +205,11 @@ impl RunningMeanStd {
     /// Adds one sample.
     pub fn update(&mut self, x: &[f64]) {
         let total = self.count + 1.0;
-        for i in 0..self.mean.len() {
-            let delta = x[i] - self.mean[i];
-            let m2 = self.var[i] * self.count + delta * delta * self.count / total;
-            self.mean[i] += delta / total;
-            self.var[i] = m2 / total;
+        for ((mean, var), x) in self.mean.iter_mut().zip(self.var.iter_mut()).zip(x) {
+            let delta = x - *mean;
+            let m2 = *var * self.count + delta * delta * self.count / total;
+            *mean += delta / total;
+            *var = m2 / total;
         }
         self.count = total;
     }
@@ -372,8 +372,7 @@ pub struct OneHotObservation<E> {
 
 impl<E: Env<ObsSpace = Discrete>> OneHotObservation<E> {
     pub fn new(env: E) -> Self {
-        let n = env.observation_space().n;
-        let space = BoxSpace::uniform(0.0, 1.0, vec![n]).expect("a valid unit box");
+        let space = env.observation_space().flatten_space();
         Self { env, space }
     }
     inner_access!();
