@@ -11,6 +11,26 @@
 
 pub use policy_lab_envs as envs;
 
+pub mod advantage;
 pub mod agents;
+pub mod algos;
 pub mod backend;
+pub mod evaluate;
+pub mod nn;
+pub mod objective;
 pub mod play;
+pub mod rollout;
+
+/// The metrics of one iteration, by name (`approx_kl`, `clipfrac`, `episodic_return`, ...).
+pub type Metrics = std::collections::BTreeMap<&'static str, f64>;
+
+/// The value of a one-element tensor, as `f64` (for metrics).
+pub fn scalar<B: burn::tensor::backend::Backend>(t: &burn::tensor::Tensor<B, 1>) -> f64 {
+    use burn::tensor::ElementConversion;
+    t.clone().into_scalar().elem::<f64>()
+}
+
+/// A configuration value that is out of range, with a message that says which and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid config: {0}")]
+pub struct ConfigError(pub String);

@@ -217,6 +217,28 @@ impl AnyEnv {
         Self { kind, space }
     }
 
+    /// Starts an episode from the same start as every other member of a group (GRPO's G
+    /// rollouts of one "prompt"): the start state comes from `group_seed`, the episode's own
+    /// randomness (slippery ice, reward noise) from `member_seed`.
+    ///
+    /// CartPole: the reset seeded with `group_seed` (its dynamics are deterministic).
+    /// Gridworlds: the start is fixed; `member_seed` seeds the ice. Bandits: the context
+    /// drawn with `group_seed`, rewards seeded with `member_seed`.
+    pub fn reset_group_member(&mut self, group_seed: u64, member_seed: u64) -> (Vec<f32>, Info) {
+        match &mut self.kind {
+            EnvKind::CartPole(_) => self.reset(Some(group_seed)),
+            EnvKind::Grid(_) => self.reset(Some(member_seed)),
+            EnvKind::Bandit(b) => {
+                let (context, _) = b.reset(Some(group_seed));
+                b.reset(Some(member_seed));
+                let (obs, info) = b
+                    .reset_to_context(context)
+                    .expect("a context the bandit drew itself");
+                (b.observation_space().flatten(&obs), info)
+            }
+        }
+    }
+
     /// The gridworld inside, if this is one (for drawing policies and values on its map).
     pub fn grid(&self) -> Option<&GridWorld> {
         match &self.kind {

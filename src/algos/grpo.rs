@@ -1,0 +1,480 @@
+//! Group Relative Policy Optimization (Shao et al., 2024), as Hugging Face TRL computes it,
+//! on toy environments. The same [`grpo_loss`] trains the language model: an episode here
+//! is a completion there, an action a token.
+//!
+//! Read it next to the book's GRPO chapter. One iteration:
+//!
+//! 1. **collect** `num_groups` groups of `num_generations` episodes; the members of a group
+//!    share their start (the same bandit context, the maze's start, CartPole's reset seed).
+//!    With `dynamic_sampling`, groups whose rewards are all equal are dropped and refilled
+//!    (DAPO);
+//! 2. **advantages**: each episode's return against its group (eq. GRPO-1): no critic;
+//! 3. **update** `num_iterations` times: the clipped surrogate per action with clip-higher
+//!    (eq. PPO-2), plus `beta` times the k3 estimate of KL(pi || pi_ref) to the frozen
+//!    initial policy (eq. GRPO-3), aggregated by `loss_type` (eq. GRPO-4);
+//! 4. **metrics** under TRL's names: `reward`, `reward_std`, `frac_reward_zero_std`, `kl`,
+//!    `entropy`, `clip_ratio/*`, `completions/mean_length`, `completions/clipped_ratio`.
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::advantage::{group_advantages, zero_std_groups, GroupBaseline, ScaleRewards};
+use crate::nn::{categorical, gradient_step, Mlp};
+use crate::objective::{
+    aggregate, clipped_surrogate, kl, masked_mean, ratio, Aggregation, KlEstimator,
+};
+use crate::rollout::tensor2;
+use crate::{scalar, ConfigError, Metrics};
+use policy_lab_envs::{AnyEnv, Env, EnvRng};
+
+/// How per-token losses are aggregated (TRL's `loss_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LossType {
+    /// Mean over each sequence's tokens, then over sequences (the original GRPO).
+    Grpo,
+    /// Sum over all tokens / tokens in the batch.
+    Bnpo,
+    /// Sum over all tokens / (sequences * max_completion_length) (Dr. GRPO).
+    DrGrpo,
+    /// Sum over all tokens / active tokens in the global batch (DAPO; TRL's default). With
+    /// one process and no gradient accumulation the global batch is this batch, as in `bnpo`.
+    Dapo,
+}
+
+/// GRPO's hyperparameters, named as in TRL's `GRPOConfig` where TRL has them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoConfig {
+    /// G: episodes per group.
+    pub num_generations: usize,
+    /// Groups per iteration (TRL: prompts per batch).
+    pub num_groups: usize,
+    pub learning_rate: f64,
+    /// The low clip range.
+    pub epsilon: f32,
+    /// The high clip range (DAPO's clip-higher); `None` means `epsilon`.
+    pub epsilon_high: Option<f32>,
+    /// The weight of the KL(pi || pi_ref) term (TRL's default today: 0).
+    pub beta: f32,
+    /// Multiply the KL term by the ratio (TRL 1.x's `use_bias_correction_kl`, the default).
+    pub kl_bias_correction: bool,
+    pub loss_type: LossType,
+    pub scale_rewards: ScaleRewards,
+    pub baseline: GroupBaseline,
+    /// Updates per batch of generations (mu).
+    pub num_iterations: usize,
+    /// Drop groups whose rewards are all equal and refill the batch (DAPO).
+    pub dynamic_sampling: bool,
+    /// Sampling temperature; log-probabilities come from `logits / temperature`, as in TRL.
+    pub temperature: f32,
+    /// The length `dr_grpo` divides by; `None` uses the environment's time limit, or the
+    /// longest episode of the batch.
+    pub max_completion_length: Option<usize>,
+    pub max_grad_norm: f32,
+    pub hidden: Vec<usize>,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        Self {
+            num_generations: 8,
+            num_groups: 8,
+            learning_rate: 3e-3,
+            epsilon: 0.2,
+            epsilon_high: None,
+            beta: 0.0,
+            kl_bias_correction: true,
+            loss_type: LossType::Dapo,
+            scale_rewards: ScaleRewards::Group,
+            baseline: GroupBaseline::Mean,
+            num_iterations: 1,
+            dynamic_sampling: false,
+            temperature: 1.0,
+            max_completion_length: None,
+            max_grad_norm: 1.0,
+            hidden: vec![64, 64],
+        }
+    }
+}
+
+impl GrpoConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError(format!("grpo: {msg}")))
+            }
+        };
+        check(
+            self.num_generations >= 2,
+            "num_generations (G) must be at least 2: a group needs someone to compare with",
+        )?;
+        check(self.num_groups >= 1, "num_groups must be at least 1")?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate must be positive",
+        )?;
+        check(
+            self.epsilon > 0.0 && self.epsilon_high.is_none_or(|e| e > 0.0),
+            "epsilon and epsilon_high must be > 0",
+        )?;
+        check(self.beta >= 0.0, "beta must be >= 0")?;
+        check(
+            self.num_iterations >= 1,
+            "num_iterations must be at least 1",
+        )?;
+        check(self.temperature > 0.0, "temperature must be > 0")?;
+        check(self.max_grad_norm > 0.0, "max_grad_norm must be > 0")?;
+        check(
+            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
+            "hidden must list positive layer sizes",
+        )
+    }
+    fn aggregation(&self, batch: usize, max_len: usize) -> Aggregation {
+        match self.loss_type {
+            LossType::Grpo => Aggregation::SequenceMean,
+            LossType::Bnpo | LossType::Dapo => Aggregation::TokenMean,
+            LossType::DrGrpo => Aggregation::Constant((batch * max_len) as f32),
+        }
+    }
+}
+
+/// What [`grpo_loss`] needs: per-token tensors `[sequences, tokens]` and one advantage per
+/// sequence.
+pub struct GrpoBatch<B: Backend> {
+    /// `log pi(token)` under the policy being trained (with gradients).
+    pub logp: Tensor<B, 2>,
+    /// `log pi_old(token)` at generation time.
+    pub old_logp: Tensor<B, 2>,
+    /// `log pi_ref(token)`, when `beta > 0`.
+    pub ref_logp: Option<Tensor<B, 2>>,
+    /// `[sequences]`.
+    pub advantages: Tensor<B, 1>,
+    /// 1 for real tokens, 0 for padding.
+    pub mask: Tensor<B, 2>,
+    /// The length `dr_grpo` divides by.
+    pub max_completion_length: usize,
+}
+
+/// GRPO's loss (eq. GRPO-2) and TRL's per-update metrics. The one copy, for toy
+/// environments and language models alike.
+pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoConfig) -> (Tensor<B, 1>, Metrics) {
+    let [n, t] = batch.logp.dims();
+    let adv = batch.advantages.unsqueeze_dim::<2>(1).repeat_dim(1, t);
+    let r = ratio(batch.logp.clone(), batch.old_logp);
+    let eps_high = config.epsilon_high.unwrap_or(config.epsilon);
+    let mut per_token = clipped_surrogate(r.clone(), adv.clone(), config.epsilon, eps_high);
+    let mut m = Metrics::new();
+    if let (Some(ref_logp), true) = (batch.ref_logp, config.beta > 0.0) {
+        let k3 = kl(batch.logp, ref_logp, KlEstimator::K3);
+        m.insert("kl", scalar(&masked_mean(k3.clone(), batch.mask.clone())));
+        let weighted = if config.kl_bias_correction {
+            k3 * r.clone()
+        } else {
+            k3
+        };
+        per_token = per_token + weighted * config.beta;
+    }
+    let loss = aggregate(
+        per_token,
+        batch.mask.clone(),
+        config.aggregation(n, batch.max_completion_length),
+    );
+
+    // TRL's clip metrics: how often the ratio sits outside the trust region on the side
+    // that the clip cuts.
+    let low =
+        r.clone().lower_elem(1.0 - config.epsilon).float() * adv.clone().lower_elem(0.0).float();
+    let high = r.greater_elem(1.0 + eps_high).float() * adv.greater_elem(0.0).float();
+    let low_mean = scalar(&masked_mean(low, batch.mask.clone()));
+    let high_mean = scalar(&masked_mean(high, batch.mask));
+    m.insert("clip_ratio/low_mean", low_mean);
+    m.insert("clip_ratio/high_mean", high_mean);
+    m.insert("clip_ratio/region_mean", low_mean + high_mean);
+    m.insert("loss", scalar(&loss));
+    (loss, m)
+}
+
+/// The episodes of one iteration, padded into `[episodes, max_len]`.
+struct Episodes {
+    obs: Vec<f32>,
+    actions: Vec<i64>,
+    logp: Vec<f32>,
+    mask: Vec<f32>,
+    rewards: Vec<f32>,
+    lengths: Vec<usize>,
+    truncated: Vec<bool>,
+    max_len: usize,
+}
+
+/// A GRPO learner for a toy environment.
+pub struct Grpo<B: AutodiffBackend> {
+    pub config: GrpoConfig,
+    pub actor: Mlp<B>,
+    reference: Mlp<B::InnerBackend>,
+    optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
+    env: AnyEnv,
+    time_limit: Option<usize>,
+    rng: EnvRng,
+    device: B::Device,
+    pub global_step: usize,
+    pub iteration: usize,
+}
+
+impl<B: AutodiffBackend> Grpo<B> {
+    /// A learner for `env` (episodes are cut at `time_limit`, the env's own limit).
+    pub fn new(
+        config: GrpoConfig,
+        env: AnyEnv,
+        time_limit: Option<usize>,
+        seed: u64,
+        device: B::Device,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        B::seed(&device, seed);
+        let actor = Mlp::new(
+            env.obs_dim(),
+            &config.hidden,
+            env.num_actions(),
+            0.01,
+            &device,
+        );
+        let reference = actor.valid();
+        Ok(Self {
+            config,
+            actor,
+            reference,
+            optim: AdamConfig::new().init(),
+            env,
+            time_limit,
+            rng: EnvRng::seed_from_u64(seed),
+            device,
+            global_step: 0,
+            iteration: 0,
+        })
+    }
+
+    /// Plays `groups * G` episodes in lockstep with the current policy.
+    fn generate(&mut self, groups: usize) -> policy_lab_envs::Result<Episodes> {
+        let g = self.config.num_generations;
+        let (dim, num_actions) = (self.env.obs_dim(), self.env.num_actions());
+        let policy = self.actor.valid();
+        let mut envs = vec![self.env.clone(); groups * g];
+        let mut obs: Vec<Vec<f32>> = Vec::with_capacity(envs.len());
+        for chunk in envs.chunks_mut(g) {
+            let group_seed: u64 = self.rng.random();
+            for env in chunk.iter_mut() {
+                obs.push(env.reset_group_member(group_seed, self.rng.random()).0);
+            }
+        }
+        let n = envs.len();
+        let mut traj: Vec<(Vec<f32>, Vec<i64>, Vec<f32>)> = vec![Default::default(); n];
+        let (mut rewards, mut done, mut truncated) =
+            (vec![0.0f32; n], vec![false; n], vec![false; n]);
+        while done.iter().any(|d| !d) {
+            let active: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
+            let flat: Vec<f32> = active
+                .iter()
+                .flat_map(|&i| obs[i].iter().copied())
+                .collect();
+            let logits =
+                policy.forward(tensor2(&flat, dim, &self.device)) / self.config.temperature;
+            let log_probs: Vec<f32> = categorical::log_probs(logits)
+                .into_data()
+                .to_vec()
+                .expect("f32");
+            let (actions, logp) = categorical::sample(&log_probs, num_actions, &mut self.rng);
+            for (j, &i) in active.iter().enumerate() {
+                let step = envs[i].step(actions[j])?;
+                let (o, a, l) = &mut traj[i];
+                o.extend_from_slice(&obs[i]);
+                a.push(actions[j] as i64);
+                l.push(logp[j]);
+                rewards[i] += step.reward as f32;
+                obs[i] = step.obs;
+                if step.terminated || step.truncated {
+                    done[i] = true;
+                    truncated[i] = step.truncated;
+                }
+            }
+        }
+        let max_len = traj.iter().map(|(_, a, _)| a.len()).max().unwrap_or(1);
+        let mut e = Episodes {
+            obs: vec![0.0; n * max_len * dim],
+            actions: vec![0; n * max_len],
+            logp: vec![0.0; n * max_len],
+            mask: vec![0.0; n * max_len],
+            rewards,
+            lengths: traj.iter().map(|(_, a, _)| a.len()).collect(),
+            truncated,
+            max_len,
+        };
+        for (i, (o, a, l)) in traj.iter().enumerate() {
+            let row = i * max_len;
+            e.obs[row * dim..row * dim + o.len()].copy_from_slice(o);
+            e.actions[row..row + a.len()].copy_from_slice(a);
+            e.logp[row..row + l.len()].copy_from_slice(l);
+            e.mask[row..row + a.len()].fill(1.0);
+        }
+        self.global_step += e.lengths.iter().sum::<usize>();
+        Ok(e)
+    }
+
+    /// One iteration: collect groups, advantages, `num_iterations` updates, metrics.
+    pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
+        let c = self.config.clone();
+        let g = c.num_generations;
+        // 1. Collect; with dynamic sampling, keep only groups whose rewards differ (at most
+        //    four batches' worth of tries).
+        let mut e = self.generate(c.num_groups)?;
+        let all_rewards = e.rewards.clone();
+        let zero_std = zero_std_groups(&e.rewards, g);
+        if c.dynamic_sampling {
+            let mut tries = 1;
+            while zero_std_groups(&e.rewards, g)
+                .iter()
+                .filter(|z| !**z)
+                .count()
+                < c.num_groups
+                && tries < 4
+            {
+                let more = self.generate(c.num_groups)?;
+                e = merge_informative(e, more, g, c.num_groups);
+                tries += 1;
+            }
+        }
+        let n = e.rewards.len();
+        let t = e.max_len;
+
+        // 2. Group-relative advantages (eq. GRPO-1).
+        let adv = group_advantages(&e.rewards, g, c.baseline, c.scale_rewards);
+
+        // 3. Updates.
+        let dev = &self.device;
+        let dim = self.env.obs_dim();
+        let obs = tensor2::<B>(&e.obs, dim, dev);
+        let actions =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(e.actions.clone(), [n * t]), dev);
+        let old_logp = Tensor::<B, 2>::from_data(TensorData::new(e.logp.clone(), [n, t]), dev);
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(e.mask.clone(), [n, t]), dev);
+        let advantages = Tensor::<B, 1>::from_data(TensorData::new(adv, [n]), dev);
+        let token_logp = |logits: Tensor<B, 2>| {
+            categorical::log_prob_of(
+                categorical::log_probs(logits / c.temperature),
+                actions.clone(),
+            )
+            .reshape([n, t])
+        };
+        let ref_logp = (c.beta > 0.0).then(|| {
+            let logits = self.reference.forward(obs.clone().inner()) / c.temperature;
+            let lp =
+                categorical::log_prob_of(categorical::log_probs(logits), actions.clone().inner())
+                    .reshape([n, t]);
+            Tensor::<B, 2>::from_inner(lp)
+        });
+        let max_completion_length = c.max_completion_length.or(self.time_limit).unwrap_or(t);
+        let mut m = Metrics::new();
+        for _ in 0..c.num_iterations {
+            let logits = self.actor.forward(obs.clone());
+            let entropy =
+                categorical::entropy(categorical::log_probs(logits.clone() / c.temperature))
+                    .reshape([n, t]);
+            let batch = GrpoBatch {
+                logp: token_logp(logits),
+                old_logp: old_logp.clone(),
+                ref_logp: ref_logp.clone(),
+                advantages: advantages.clone(),
+                mask: mask.clone(),
+                max_completion_length,
+            };
+            let (loss, stats) = grpo_loss(batch, &c);
+            m = stats;
+            m.insert(
+                "entropy",
+                scalar(&masked_mean(entropy.inner(), mask.clone().inner())),
+            );
+            let (actor, grad_norm) = gradient_step(
+                self.actor.clone(),
+                loss,
+                &mut self.optim,
+                c.learning_rate,
+                Some(c.max_grad_norm),
+            );
+            self.actor = actor;
+            m.insert("grad_norm", f64::from(grad_norm));
+        }
+        self.iteration += 1;
+
+        // 4. Metrics (TRL's names; `reward` over every generated group).
+        let mean = all_rewards.iter().sum::<f32>() / all_rewards.len() as f32;
+        m.insert("reward", f64::from(mean));
+        m.insert(
+            "reward_std",
+            f64::from(crate::advantage::sample_std(&all_rewards)),
+        );
+        m.insert(
+            "frac_reward_zero_std",
+            zero_std.iter().filter(|z| **z).count() as f64 / zero_std.len() as f64,
+        );
+        m.insert(
+            "completions/mean_length",
+            e.lengths.iter().sum::<usize>() as f64 / n as f64,
+        );
+        m.insert(
+            "completions/clipped_ratio",
+            e.truncated.iter().filter(|t| **t).count() as f64 / n as f64,
+        );
+        m.insert("global_step", self.global_step as f64);
+        Ok(m)
+    }
+}
+
+/// Keeps the groups of `a` and then of `b` whose rewards are not all equal, up to `want`
+/// groups (then tops up with the others, so the batch size stays fixed).
+fn merge_informative(a: Episodes, b: Episodes, g: usize, want: usize) -> Episodes {
+    let max_len = a.max_len.max(b.max_len);
+    let dim = a.obs.len() / a.mask.len();
+    let mut groups: Vec<(bool, &Episodes, usize)> = Vec::new();
+    for e in [&a, &b] {
+        for (gi, z) in zero_std_groups(&e.rewards, g).into_iter().enumerate() {
+            groups.push((z, e, gi));
+        }
+    }
+    groups.sort_by_key(|(z, _, _)| *z); // informative groups first, stable order otherwise
+    groups.truncate(want);
+    let n = want * g;
+    let mut out = Episodes {
+        obs: vec![0.0; n * max_len * dim],
+        actions: vec![0; n * max_len],
+        logp: vec![0.0; n * max_len],
+        mask: vec![0.0; n * max_len],
+        rewards: Vec::with_capacity(n),
+        lengths: Vec::with_capacity(n),
+        truncated: Vec::with_capacity(n),
+        max_len,
+    };
+    let mut row = 0;
+    for (_, e, gi) in groups {
+        for i in gi * g..(gi + 1) * g {
+            let len = e.lengths[i];
+            let (src, dst) = (i * e.max_len, row * max_len);
+            out.obs[dst * dim..(dst + len) * dim]
+                .copy_from_slice(&e.obs[src * dim..(src + len) * dim]);
+            out.actions[dst..dst + len].copy_from_slice(&e.actions[src..src + len]);
+            out.logp[dst..dst + len].copy_from_slice(&e.logp[src..src + len]);
+            out.mask[dst..dst + len].fill(1.0);
+            out.rewards.push(e.rewards[i]);
+            out.lengths.push(len);
+            out.truncated.push(e.truncated[i]);
+            row += 1;
+        }
+    }
+    out
+}

@@ -1,0 +1,6 @@
+//! The algorithms of the ladder, one file each, each reading
+//! config → collect → advantages → update → metrics.
+
+pub mod grpo;
+pub mod ppo;
+pub mod reinforce;

@@ -1,0 +1,389 @@
+//! Proximal Policy Optimization (Schulman et al., 2017), as CleanRL's `ppo.py` does it.
+//!
+//! Read it next to the book's PPO chapter. One iteration:
+//!
+//! 1. **collect** `num_steps` steps in each of `num_envs` environments, recording
+//!    `log pi_old(a|s)`;
+//! 2. **advantages** by GAE (eq. GAE-1, GAE-2), bootstrapping only after truncations;
+//! 3. **update** for `update_epochs` epochs over shuffled minibatches: the clipped surrogate
+//!    (eq. PPO-2), a clipped value loss (eq. PPO-4), an entropy bonus (eq. PPO-5), one Adam
+//!    step with the global gradient norm clipped; stop early if `approx_kl > target_kl`;
+//! 4. **metrics**: `approx_kl`, `clipfrac`, `explained_variance`, losses, `SPS`, returns.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::advantage::{gae, normalize};
+use crate::nn::{categorical, gradient_step, Mlp};
+use crate::objective::{clipped_surrogate, ratio};
+use crate::rollout::{collect, critic_values, obs_and_actions, pick, tensor1, VecEnv};
+use crate::{ConfigError, Metrics};
+use policy_lab_envs::EnvRng;
+
+/// PPO's hyperparameters, named as in CleanRL; the defaults are CleanRL's for CartPole-v1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    pub num_envs: usize,
+    pub num_steps: usize,
+    pub learning_rate: f64,
+    /// Anneal the learning rate linearly to 0 over the run.
+    pub anneal_lr: bool,
+    pub gamma: f32,
+    pub gae_lambda: f32,
+    pub num_minibatches: usize,
+    pub update_epochs: usize,
+    /// Normalize advantages per minibatch.
+    pub norm_adv: bool,
+    pub clip_coef: f32,
+    /// Clip the value loss around the old values, as CleanRL does.
+    pub clip_vloss: bool,
+    pub ent_coef: f32,
+    pub vf_coef: f32,
+    pub max_grad_norm: f32,
+    /// Stop an update's epochs early once `approx_kl` exceeds this.
+    pub target_kl: Option<f32>,
+    /// Hidden layer sizes of the actor and of the critic.
+    pub hidden: Vec<usize>,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 4,
+            num_steps: 128,
+            learning_rate: 2.5e-4,
+            anneal_lr: true,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            num_minibatches: 4,
+            update_epochs: 4,
+            norm_adv: true,
+            clip_coef: 0.2,
+            clip_vloss: true,
+            ent_coef: 0.01,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            target_kl: None,
+            hidden: vec![64, 64],
+        }
+    }
+}
+
+impl PpoConfig {
+    /// The number of environment steps per iteration.
+    pub fn batch_size(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError(format!("ppo: {msg}")))
+            }
+        };
+        check(
+            self.num_envs >= 1 && self.num_steps >= 1,
+            "num_envs and num_steps must be at least 1",
+        )?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate must be positive",
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.gamma) && (0.0..=1.0).contains(&self.gae_lambda),
+            "gamma and gae_lambda must be in [0, 1]",
+        )?;
+        check(
+            self.num_minibatches >= 1 && self.batch_size() % self.num_minibatches == 0,
+            "num_minibatches must divide num_envs * num_steps",
+        )?;
+        check(self.update_epochs >= 1, "update_epochs must be at least 1")?;
+        check(self.clip_coef > 0.0, "clip_coef must be > 0")?;
+        check(self.max_grad_norm > 0.0, "max_grad_norm must be > 0")?;
+        check(
+            self.target_kl.is_none_or(|k| k > 0.0),
+            "target_kl must be > 0",
+        )?;
+        check(
+            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
+            "hidden must list positive layer sizes",
+        )
+    }
+}
+
+/// The actor (a categorical policy over the actions) and the critic (a state value), two
+/// separate networks as in CleanRL.
+#[derive(Module, Debug)]
+pub struct ActorCritic<B: burn::tensor::backend::Backend> {
+    pub actor: Mlp<B>,
+    pub critic: Mlp<B>,
+}
+
+impl<B: burn::tensor::backend::Backend> ActorCritic<B> {
+    pub fn new(obs_dim: usize, num_actions: usize, hidden: &[usize], device: &B::Device) -> Self {
+        Self {
+            actor: Mlp::new(obs_dim, hidden, num_actions, 0.01, device),
+            critic: Mlp::new(obs_dim, hidden, 1, 1.0, device),
+        }
+    }
+}
+
+/// A PPO learner: its model, optimizer, environments and counters.
+pub struct Ppo<B: AutodiffBackend> {
+    pub config: PpoConfig,
+    pub model: ActorCritic<B>,
+    optim: OptimizerAdaptor<Adam, ActorCritic<B>, B>,
+    venv: VecEnv,
+    obs: Vec<f32>,
+    rng: EnvRng,
+    device: B::Device,
+    /// Environment steps taken so far.
+    pub global_step: usize,
+    /// Iterations done so far.
+    pub iteration: usize,
+    /// The iterations the run will do in all (for learning-rate annealing).
+    pub num_iterations: usize,
+    started: Instant,
+}
+
+impl<B: AutodiffBackend> Ppo<B> {
+    /// A learner for `venv`, seeded with `seed`, planned for `total_timesteps` steps.
+    pub fn new(
+        config: PpoConfig,
+        mut venv: VecEnv,
+        seed: u64,
+        total_timesteps: usize,
+        device: B::Device,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        B::seed(&device, seed);
+        let (obs, _) = venv.reset(Some(seed));
+        let obs = obs.as_slice().expect("contiguous observations").to_vec();
+        let obs_dim = obs.len() / venv.num_envs();
+        let model = ActorCritic::new(
+            obs_dim,
+            venv.single_action_space().n,
+            &config.hidden,
+            &device,
+        );
+        let optim = AdamConfig::new().with_epsilon(1e-5).init();
+        let num_iterations = total_timesteps.div_ceil(config.batch_size()).max(1);
+        Ok(Self {
+            config,
+            model,
+            optim,
+            venv,
+            obs,
+            rng: EnvRng::seed_from_u64(seed),
+            device,
+            global_step: 0,
+            iteration: 0,
+            num_iterations,
+            started: Instant::now(),
+        })
+    }
+
+    /// One iteration: collect, advantages, update, metrics.
+    pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
+        let c = self.config.clone();
+        let dim = self.obs.len() / c.num_envs;
+
+        // 1. Collect, with the current policy on the inference backend.
+        let inference = self.model.valid();
+        let inner_device = self.device.clone();
+        let rollout = collect(
+            &mut self.venv,
+            &mut self.obs,
+            &inference.actor,
+            c.num_steps,
+            &mut self.rng,
+            &inner_device,
+        )?;
+        self.global_step += rollout.len();
+
+        // 2. Advantages by GAE, bootstrapping after truncations only (eq. GAE-1, GAE-2).
+        let values = critic_values(&inference.critic, &rollout.obs, dim, &inner_device);
+        let next_values = rollout.next_values(&values, &inference.critic, &inner_device);
+        let (advantages, returns) = gae(
+            &rollout.rewards,
+            &values,
+            &next_values,
+            &rollout.episode_ends(),
+            c.num_envs,
+            c.gamma,
+            c.gae_lambda,
+        );
+
+        // 3. Update: epochs of shuffled minibatches.
+        let frac = 1.0 - self.iteration as f64 / self.num_iterations as f64;
+        let lr = if c.anneal_lr {
+            c.learning_rate * frac
+        } else {
+            c.learning_rate
+        };
+        let batch = rollout.len();
+        let mb_size = batch / c.num_minibatches;
+        let mut indices: Vec<usize> = (0..batch).collect();
+        let mut stats = UpdateStats::default();
+        'epochs: for _ in 0..c.update_epochs {
+            indices.shuffle(&mut self.rng);
+            for mb in indices.chunks(mb_size) {
+                let (obs, actions) = obs_and_actions::<B>(&rollout, mb, &self.device);
+                let mut mb_adv = pick(&advantages, mb);
+                if c.norm_adv {
+                    normalize(&mut mb_adv, 1e-8);
+                }
+                let t1 = |v: Vec<f32>| tensor1::<B>(v, &self.device);
+                let (old_logp, adv) = (t1(pick(&rollout.logp, mb)), t1(mb_adv));
+                let (ret, old_v) = (t1(pick(&returns, mb)), t1(pick(&values, mb)));
+
+                let log_probs = categorical::log_probs(self.model.actor.forward(obs.clone()));
+                let logp = categorical::log_prob_of(log_probs.clone(), actions);
+                let entropy = categorical::entropy(log_probs).mean();
+                let logratio = logp.clone() - old_logp.clone();
+                let r = ratio(logp, old_logp);
+                stats.record_ratio(&r, &logratio, c.clip_coef);
+
+                // eq. (PPO-2): the clipped surrogate.
+                let pg_loss = clipped_surrogate(r, adv, c.clip_coef, c.clip_coef).mean();
+                // eq. (PPO-4): the value loss, clipped around the old values.
+                let v = self.model.critic.forward(obs).squeeze_dim::<1>(1);
+                let v_loss = if c.clip_vloss {
+                    let unclipped = (v.clone() - ret.clone()).powi_scalar(2);
+                    let clipped = old_v.clone() + (v - old_v).clamp(-c.clip_coef, c.clip_coef);
+                    let clipped = (clipped - ret).powi_scalar(2);
+                    unclipped.max_pair(clipped).mean() * 0.5
+                } else {
+                    (v - ret).powi_scalar(2).mean() * 0.5
+                };
+                // eq. (PPO-5): the full loss.
+                let loss =
+                    pg_loss.clone() - entropy.clone() * c.ent_coef + v_loss.clone() * c.vf_coef;
+                stats.record_losses(&pg_loss, &v_loss, &entropy);
+
+                let (model, grad_norm) = gradient_step(
+                    self.model.clone(),
+                    loss,
+                    &mut self.optim,
+                    lr,
+                    Some(c.max_grad_norm),
+                );
+                self.model = model;
+                stats.grad_norm += f64::from(grad_norm);
+            }
+            if c.target_kl.is_some_and(|t| stats.last_approx_kl > t) {
+                stats.stopped_early = true;
+                break 'epochs;
+            }
+        }
+        self.iteration += 1;
+
+        // 4. Metrics.
+        let mut m = stats.finish();
+        m.insert("learning_rate", lr);
+        m.insert("explained_variance", explained_variance(&values, &returns));
+        m.insert("global_step", self.global_step as f64);
+        m.insert(
+            "SPS",
+            self.global_step as f64 / self.started.elapsed().as_secs_f64(),
+        );
+        crate::rollout::episode_metrics(&rollout, &mut m);
+        Ok(m)
+    }
+}
+
+/// `1 - Var(returns - values) / Var(returns)`: 1 is a perfect critic, 0 no better than a
+/// constant, negative worse (NaN when the returns do not vary).
+pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
+    let var = |x: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = x.collect();
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / n
+    };
+    let var_y = var(&mut returns.iter().map(|r| f64::from(*r)));
+    let var_diff = var(&mut returns.iter().zip(values).map(|(r, v)| f64::from(r - v)));
+    if var_y == 0.0 {
+        f64::NAN
+    } else {
+        1.0 - var_diff / var_y
+    }
+}
+
+/// Running sums of the per-minibatch statistics CleanRL logs.
+#[derive(Default)]
+struct UpdateStats {
+    n: f64,
+    approx_kl: f64,
+    old_approx_kl: f64,
+    clipfrac: f64,
+    pg_loss: f64,
+    v_loss: f64,
+    entropy: f64,
+    grad_norm: f64,
+    last_approx_kl: f32,
+    stopped_early: bool,
+}
+
+impl UpdateStats {
+    fn record_ratio<B: AutodiffBackend>(
+        &mut self,
+        ratio: &Tensor<B, 1>,
+        logratio: &Tensor<B, 1>,
+        clip: f32,
+    ) {
+        let ratio: Vec<f32> = ratio.clone().inner().into_data().to_vec().expect("f32");
+        let logratio: Vec<f32> = logratio.clone().inner().into_data().to_vec().expect("f32");
+        let n = ratio.len() as f64;
+        // approx_kl = mean((ratio - 1) - log ratio): Schulman's k3 estimator of KL(old || new).
+        let kl = ratio
+            .iter()
+            .zip(&logratio)
+            .map(|(r, lr)| f64::from((r - 1.0) - lr))
+            .sum::<f64>()
+            / n;
+        self.approx_kl += kl;
+        self.last_approx_kl = kl as f32;
+        self.old_approx_kl += logratio.iter().map(|lr| f64::from(-lr)).sum::<f64>() / n;
+        self.clipfrac += ratio.iter().filter(|r| (*r - 1.0).abs() > clip).count() as f64 / n;
+        self.n += 1.0;
+    }
+    fn record_losses<B: AutodiffBackend>(
+        &mut self,
+        pg: &Tensor<B, 1>,
+        v: &Tensor<B, 1>,
+        ent: &Tensor<B, 1>,
+    ) {
+        let scalar = |t: &Tensor<B, 1>| f64::from(t.clone().inner().into_scalar().elem::<f32>());
+        self.pg_loss += scalar(pg);
+        self.v_loss += scalar(v);
+        self.entropy += scalar(ent);
+    }
+    fn finish(self) -> Metrics {
+        let n = self.n.max(1.0);
+        BTreeMap::from([
+            ("approx_kl", self.approx_kl / n),
+            ("old_approx_kl", self.old_approx_kl / n),
+            ("clipfrac", self.clipfrac / n),
+            ("policy_loss", self.pg_loss / n),
+            ("value_loss", self.v_loss / n),
+            ("entropy", self.entropy / n),
+            ("grad_norm", self.grad_norm / n),
+            ("stopped_early", f64::from(u8::from(self.stopped_early))),
+        ])
+    }
+}
+
+use burn::tensor::ElementConversion;

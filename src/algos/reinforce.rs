@@ -1,0 +1,215 @@
+//! REINFORCE with a learned baseline (Williams, 1992; SpinningUp's VPG): the first rung.
+//!
+//! Read it next to the book's policy-gradient chapter. One iteration:
+//!
+//! 1. **collect** `num_steps` steps in each of `num_envs` environments;
+//! 2. **advantages**: the discounted return-to-go `G_t` (eq. RF-3), cut where the rollout or
+//!    a time limit cuts the episode and bootstrapped there with the critic, minus the
+//!    critic's baseline `V(s_t)` (eq. RF-4);
+//! 3. **update**: one gradient step on `-mean(log pi(a_t|s_t) * A_t)` (eq. RF-2), then
+//!    `vf_iters` regression steps of the critic toward `G_t`;
+//! 4. **metrics**.
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig};
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::ppo::ActorCritic;
+use crate::advantage::{discounted_returns, normalize};
+use crate::nn::{categorical, gradient_step, Mlp};
+use crate::rollout::{collect, critic_values, obs_and_actions, tensor1, VecEnv};
+use crate::{scalar, ConfigError, Metrics};
+use policy_lab_envs::EnvRng;
+
+/// REINFORCE's hyperparameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReinforceConfig {
+    pub num_envs: usize,
+    pub num_steps: usize,
+    /// The policy's learning rate (Adam).
+    pub learning_rate: f64,
+    /// The critic's learning rate (Adam).
+    pub vf_learning_rate: f64,
+    /// Critic regression steps per iteration.
+    pub vf_iters: usize,
+    pub gamma: f32,
+    /// Normalize the advantages of each batch.
+    pub norm_adv: bool,
+    pub ent_coef: f32,
+    /// Subtract the critic's baseline (turn off to see the variance it saves).
+    pub baseline: bool,
+    pub hidden: Vec<usize>,
+}
+
+impl Default for ReinforceConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 8,
+            num_steps: 64,
+            learning_rate: 3e-3,
+            vf_learning_rate: 1e-3,
+            vf_iters: 10,
+            gamma: 0.99,
+            norm_adv: true,
+            ent_coef: 0.0,
+            baseline: true,
+            hidden: vec![64, 64],
+        }
+    }
+}
+
+impl ReinforceConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError(format!("reinforce: {msg}")))
+            }
+        };
+        check(
+            self.num_envs >= 1 && self.num_steps >= 1,
+            "num_envs and num_steps must be at least 1",
+        )?;
+        check(
+            self.learning_rate > 0.0 && self.vf_learning_rate > 0.0,
+            "learning rates must be positive",
+        )?;
+        check((0.0..=1.0).contains(&self.gamma), "gamma must be in [0, 1]")?;
+        check(
+            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
+            "hidden must list positive layer sizes",
+        )
+    }
+}
+
+/// A REINFORCE learner.
+pub struct Reinforce<B: AutodiffBackend> {
+    pub config: ReinforceConfig,
+    pub model: ActorCritic<B>,
+    actor_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
+    critic_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
+    venv: VecEnv,
+    obs: Vec<f32>,
+    rng: EnvRng,
+    device: B::Device,
+    pub global_step: usize,
+    pub iteration: usize,
+}
+
+impl<B: AutodiffBackend> Reinforce<B> {
+    pub fn new(
+        config: ReinforceConfig,
+        mut venv: VecEnv,
+        seed: u64,
+        device: B::Device,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        B::seed(&device, seed);
+        let (obs, _) = venv.reset(Some(seed));
+        let obs = obs.as_slice().expect("contiguous observations").to_vec();
+        let model = ActorCritic::new(
+            obs.len() / venv.num_envs(),
+            venv.single_action_space().n,
+            &config.hidden,
+            &device,
+        );
+        Ok(Self {
+            config,
+            model,
+            actor_optim: AdamConfig::new().init(),
+            critic_optim: AdamConfig::new().init(),
+            venv,
+            obs,
+            rng: EnvRng::seed_from_u64(seed),
+            device,
+            global_step: 0,
+            iteration: 0,
+        })
+    }
+
+    /// One iteration: collect, advantages, update, metrics.
+    pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
+        let c = self.config.clone();
+        // 1. Collect.
+        let inference = self.model.valid();
+        let r = collect(
+            &mut self.venv,
+            &mut self.obs,
+            &inference.actor,
+            c.num_steps,
+            &mut self.rng,
+            &self.device,
+        )?;
+        self.global_step += r.len();
+
+        // 2. Returns-to-go, bootstrapped where the episode was cut (eq. RF-3), minus the
+        //    baseline (eq. RF-4).
+        let values = critic_values(&inference.critic, &r.obs, r.obs_dim, &self.device);
+        let bootstrap = r.next_values(&values, &inference.critic, &self.device);
+        let returns = discounted_returns(
+            &r.rewards,
+            &r.episode_ends(),
+            &bootstrap,
+            c.num_envs,
+            c.gamma,
+        );
+        let mut adv: Vec<f32> = if c.baseline {
+            returns.iter().zip(&values).map(|(g, v)| g - v).collect()
+        } else {
+            returns.clone()
+        };
+        if c.norm_adv {
+            normalize(&mut adv, 1e-8);
+        }
+
+        // 3. One policy-gradient step (eq. RF-2), then the critic's regression.
+        let all: Vec<usize> = (0..r.len()).collect();
+        let (obs, actions) = obs_and_actions::<B>(&r, &all, &self.device);
+        let log_probs = categorical::log_probs(self.model.actor.forward(obs.clone()));
+        let logp = categorical::log_prob_of(log_probs.clone(), actions);
+        let entropy = categorical::entropy(log_probs).mean();
+        let pg_loss = -(logp * tensor1::<B>(adv, &self.device)).mean();
+        let loss = pg_loss.clone() - entropy.clone() * c.ent_coef;
+        let (actor, _) = gradient_step(
+            self.model.actor.clone(),
+            loss,
+            &mut self.actor_optim,
+            c.learning_rate,
+            None,
+        );
+        self.model.actor = actor;
+
+        let ev = super::ppo::explained_variance(&values, &returns);
+        let target = tensor1::<B>(returns, &self.device);
+        let mut v_loss = 0.0;
+        for _ in 0..c.vf_iters {
+            let v = self.model.critic.forward(obs.clone()).squeeze_dim::<1>(1);
+            let loss = (v - target.clone()).powi_scalar(2).mean();
+            v_loss = scalar(&loss);
+            let (critic, _) = gradient_step(
+                self.model.critic.clone(),
+                loss,
+                &mut self.critic_optim,
+                c.vf_learning_rate,
+                None,
+            );
+            self.model.critic = critic;
+        }
+        self.iteration += 1;
+
+        // 4. Metrics.
+        let mut m = Metrics::new();
+        m.insert("policy_loss", scalar(&pg_loss));
+        m.insert("entropy", scalar(&entropy));
+        m.insert("value_loss", v_loss);
+        m.insert("explained_variance", ev);
+        m.insert("global_step", self.global_step as f64);
+        crate::rollout::episode_metrics(&r, &mut m);
+        Ok(m)
+    }
+}

@@ -1,0 +1,58 @@
+//! Evaluation: play a policy greedily (the most likely action) and report its returns.
+
+use burn::tensor::backend::Backend;
+use policy_lab_envs::{AnyEnv, Env};
+
+use crate::nn::{categorical, Mlp};
+use crate::rollout::actor_log_probs;
+
+/// The outcome of an evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub returns: Vec<f64>,
+    pub lengths: Vec<usize>,
+}
+
+impl Evaluation {
+    pub fn mean_return(&self) -> f64 {
+        self.returns.iter().sum::<f64>() / self.returns.len().max(1) as f64
+    }
+    /// The fraction of episodes with a positive return (success in a maze or on the lake).
+    pub fn success_rate(&self) -> f64 {
+        self.returns.iter().filter(|r| **r > 0.0).count() as f64 / self.returns.len().max(1) as f64
+    }
+}
+
+/// Plays `episodes` episodes of `env` with the greedy action of `actor`, the first reset
+/// seeded with `seed`.
+pub fn evaluate<B: Backend>(
+    actor: &Mlp<B>,
+    env: &mut AnyEnv,
+    episodes: usize,
+    seed: u64,
+    device: &B::Device,
+) -> policy_lab_envs::Result<Evaluation> {
+    let (dim, num_actions) = (env.obs_dim(), env.num_actions());
+    let mut out = Evaluation {
+        returns: Vec::new(),
+        lengths: Vec::new(),
+    };
+    for ep in 0..episodes {
+        let (mut obs, _) = env.reset(if ep == 0 { Some(seed) } else { None });
+        let (mut ret, mut len) = (0.0, 0);
+        loop {
+            let action =
+                categorical::greedy(&actor_log_probs(actor, &obs, dim, device), num_actions)[0];
+            let step = env.step(action)?;
+            ret += step.reward;
+            len += 1;
+            obs = step.obs;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+        out.returns.push(ret);
+        out.lengths.push(len);
+    }
+    Ok(out)
+}

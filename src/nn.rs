@@ -1,0 +1,199 @@
+//! Neural networks for policies and critics, and the small tools around them.
+//!
+//! * [`Mlp`]: a multi-layer perceptron with `tanh` activations and orthogonal
+//!   initialization (gain sqrt(2) for hidden layers, a chosen gain for the head, zero
+//!   biases), as CleanRL and Stable-Baselines3 build them;
+//! * [`categorical`]: log-probabilities, entropy and sampling of a categorical policy;
+//! * [`clip_grad_norm`]: PyTorch's `clip_grad_norm_`, one global norm over all parameters.
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::optim::GradientsParams;
+use burn::tensor::activation::tanh;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+
+/// A multi-layer perceptron: `Linear → tanh → ... → Linear`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    layers: Vec<Linear<B>>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// `input → hidden[0] → ... → output`; hidden layers get orthogonal weights with gain
+    /// sqrt(2), the output layer gain `head_gain` (0.01 for a policy head, 1.0 for a critic).
+    pub fn new(
+        input: usize,
+        hidden: &[usize],
+        output: usize,
+        head_gain: f64,
+        device: &B::Device,
+    ) -> Self {
+        let sizes: Vec<usize> = std::iter::once(input)
+            .chain(hidden.iter().copied())
+            .chain([output])
+            .collect();
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let gain = if i + 2 == sizes.len() {
+                    head_gain
+                } else {
+                    std::f64::consts::SQRT_2
+                };
+                let mut layer = LinearConfig::new(w[0], w[1])
+                    .with_initializer(Initializer::Orthogonal { gain })
+                    .init(device);
+                layer.bias = Some(Param::from_tensor(Tensor::zeros([w[1]], device)));
+                layer
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// `[batch, input] → [batch, output]`.
+    pub fn forward(&self, mut x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = tanh(x);
+            }
+        }
+        x
+    }
+}
+
+/// A categorical distribution over discrete actions, given by logits `[batch, actions]`.
+pub mod categorical {
+    use burn::tensor::activation::log_softmax;
+    use burn::tensor::backend::Backend;
+    use burn::tensor::{Int, Tensor};
+    use rand::RngExt;
+
+    /// `log pi(a|s)` for every action: `[batch, actions]`.
+    pub fn log_probs<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 2> {
+        log_softmax(logits, 1)
+    }
+
+    /// `log pi(a_i|s_i)` of the taken actions: `[batch]`.
+    pub fn log_prob_of<B: Backend>(
+        log_probs: Tensor<B, 2>,
+        actions: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 1> {
+        log_probs.gather(1, actions.unsqueeze_dim(1)).squeeze_dim(1)
+    }
+
+    /// The entropy `-sum_a pi(a|s) log pi(a|s)`: `[batch]`.
+    pub fn entropy<B: Backend>(log_probs: Tensor<B, 2>) -> Tensor<B, 1> {
+        -(log_probs.clone().exp() * log_probs)
+            .sum_dim(1)
+            .squeeze_dim(1)
+    }
+
+    /// Draws one action from each row of log-probabilities (on the CPU): returns the actions
+    /// and their log-probabilities.
+    pub fn sample(
+        log_probs: &[f32],
+        num_actions: usize,
+        rng: &mut impl rand::Rng,
+    ) -> (Vec<usize>, Vec<f32>) {
+        log_probs
+            .chunks(num_actions)
+            .map(|row| {
+                let u: f32 = rng.random();
+                let mut acc = 0.0;
+                let a = row.iter().position(|lp| {
+                    acc += lp.exp();
+                    acc > u
+                });
+                // Rounding can leave the total a hair under u: take the last likely action.
+                let a = a.unwrap_or_else(|| row.iter().rposition(|lp| lp.is_finite()).unwrap_or(0));
+                (a, row[a])
+            })
+            .unzip()
+    }
+
+    /// The most likely action of each row.
+    pub fn greedy(log_probs: &[f32], num_actions: usize) -> Vec<usize> {
+        log_probs
+            .chunks(num_actions)
+            .map(|row| (0..row.len()).fold(0, |best, a| if row[a] > row[best] { a } else { best }))
+            .collect()
+    }
+}
+
+/// Scales all gradients together so that their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`). Returns the norm before clipping.
+pub fn clip_grad_norm<B: AutodiffBackend, M: Module<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f32,
+) -> f32 {
+    struct SquaredNorm<'a, B: AutodiffBackend> {
+        grads: &'a GradientsParams,
+        total: f32,
+        _b: std::marker::PhantomData<B>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+                self.total += g.powi_scalar(2).sum().into_scalar().elem::<f32>();
+            }
+        }
+    }
+    struct Scale<'a, B: AutodiffBackend> {
+        grads: &'a mut GradientsParams,
+        factor: f32,
+        _b: std::marker::PhantomData<B>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let id: ParamId = param.id;
+            if let Some(g) = self.grads.remove::<B::InnerBackend, D>(id) {
+                self.grads.register(id, g * self.factor);
+            }
+        }
+    }
+    use burn::tensor::ElementConversion;
+    let mut norm = SquaredNorm::<B> {
+        grads,
+        total: 0.0,
+        _b: std::marker::PhantomData,
+    };
+    module.visit(&mut norm);
+    let total = norm.total.sqrt();
+    if total > max_norm {
+        let factor = max_norm / (total + 1e-6);
+        module.visit(&mut Scale::<B> {
+            grads,
+            factor,
+            _b: std::marker::PhantomData,
+        });
+    }
+    total
+}
+
+/// One optimizer step on `loss`: backpropagate, clip the global gradient norm (when
+/// `max_grad_norm` is set), update. Returns the module and the gradient norm before clipping
+/// (`NaN` when not clipped).
+pub fn gradient_step<B, M, O>(
+    module: M,
+    loss: Tensor<B, 1>,
+    optim: &mut O,
+    lr: f64,
+    max_grad_norm: Option<f32>,
+) -> (M, f32)
+where
+    B: AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+    O: burn::optim::Optimizer<M, B>,
+{
+    let mut grads = GradientsParams::from_grads(loss.backward(), &module);
+    let norm = match max_grad_norm {
+        Some(max) => clip_grad_norm(&module, &mut grads, max),
+        None => f32::NAN,
+    };
+    (optim.step(lr, module, grads), norm)
+}

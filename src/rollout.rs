@@ -1,0 +1,221 @@
+//! Collecting experience: run the policy in a vector env for a number of steps.
+//!
+//! The first stage of the one data flow (`env → rollout → batch → advantages → objective →
+//! update`). The policy samples actions and records `log pi_old(a|s)`; the environment's
+//! `terminated` and `truncated` flags are kept apart, so that the critic's bootstrap value
+//! is 0 after a termination and `V(final observation)` after a truncation (the vector env
+//! resets in the same step: see `policy_lab::envs::vector`).
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use policy_lab_envs::{AnyEnv, RecordEpisodeStatistics, SyncVectorEnv};
+
+use crate::nn::{categorical, Mlp};
+
+/// The vector env every algorithm collects from.
+pub type VecEnv = SyncVectorEnv<RecordEpisodeStatistics<AnyEnv>>;
+
+/// One rollout of `steps` steps of `num_envs` copies, time-major (`k = t * num_envs + i`).
+#[derive(Clone, Debug, Default)]
+pub struct Rollout {
+    pub num_envs: usize,
+    pub obs_dim: usize,
+    /// `[steps * num_envs, obs_dim]`, flattened.
+    pub obs: Vec<f32>,
+    pub actions: Vec<usize>,
+    /// `log pi_old(a|s)` of the taken actions.
+    pub logp: Vec<f32>,
+    pub rewards: Vec<f32>,
+    pub terminated: Vec<bool>,
+    pub truncated: Vec<bool>,
+    /// The observation after the last step, `[num_envs, obs_dim]`.
+    pub last_obs: Vec<f32>,
+    /// For each truncated step `k`: `(k, final observation)`, to bootstrap from.
+    pub truncated_obs: Vec<(usize, Vec<f32>)>,
+    /// Returns and lengths of the episodes that finished during the rollout.
+    pub episode_returns: Vec<f64>,
+    pub episode_lengths: Vec<usize>,
+}
+
+impl Rollout {
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+    /// Whether step `k` ended an episode (either way).
+    pub fn episode_ends(&self) -> Vec<bool> {
+        self.terminated
+            .iter()
+            .zip(&self.truncated)
+            .map(|(a, b)| *a || *b)
+            .collect()
+    }
+
+    /// The bootstrap value after every step, from the critic's values: `0` after a
+    /// termination, `V(final obs)` after a truncation, `V(s_{t+1})` otherwise (eq. GAE-1).
+    pub fn next_values<B: Backend>(
+        &self,
+        values: &[f32],
+        critic: &Mlp<B>,
+        device: &B::Device,
+    ) -> Vec<f32> {
+        let n = self.num_envs;
+        let last = critic_values(critic, &self.last_obs, self.obs_dim, device);
+        let mut next: Vec<f32> = (0..self.len())
+            .map(|k| {
+                if k + n < self.len() {
+                    values[k + n]
+                } else {
+                    last[k % n]
+                }
+            })
+            .collect();
+        for (k, t) in self.terminated.iter().enumerate() {
+            if *t {
+                next[k] = 0.0;
+            }
+        }
+        if !self.truncated_obs.is_empty() {
+            let flat: Vec<f32> = self
+                .truncated_obs
+                .iter()
+                .flat_map(|(_, o)| o.iter().copied())
+                .collect();
+            let v = critic_values(critic, &flat, self.obs_dim, device);
+            for ((k, _), v) in self.truncated_obs.iter().zip(v) {
+                if !self.terminated[*k] {
+                    next[*k] = v;
+                }
+            }
+        }
+        next
+    }
+}
+
+/// A `[rows, dim]` tensor from a flat slice.
+pub fn tensor2<B: Backend>(data: &[f32], dim: usize, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(
+        TensorData::new(data.to_vec(), [data.len() / dim, dim]),
+        device,
+    )
+}
+
+/// The critic's values of a batch of flat observations.
+pub fn critic_values<B: Backend>(
+    critic: &Mlp<B>,
+    obs: &[f32],
+    obs_dim: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    if obs.is_empty() {
+        return Vec::new();
+    }
+    critic
+        .forward(tensor2(obs, obs_dim, device))
+        .into_data()
+        .to_vec()
+        .expect("f32 values")
+}
+
+/// The actor's log-probabilities of every action for a batch of flat observations,
+/// `[rows * actions]`, flattened.
+pub fn actor_log_probs<B: Backend>(
+    actor: &Mlp<B>,
+    obs: &[f32],
+    obs_dim: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    categorical::log_probs(actor.forward(tensor2(obs, obs_dim, device)))
+        .into_data()
+        .to_vec()
+        .expect("f32 log-probs")
+}
+
+/// Runs `actor` (a module on an inference backend) in `venv` for `steps` steps, starting
+/// from `obs` (`[num_envs, obs_dim]`, updated in place).
+pub fn collect<B: Backend>(
+    venv: &mut VecEnv,
+    obs: &mut [f32],
+    actor: &Mlp<B>,
+    steps: usize,
+    rng: &mut impl rand::Rng,
+    device: &B::Device,
+) -> policy_lab_envs::Result<Rollout> {
+    let n = venv.num_envs();
+    let dim = obs.len() / n;
+    let num_actions = venv.single_action_space().n;
+    let mut r = Rollout {
+        num_envs: n,
+        obs_dim: dim,
+        ..Default::default()
+    };
+    for t in 0..steps {
+        let log_probs = actor_log_probs(actor, obs, dim, device);
+        let (actions, logp) = categorical::sample(&log_probs, num_actions, rng);
+        r.obs.extend_from_slice(obs);
+        let out = venv.step(&actions)?;
+        for i in 0..n {
+            r.rewards.push(out.rewards[i] as f32);
+            r.terminated.push(out.terminated[i]);
+            r.truncated.push(out.truncated[i]);
+            if out.truncated[i] {
+                r.truncated_obs
+                    .push((t * n + i, out.final_obs.row(i).to_vec()));
+            }
+            if let Some(ep) = out.infos[i].episode {
+                r.episode_returns.push(ep.r);
+                r.episode_lengths.push(ep.l);
+            }
+        }
+        obs.copy_from_slice(out.obs.as_slice().expect("contiguous observations"));
+        r.actions.extend(actions);
+        r.logp.extend(logp);
+    }
+    r.last_obs = obs.to_vec();
+    Ok(r)
+}
+
+/// The entries of `v` at `idx`.
+pub fn pick<T: Copy>(v: &[T], idx: &[usize]) -> Vec<T> {
+    idx.iter().map(|&k| v[k]).collect()
+}
+
+/// A `[len]` tensor.
+pub fn tensor1<B: Backend>(v: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), device)
+}
+
+/// The observations (`[idx.len(), obs_dim]`) and actions (`[idx.len()]`) of the rollout
+/// steps `idx`, as tensors.
+pub fn obs_and_actions<B: Backend>(
+    r: &Rollout,
+    idx: &[usize],
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
+    let dim = r.obs_dim;
+    let obs: Vec<f32> = idx
+        .iter()
+        .flat_map(|&k| r.obs[k * dim..(k + 1) * dim].iter().copied())
+        .collect();
+    let actions: Vec<i64> = idx.iter().map(|&k| r.actions[k] as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(obs, [idx.len(), dim]), device),
+        Tensor::from_data(TensorData::new(actions, [idx.len()]), device),
+    )
+}
+
+/// Adds `episodic_return` and `episodic_length` (means over the episodes that finished in
+/// the rollout) to `m`.
+pub fn episode_metrics(r: &Rollout, m: &mut crate::Metrics) {
+    if !r.episode_returns.is_empty() {
+        let n = r.episode_returns.len() as f64;
+        m.insert("episodic_return", r.episode_returns.iter().sum::<f64>() / n);
+        m.insert(
+            "episodic_length",
+            r.episode_lengths.iter().sum::<usize>() as f64 / n,
+        );
+    }
+}
