@@ -42,6 +42,24 @@ fn main() {
             }
             a.model.actor.valid()
         }
+        "trpo" => {
+            let mut a =
+                policy_lab::algos::trpo::Trpo::<Cpu>::new(Default::default(), venv(4), 1, dev)
+                    .unwrap();
+            while a.global_step < steps {
+                let m = a.iterate().unwrap();
+                if a.iteration % 10 == 0 {
+                    println!(
+                        "{} {:?} kl {:?} ls {:?}",
+                        a.global_step,
+                        m.get("episodic_return"),
+                        m.get("kl"),
+                        m.get("line_search_steps")
+                    );
+                }
+            }
+            a.model.actor.valid()
+        }
         _ => {
             let mut a = Grpo::<Cpu>::new(
                 GrpoConfig::default(),

@@ -16,6 +16,7 @@ pub mod agents;
 pub mod algos;
 pub mod backend;
 pub mod evaluate;
+pub mod flat;
 pub mod nn;
 pub mod objective;
 pub mod play;

@@ -4,3 +4,4 @@
 pub mod grpo;
 pub mod ppo;
 pub mod reinforce;
+pub mod trpo;
