@@ -219,3 +219,10 @@ pub fn episode_metrics(r: &Rollout, m: &mut crate::Metrics) {
         );
     }
 }
+
+/// `num_envs` copies of the environment `id` (see `policy_lab::envs::make`), each recording
+/// its episode statistics.
+pub fn make_vec_env(id: &str, num_envs: usize) -> policy_lab_envs::Result<VecEnv> {
+    let (env, _) = policy_lab_envs::make(id)?;
+    SyncVectorEnv::new(num_envs, |_| RecordEpisodeStatistics::new(env.clone()))
+}

@@ -405,7 +405,7 @@ mod tests {
             let jac: Vec<Vec<f32>> = (0..a)
                 .map(|k| {
                     let out = actor
-                        .forward(obs.clone().slice([s..s + 1]))
+                        .forward(obs.clone().slice(s..s + 1))
                         .slice([0..1, k..k + 1])
                         .sum();
                     flat_grads(actor, &GradientsParams::from_grads(out.backward(), actor))
@@ -493,8 +493,9 @@ mod tests {
             for row in 0..6 {
                 if row != col {
                     let f = m[row][col] / m[col][col];
-                    for k in col..7 {
-                        m[row][k] -= f * m[col][k];
+                    let pivot_row = m[col].clone();
+                    for (x, p) in m[row].iter_mut().zip(pivot_row).skip(col) {
+                        *x -= f * p;
                     }
                 }
             }

@@ -1,0 +1,214 @@
+//! Every rung of the ladder learns, on budgets bounded by environment steps (never by time),
+//! with fixed seeds on the CPU.
+
+use burn::module::AutodiffModule;
+use policy_lab::algos::grpo::{Grpo, GrpoConfig};
+use policy_lab::algos::ppo::{Ppo, PpoConfig};
+use policy_lab::algos::reinforce::{Reinforce, ReinforceConfig};
+use policy_lab::algos::trpo::{Trpo, TrpoConfig};
+use policy_lab::backend::Cpu;
+use policy_lab::envs::{make, EnvKind};
+use policy_lab::evaluate::evaluate;
+use policy_lab::nn::Mlp;
+use policy_lab::rollout::{actor_log_probs, make_vec_env};
+
+type Inner = <Cpu as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+
+/// The probability the policy puts on each arm of a one-context bandit.
+fn arm_probs(actor: &Mlp<Inner>) -> Vec<f32> {
+    actor_log_probs(actor, &[1.0], 1, &Default::default())
+        .iter()
+        .map(|l| l.exp())
+        .collect()
+}
+
+fn best_arm(id: &str) -> usize {
+    match make(id).unwrap().0.kind {
+        EnvKind::Bandit(b) => b.best_arm(0),
+        _ => unreachable!(),
+    }
+}
+
+const BANDIT: &str = "BernoulliBandit-v0";
+
+#[test]
+fn reinforce_finds_the_best_arm_within_5000_pulls() {
+    for seed in 0..3 {
+        let config = ReinforceConfig {
+            num_envs: 8,
+            num_steps: 16,
+            learning_rate: 3e-2,
+            ..ReinforceConfig::default()
+        };
+        let mut learner = Reinforce::<Cpu>::new(
+            config,
+            make_vec_env(BANDIT, 8).unwrap(),
+            seed,
+            Default::default(),
+        )
+        .unwrap();
+        while learner.global_step + 128 <= 5000 {
+            learner.iterate().unwrap();
+        }
+        let p = arm_probs(&learner.model.actor.valid());
+        assert!(
+            p[best_arm(BANDIT)] >= 0.9,
+            "seed {seed}, after {} pulls: {p:?}",
+            learner.global_step
+        );
+    }
+}
+
+#[test]
+fn grpo_finds_the_best_arm_within_5000_pulls() {
+    for seed in 0..3 {
+        let config = GrpoConfig {
+            num_generations: 8,
+            num_groups: 8,
+            learning_rate: 1e-2,
+            ..GrpoConfig::default()
+        };
+        let (env, spec) = make(BANDIT).unwrap();
+        let mut learner = Grpo::<Cpu>::new(
+            config,
+            env,
+            spec.max_episode_steps,
+            seed,
+            Default::default(),
+        )
+        .unwrap();
+        while learner.global_step + 64 <= 5000 {
+            learner.iterate().unwrap();
+        }
+        let p = arm_probs(&learner.actor.valid());
+        assert!(
+            p[best_arm(BANDIT)] >= 0.9,
+            "seed {seed}, after {} pulls: {p:?}",
+            learner.global_step
+        );
+    }
+}
+
+const MAZE: &str = "Maze-v0";
+
+/// The greedy policy reaches the goal of the default 8x8 maze, by the shortest path (the
+/// return is the goal reward minus one step penalty per move).
+fn solves_the_maze(actor: &Mlp<Inner>) {
+    let (mut env, _) = make(MAZE).unwrap();
+    let optimum = {
+        let grid = env.grid().unwrap();
+        let (values, _) = grid.value_iteration(1.0, 1e-12);
+        values[grid.start()]
+    };
+    let eval = evaluate(actor, &mut env, 5, 0, &Default::default()).unwrap();
+    assert!(
+        eval.success_rate() == 1.0 && (eval.mean_return() - optimum).abs() < 1e-6,
+        "{eval:?}, optimum {optimum}"
+    );
+}
+
+#[test]
+fn all_four_solve_a_generated_maze() {
+    let mut reinforce = Reinforce::<Cpu>::new(
+        ReinforceConfig::default(),
+        make_vec_env(MAZE, 8).unwrap(),
+        1,
+        Default::default(),
+    )
+    .unwrap();
+    while reinforce.global_step < 40_000 {
+        reinforce.iterate().unwrap();
+    }
+    solves_the_maze(&reinforce.model.actor.valid());
+
+    let mut ppo = Ppo::<Cpu>::new(
+        PpoConfig::default(),
+        make_vec_env(MAZE, 4).unwrap(),
+        1,
+        100_000,
+        Default::default(),
+    )
+    .unwrap();
+    while ppo.global_step < 100_000 {
+        ppo.iterate().unwrap();
+    }
+    solves_the_maze(&ppo.model.actor.valid());
+
+    let mut trpo = Trpo::<Cpu>::new(
+        TrpoConfig::default(),
+        make_vec_env(MAZE, 4).unwrap(),
+        1,
+        Default::default(),
+    )
+    .unwrap();
+    while trpo.global_step < 60_000 {
+        trpo.iterate().unwrap();
+    }
+    solves_the_maze(&trpo.model.actor.valid());
+
+    let (env, spec) = make(MAZE).unwrap();
+    let mut grpo = Grpo::<Cpu>::new(
+        GrpoConfig::default(),
+        env,
+        spec.max_episode_steps,
+        1,
+        Default::default(),
+    )
+    .unwrap();
+    while grpo.global_step < 100_000 {
+        grpo.iterate().unwrap();
+    }
+    solves_the_maze(&grpo.actor.valid());
+}
+
+#[test]
+fn trpo_and_ppo_balance_cartpole_on_a_small_budget() {
+    let mut trpo = Trpo::<Cpu>::new(
+        TrpoConfig::default(),
+        make_vec_env("CartPole-v1", 4).unwrap(),
+        1,
+        Default::default(),
+    )
+    .unwrap();
+    while trpo.global_step < 50_000 {
+        trpo.iterate().unwrap();
+    }
+    let (mut env, _) = make("CartPole-v1").unwrap();
+    let eval = evaluate(
+        &trpo.model.actor.valid(),
+        &mut env,
+        5,
+        100,
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(
+        eval.mean_return() >= 200.0,
+        "TRPO after 50k steps: {eval:?}"
+    );
+
+    let mut ppo = Ppo::<Cpu>::new(
+        PpoConfig::default(),
+        make_vec_env("CartPole-v1", 4).unwrap(),
+        1,
+        50_000,
+        Default::default(),
+    )
+    .unwrap();
+    let first = ppo.iterate().unwrap()["episodic_return"];
+    while ppo.global_step < 50_000 {
+        ppo.iterate().unwrap();
+    }
+    let eval = evaluate(
+        &ppo.model.actor.valid(),
+        &mut env,
+        5,
+        100,
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(
+        eval.mean_return() >= 4.0 * first,
+        "PPO after 50k steps: {eval:?}, first iteration's episodes {first}"
+    );
+}
