@@ -21,6 +21,7 @@ pub mod nn;
 pub mod objective;
 pub mod play;
 pub mod rollout;
+pub mod train;
 
 /// The metrics of one iteration, by name (`approx_kl`, `clipfrac`, `episodic_return`, ...).
 pub type Metrics = std::collections::BTreeMap<&'static str, f64>;

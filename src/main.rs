@@ -9,11 +9,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
+use policy_lab::evaluate::evaluate;
 use policy_lab::play::{play, AgentKind, PlayConfig, RenderMode};
+use policy_lab::train::{load_policy, train, Algo, RunConfig, RunSummary};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +46,36 @@ enum Command {
         /// Folder for pictures.
         #[arg(long, default_value = "runs/play")]
         out: PathBuf,
+    },
+    /// Train one algorithm on one environment; metrics, config and checkpoints go to --out.
+    Train {
+        #[arg(long, value_enum)]
+        algo: Option<Algo>,
+        /// Environment id with options, e.g. `Maze-v0:size=10` (see `envs`).
+        #[arg(long)]
+        env: Option<String>,
+        /// A TOML file with any of the run's settings; the flags above override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// cpu, wgpu or cuda (the last two need the cargo feature of the same name).
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        total_timesteps: Option<usize>,
+        /// The run's folder (default runs/ALGO-ENV-SEED).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate a trained run's policy greedily.
+    Eval {
+        /// The run's folder.
+        run: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        episodes: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// List the environments `--env` accepts.
     Envs,
@@ -106,6 +138,75 @@ fn main() -> Result<()> {
                 stdout,
             )?;
         }
+        Some(Command::Train {
+            algo,
+            env,
+            config,
+            device,
+            seed,
+            total_timesteps,
+            out,
+        }) => {
+            let mut run = match config {
+                Some(path) => RunConfig::from_toml(
+                    &std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                )?,
+                None => RunConfig::default(),
+            };
+            if let Some(a) = algo {
+                run.algo = a;
+            }
+            if let Some(e) = env {
+                run.env = e;
+            }
+            if let Some(d) = device {
+                run.device = d.parse()?;
+            }
+            if let Some(s) = seed {
+                run.seed = s;
+            }
+            if let Some(t) = total_timesteps {
+                run.total_timesteps = t;
+            }
+            let out = out.unwrap_or_else(|| {
+                let env = run.env.split(':').next().unwrap_or("env").to_lowercase();
+                PathBuf::from(format!("runs/{}-{env}-{}", run.algo.name(), run.seed))
+            });
+            let summary = train_on_device(&run, &out)?;
+            println!(
+                "{} on {}: {} steps in {:.1}s; greedy evaluation over {} episodes: mean return {:.3}, success rate {:.2}",
+                run.algo.name(),
+                run.env,
+                summary.global_step,
+                summary.seconds,
+                summary.evaluation.returns.len(),
+                summary.evaluation.mean_return(),
+                summary.evaluation.success_rate()
+            );
+            println!(
+                "wrote {}/{{config.toml, metrics.jsonl, metrics.csv, policy.mpk, eval.json}}",
+                out.display()
+            );
+        }
+        Some(Command::Eval {
+            run,
+            episodes,
+            seed,
+        }) => {
+            let device = Default::default();
+            let (config, policy) = load_policy::<policy_lab::backend::Cpu>(&run, &device)?;
+            let (mut env, _) = policy_lab::envs::make(&config.env)?;
+            let eval = evaluate(&policy, &mut env, episodes, seed, &device)?;
+            println!(
+                "{} ({} on {}): mean return {:.3} over {episodes} episodes, success rate {:.2}",
+                run.display(),
+                config.algo.name(),
+                config.env,
+                eval.mean_return(),
+                eval.success_rate()
+            );
+        }
         Some(Command::Envs) => {
             for (id, about) in ENV_IDS {
                 println!("{id:<22}{about}");
@@ -121,4 +222,20 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `train` on the backend the config names.
+fn train_on_device(run: &RunConfig, out: &std::path::Path) -> Result<RunSummary> {
+    let progress = &mut std::io::stderr();
+    match run.device {
+        Device::Cpu => train::<policy_lab::backend::Cpu>(run, Default::default(), out, progress),
+        #[cfg(feature = "wgpu")]
+        Device::Wgpu => train::<policy_lab::backend::Wgpu>(run, Default::default(), out, progress),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => train::<policy_lab::backend::Cuda>(run, Default::default(), out, progress),
+        #[allow(unreachable_patterns)]
+        other => {
+            anyhow::bail!("this build has no {other} backend; rebuild with `--features {other}`")
+        }
+    }
 }
