@@ -13,7 +13,7 @@
 //! ```
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use burn::module::{AutodiffModule, Module};
@@ -337,7 +337,7 @@ pub fn load_policy<B: burn::tensor::backend::Backend>(
 }
 
 /// Writes the metrics as a CSV table, one column per metric name.
-fn write_csv(history: &[Metrics], path: &PathBuf) -> Result<()> {
+fn write_csv(history: &[Metrics], path: &Path) -> Result<()> {
     let mut columns: Vec<&str> = history.iter().flat_map(|m| m.keys().copied()).collect();
     columns.sort_unstable();
     columns.dedup();
