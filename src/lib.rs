@@ -17,9 +17,11 @@ pub mod algos;
 pub mod backend;
 pub mod evaluate;
 pub mod flat;
+pub mod ladder;
 pub mod nn;
 pub mod objective;
 pub mod play;
+pub mod plot;
 pub mod rollout;
 pub mod train;
 

@@ -1,7 +1,10 @@
 //! The `policy-lab` command line.
 //!
 //! ```text
-//! policy-lab                      play the default demo (a maze, FrozenLake, CartPole, a bandit)
+//! policy-lab                      the main job: the ladder on a maze, with plots and a table
+//! policy-lab train --algo A ...   train one algorithm (reinforce, trpo, ppo, grpo)
+//! policy-lab eval RUN             evaluate a trained run greedily
+//! policy-lab plot RUN...          learning curves
 //! policy-lab play --env ID ...    play one environment with a random or heuristic agent
 //! policy-lab envs                 list the environments and their options
 //! policy-lab device --device D    check that a backend (cpu, wgpu, cuda) works
@@ -14,7 +17,9 @@ use clap::{Parser, Subcommand};
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
 use policy_lab::evaluate::evaluate;
+use policy_lab::ladder::run_ladder;
 use policy_lab::play::{play, AgentKind, PlayConfig, RenderMode};
+use policy_lab::plot::{average, draw, read_run, XAxis};
 use policy_lab::train::{load_policy, train, Algo, RunConfig, RunSummary};
 
 #[derive(Parser)]
@@ -77,6 +82,17 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Draw learning curves of one or more runs (seeds of one algorithm are averaged).
+    Plot {
+        /// Run folders.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = XAxis::Steps)]
+        x: XAxis,
+        /// The output files, without extension (PNG and SVG are written).
+        #[arg(long, default_value = "runs/curves")]
+        out: PathBuf,
+    },
     /// List the environments `--env` accepts.
     Envs,
     /// Run a small computation on a backend to check that it works.
@@ -90,33 +106,14 @@ fn main() -> Result<()> {
     let stdout = &mut std::io::stdout();
     match Cli::parse().command {
         None => {
-            // The default demo: each environment family with its heuristic agent.
-            for (env, episodes) in [
-                ("Maze-v0", 1),
-                ("FrozenLake-v1", 3),
-                ("CartPole-v1", 2),
-                ("BernoulliBandit-v0", 200),
-            ] {
-                let out = PathBuf::from("runs/play").join(env.to_lowercase());
-                let render = if env.contains("Bandit") {
-                    RenderMode::None
-                } else {
-                    RenderMode::Image
-                };
-                let config = PlayConfig {
-                    env: env.into(),
-                    agent: AgentKind::Heuristic,
-                    episodes,
-                    seed: 0,
-                    render,
-                    out,
-                };
-                play(&config, stdout)?;
-                println!();
+            // The main job: the whole ladder on a maze, compared.
+            let out = PathBuf::from("runs/ladder");
+            let (_, files) = run_ladder(&out, 1, &mut std::io::stderr())?;
+            println!("{}", std::fs::read_to_string(out.join("table.md"))?);
+            for f in files {
+                println!("wrote {}", f.display());
             }
-            println!(
-                "Next: `policy-lab play --help`, `policy-lab envs`, and `cargo test --workspace`."
-            );
+            println!("Next: `policy-lab train --help`, `policy-lab play`, `policy-lab envs`, and `cargo test --workspace`.");
         }
         Some(Command::Play {
             env,
@@ -206,6 +203,18 @@ fn main() -> Result<()> {
                 eval.mean_return(),
                 eval.success_rate()
             );
+        }
+        Some(Command::Plot { runs, x, out }) => {
+            let curves = runs
+                .iter()
+                .map(|r| read_run(r, x))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            for f in draw(&average(&curves), x, "Learning curves", &out)? {
+                println!("wrote {}", f.display());
+            }
         }
         Some(Command::Envs) => {
             for (id, about) in ENV_IDS {
