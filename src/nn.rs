@@ -52,6 +52,27 @@ impl<B: Backend> Mlp<B> {
         Self { layers }
     }
 
+    /// Checks that `record` (a saved network) has this network's layer shapes, so that
+    /// loading it cannot fail halfway; the error names the first difference.
+    pub fn check_record(&self, record: &MlpRecord<B>) -> Result<(), String> {
+        if record.layers.len() != self.layers.len() {
+            return Err(format!(
+                "it has {} layers, this network {}",
+                record.layers.len(),
+                self.layers.len()
+            ));
+        }
+        for (i, (saved, ours)) in record.layers.iter().zip(&self.layers).enumerate() {
+            let (a, b) = (saved.weight.val().dims(), ours.weight.val().dims());
+            if a != b {
+                return Err(format!(
+                    "layer {i} has weights of shape {a:?}, this network {b:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `[batch, input] → [batch, output]`.
     pub fn forward(&self, mut x: Tensor<B, 2>) -> Tensor<B, 2> {
         let last = self.layers.len() - 1;

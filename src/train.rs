@@ -327,13 +327,10 @@ pub fn load_policy<B: burn::tensor::backend::Backend>(
     let record = CompactRecorder::new()
         .load(path.clone(), device)
         .with_context(|| format!("reading the checkpoint {}", path.display()))?;
-    let expected = crate::flat::flat_params(&fresh).len();
-    let loaded = fresh.load_record(record);
-    let got = crate::flat::flat_params(&loaded).len();
-    if got != expected {
-        bail!("the checkpoint {} has {got} parameters, but the config's network has {expected}: it was saved by another architecture", path.display());
+    if let Err(why) = fresh.check_record(&record) {
+        bail!("the checkpoint {} was saved by another architecture than its config.toml describes: {why}", path.display());
     }
-    Ok((config, loaded))
+    Ok((config, fresh.load_record(record)))
 }
 
 /// Writes the metrics as a CSV table, one column per metric name.

@@ -1,0 +1,238 @@
+//! `policy-lab train`, `eval` and `plot`, and the clear errors for bad input.
+
+use std::process::Command;
+
+use policy_lab::train::{load_policy, train, Algo, RunConfig};
+
+type Cpu = policy_lab::backend::Cpu;
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("policy-lab-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn err(text: &str) -> String {
+    format!("{:#}", RunConfig::from_toml(text).unwrap_err())
+}
+
+#[test]
+fn bad_configs_are_refused_with_a_clear_message() {
+    assert!(err("algo = \"ppo\"\nlerning_rate = 0.1").contains("unknown field `lerning_rate`"));
+    assert!(err("[ppo]\nclip = 0.1").contains("unknown field `clip`"));
+    assert!(err("algo = \"a2c\"").contains("unknown variant `a2c`"));
+    assert!(err("[ppo]\nlearning_rate = -0.001").contains("ppo: learning_rate must be positive"));
+    assert!(err("[ppo]\nclip_coef = 0.0").contains("ppo: clip_coef must be > 0"));
+    assert!(err("algo = \"grpo\"\n[grpo]\nnum_generations = 1")
+        .contains("num_generations (G) must be at least 2"));
+    assert!(err("algo = \"trpo\"\n[trpo]\ntarget_kl = 0.0").contains("trpo: target_kl must be > 0"));
+    assert!(
+        err("algo = \"reinforce\"\n[reinforce]\ngamma = 1.5").contains("gamma must be in [0, 1]")
+    );
+    assert!(err("env = \"Pong-v5\"").contains("unknown environment id 'Pong-v5'"));
+    assert!(
+        err("env = \"Maze-v0:size=x\"").contains("option size=x of Maze-v0 is not a valid value")
+    );
+    assert!(err("device = \"tpu\"").contains("unknown variant `tpu`"));
+    // A good file round-trips.
+    let config = RunConfig {
+        algo: Algo::Trpo,
+        env: "FrozenLake-v1".into(),
+        ..RunConfig::default()
+    };
+    assert_eq!(RunConfig::from_toml(&config.to_toml()).unwrap(), config);
+}
+
+#[test]
+fn a_run_writes_its_folder_and_evaluates() {
+    let out = tmp("run");
+    let config = RunConfig {
+        algo: Algo::Reinforce,
+        env: "BernoulliBandit-v0".into(),
+        total_timesteps: 2048,
+        eval_episodes: 5,
+        ..RunConfig::default()
+    };
+    let summary = train::<Cpu>(&config, Default::default(), &out, &mut Vec::new()).unwrap();
+    assert_eq!(summary.iterations, 4);
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "metrics.csv",
+        "policy.mpk",
+        "eval.json",
+    ] {
+        assert!(out.join(f).exists(), "{f} is missing");
+    }
+    assert!(
+        !out.join("policy.tmp.mpk").exists(),
+        "no temporary file is left behind"
+    );
+    let jsonl = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 4);
+    assert!(jsonl
+        .lines()
+        .all(|l| l.contains("\"policy_loss\"") && l.contains("\"global_step\"")));
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .any(|c| c == "episodic_return"));
+    let (loaded, policy) =
+        load_policy::<policy_lab::backend::Cpu>(&out, &Default::default()).unwrap();
+    assert_eq!(loaded, config);
+    assert_eq!(
+        policy_lab::flat::flat_params(&policy).len(),
+        1 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
+    );
+
+    // Same seed, same machine: the same numbers, bit for bit.
+    let again = train::<Cpu>(
+        &config,
+        Default::default(),
+        &tmp("run-again"),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        again
+            .history
+            .iter()
+            .map(|m| m["policy_loss"])
+            .collect::<Vec<_>>(),
+        summary
+            .history
+            .iter()
+            .map(|m| m["policy_loss"])
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_checkpoint_of_another_architecture_is_refused() {
+    let out = tmp("arch");
+    let config = RunConfig {
+        algo: Algo::Grpo,
+        env: "BernoulliBandit-v0".into(),
+        total_timesteps: 64,
+        eval_episodes: 1,
+        ..RunConfig::default()
+    };
+    train::<Cpu>(&config, Default::default(), &out, &mut Vec::new()).unwrap();
+    let mut other = config.clone();
+    other.grpo.hidden = vec![32];
+    std::fs::write(out.join("config.toml"), other.to_toml()).unwrap();
+    let e = format!(
+        "{:#}",
+        load_policy::<policy_lab::backend::Cpu>(&out, &Default::default()).unwrap_err()
+    );
+    assert!(e.contains("saved by another architecture"), "{e}");
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let out = tmp("nan");
+    // A critic learning rate of 1e30 blows the value loss up to infinity within a few updates.
+    let mut config = RunConfig {
+        algo: Algo::Reinforce,
+        env: "CartPole-v1".into(),
+        total_timesteps: 100_000,
+        checkpoint_every: 1,
+        ..RunConfig::default()
+    };
+    config.reinforce.vf_learning_rate = 1e30;
+    let result = train::<Cpu>(&config, Default::default(), &out, &mut Vec::new());
+    let e = format!("{:#}", result.err().expect("the run must stop"));
+    assert!(
+        e.starts_with("update ") && e.contains("produced value_loss = "),
+        "{e}"
+    );
+    assert!(e.contains("The last good checkpoint is in"), "{e}");
+    // Whatever checkpoint exists holds finite parameters.
+    if out.join("policy.mpk").exists() {
+        let (_, policy) =
+            load_policy::<policy_lab::backend::Cpu>(&out, &Default::default()).unwrap();
+        assert!(policy_lab::flat::flat_params(&policy)
+            .iter()
+            .all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn the_binary_trains_evaluates_and_plots() {
+    let bin = env!("CARGO_BIN_EXE_policy-lab");
+    let out = tmp("bin");
+    let run = Command::new(bin)
+        .args([
+            "train",
+            "--algo",
+            "ppo",
+            "--env",
+            "Maze-v0:size=4",
+            "--total-timesteps",
+            "2048",
+            "--seed",
+            "3",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("100% step"));
+    let eval = Command::new(bin)
+        .arg("eval")
+        .arg(&out)
+        .args(["--episodes", "3"])
+        .output()
+        .unwrap();
+    assert!(eval.status.success() && String::from_utf8_lossy(&eval.stdout).contains("mean return"));
+    let plot = Command::new(bin)
+        .arg("plot")
+        .arg(&out)
+        .arg("--out")
+        .arg(out.join("curves"))
+        .output()
+        .unwrap();
+    assert!(
+        plot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plot.stderr)
+    );
+    assert_eq!(
+        &std::fs::read(out.join("curves.png")).unwrap()[..4],
+        b"\x89PNG"
+    );
+
+    let bad = Command::new(bin)
+        .args(["train", "--algo", "a2c"])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("invalid value 'a2c'")
+    );
+    let bad = Command::new(bin)
+        .args(["train", "--env", "Pong-v5", "--out"])
+        .arg(tmp("pong"))
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("unknown environment id 'Pong-v5'")
+    );
+    let bad = Command::new(bin)
+        .args(["train", "--device", "wgpu", "--out"])
+        .arg(tmp("wgpu"))
+        .output()
+        .unwrap();
+    if !cfg!(feature = "wgpu") {
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("rebuild with `--features wgpu`"));
+    }
+}
