@@ -56,3 +56,45 @@ pub fn evaluate<B: Backend>(
     }
     Ok(out)
 }
+
+/// Draws a gridworld policy: the action probabilities of every cell as arrows, and the cells
+/// one greedy episode visits. Writes `<stem>.png` and `<stem>.svg`; returns their paths.
+pub fn draw_grid_policy<B: Backend>(
+    actor: &Mlp<B>,
+    env: &mut AnyEnv,
+    stem: &std::path::Path,
+    device: &B::Device,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let Some(grid) = env.grid().cloned() else {
+        anyhow::bail!("only gridworlds can be drawn with their policy");
+    };
+    let n = grid.nrow() * grid.ncol();
+    let one_hot: Vec<f32> = (0..n * n)
+        .map(|i| if i / n == i % n { 1.0 } else { 0.0 })
+        .collect();
+    let log_probs = actor_log_probs(actor, &one_hot, n, device);
+    let probs: Vec<[f64; 4]> = log_probs
+        .chunks(4)
+        .map(|r| std::array::from_fn(|a| f64::from(r[a].exp())))
+        .collect();
+    // One greedy episode, for its path.
+    let (mut obs, _) = env.reset(Some(0));
+    let mut path = vec![grid.start()];
+    loop {
+        let action = categorical::greedy(&actor_log_probs(actor, &obs, n, device), 4)[0];
+        let step = env.step(action)?;
+        path.push(step.obs.iter().position(|v| *v > 0.5).unwrap_or(0));
+        obs = step.obs;
+        if step.terminated || step.truncated {
+            break;
+        }
+    }
+    let picture = policy_lab_envs::render::GridPicture::new(&grid)
+        .action_probs(&probs)
+        .path(&path)
+        .agent(*path.last().unwrap_or(&0));
+    let (png, svg) = (stem.with_extension("png"), stem.with_extension("svg"));
+    picture.save_png(&png)?;
+    picture.save_svg(&svg)?;
+    Ok(vec![png, svg])
+}

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
-use policy_lab::evaluate::evaluate;
+use policy_lab::evaluate::{draw_grid_policy, evaluate};
 use policy_lab::ladder::run_ladder;
 use policy_lab::play::{play, AgentKind, PlayConfig, RenderMode};
 use policy_lab::plot::{average, draw, read_run, XAxis};
@@ -203,6 +203,11 @@ fn main() -> Result<()> {
                 eval.mean_return(),
                 eval.success_rate()
             );
+            if env.grid().is_some() {
+                for f in draw_grid_policy(&policy, &mut env, &run.join("policy"), &device)? {
+                    println!("wrote {}", f.display());
+                }
+            }
         }
         Some(Command::Plot { runs, x, out }) => {
             let curves = runs

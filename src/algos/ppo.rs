@@ -155,6 +155,8 @@ pub struct Ppo<B: AutodiffBackend> {
     pub iteration: usize,
     /// The iterations the run will do in all (for learning-rate annealing).
     pub num_iterations: usize,
+    /// The return of every finished training episode, in order.
+    pub episode_returns: Vec<f64>,
     started: Instant,
 }
 
@@ -191,6 +193,7 @@ impl<B: AutodiffBackend> Ppo<B> {
             global_step: 0,
             iteration: 0,
             num_iterations,
+            episode_returns: Vec::new(),
             started: Instant::now(),
         })
     }
@@ -212,6 +215,7 @@ impl<B: AutodiffBackend> Ppo<B> {
             &inner_device,
         )?;
         self.global_step += rollout.len();
+        self.episode_returns.extend(&rollout.episode_returns);
 
         // 2. Advantages by GAE, bootstrapping after truncations only (eq. GAE-1, GAE-2).
         let values = critic_values(&inference.critic, &rollout.obs, dim, &inner_device);
