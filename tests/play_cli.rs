@@ -92,7 +92,13 @@ fn heuristics_beat_random_play() {
     // UCB's regret grows much more slowly than a random agent's.
     let regret = |agent| {
         let (eps, _) = play(
-            &config("BernoulliBandit-v0:arms_seed=0", agent, 2000, RenderMode::None, &dir),
+            &config(
+                "BernoulliBandit-v0:arms_seed=0",
+                agent,
+                2000,
+                RenderMode::None,
+                &dir,
+            ),
             &mut Vec::new(),
         )
         .unwrap();
