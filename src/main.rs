@@ -26,7 +26,8 @@ use policy_lab::train::{load_policy, train, Algo, RunConfig, RunSummary};
 #[command(
     name = "policy-lab",
     version,
-    about = "Policy optimization from gridworlds to language models"
+    about = "Policy optimization from gridworlds to language models",
+    after_help = "With no command, runs the main job: REINFORCE, TRPO, PPO and GRPO on a maze, compared in runs/ladder/."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -65,8 +66,10 @@ enum Command {
         /// cpu, wgpu or cuda (the last two need the cargo feature of the same name).
         #[arg(long)]
         device: Option<String>,
+        /// The seed of the environments, the network's initialization and the sampling.
         #[arg(long)]
         seed: Option<u64>,
+        /// Environment steps to train for.
         #[arg(long)]
         total_timesteps: Option<usize>,
         /// The run's folder (default runs/ALGO-ENV-SEED).
