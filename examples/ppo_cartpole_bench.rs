@@ -22,18 +22,18 @@ fn main() {
         Ppo::<Cpu>::new(config, venv, seed, total, Default::default()).expect("valid config");
     let start = Instant::now();
     let mut reached: Option<(f64, usize)> = None;
-    while ppo.global_step < total {
+    while ppo.global_step() < total {
         ppo.iterate().expect("valid actions");
-        let r = &ppo.episode_returns;
+        let r = &ppo.collector.recent_returns;
         if reached.is_none()
             && r.len() >= 20
-            && r[r.len() - 20..].iter().sum::<f64>() / 20.0 >= 475.0
+            && r.iter().rev().take(20).sum::<f64>() / 20.0 >= 475.0
         {
-            reached = Some((start.elapsed().as_secs_f64(), ppo.global_step));
+            reached = Some((start.elapsed().as_secs_f64(), ppo.global_step()));
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("steps_per_second {:.0}", ppo.global_step as f64 / secs);
+    println!("steps_per_second {:.0}", ppo.global_step() as f64 / secs);
     println!("total_s {secs:.2}");
     match reached {
         Some((s, steps)) => println!("reached_475_s {s:.2}\nreached_475_steps {steps}"),

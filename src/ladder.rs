@@ -67,7 +67,7 @@ pub fn run_ladder(
             algo.name(),
             config.total_timesteps
         )?;
-        let summary = train::<Cpu>(&config, Default::default(), &dir, progress)?;
+        let summary = train::<Cpu>(&config, Default::default(), &dir, false, progress)?;
         let steps_to_90 = summary.history.iter().find_map(|m| {
             let r = m.get("episodic_return").or(m.get("reward"))?;
             (*r >= 0.9 * optimum).then(|| m["global_step"])

@@ -15,6 +15,7 @@ pub mod advantage;
 pub mod agents;
 pub mod algos;
 pub mod backend;
+pub mod checkpoint;
 pub mod evaluate;
 pub mod flat;
 pub mod ladder;

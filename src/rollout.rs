@@ -6,9 +6,13 @@
 //! is 0 after a termination and `V(final observation)` after a truncation (the vector env
 //! resets in the same step: see `policy_lab::envs::vector`).
 
+use std::collections::VecDeque;
+
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use policy_lab_envs::{AnyEnv, RecordEpisodeStatistics, SyncVectorEnv};
+use policy_lab_envs::{AnyEnv, EnvRng, RecordEpisodeStatistics, SyncVectorEnv};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 
 use crate::nn::{categorical, Mlp};
 
@@ -133,48 +137,100 @@ pub fn actor_log_probs<B: Backend>(
         .expect("f32 log-probs")
 }
 
-/// Runs `actor` (a module on an inference backend) in `venv` for `steps` steps, starting
-/// from `obs` (`[num_envs, obs_dim]`, updated in place).
-pub fn collect<B: Backend>(
-    venv: &mut VecEnv,
-    obs: &mut [f32],
-    actor: &Mlp<B>,
-    steps: usize,
-    rng: &mut impl rand::Rng,
-    device: &B::Device,
-) -> policy_lab_envs::Result<Rollout> {
-    let n = venv.num_envs();
-    let dim = obs.len() / n;
-    let num_actions = venv.single_action_space().n;
-    let mut r = Rollout {
-        num_envs: n,
-        obs_dim: dim,
-        ..Default::default()
-    };
-    for t in 0..steps {
-        let log_probs = actor_log_probs(actor, obs, dim, device);
-        let (actions, logp) = categorical::sample(&log_probs, num_actions, rng);
-        r.obs.extend_from_slice(obs);
-        let out = venv.step(&actions)?;
-        for i in 0..n {
-            r.rewards.push(out.rewards[i] as f32);
-            r.terminated.push(out.terminated[i]);
-            r.truncated.push(out.truncated[i]);
-            if out.truncated[i] {
-                r.truncated_obs
-                    .push((t * n + i, out.final_obs.row(i).to_vec()));
-            }
-            if let Some(ep) = out.infos[i].episode {
-                r.episode_returns.push(ep.r);
-                r.episode_lengths.push(ep.l);
-            }
+/// How many finished episodes [`Collector::recent_returns`] keeps.
+pub const RECENT_EPISODES: usize = 100;
+
+/// The environments an on-policy learner collects from, where each copy stands, the random
+/// numbers actions are sampled with, and the step count: everything of a run that is not a
+/// network. It serializes, so that a run can be saved and resumed exactly.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Collector {
+    pub venv: VecEnv,
+    /// The observation every copy shows now, `[num_envs, obs_dim]`, flattened.
+    obs: Vec<f32>,
+    rng: EnvRng,
+    /// Environment steps taken so far.
+    pub global_step: usize,
+    /// The returns of the last 100 finished episodes, oldest first (SB3's `ep_info_buffer`).
+    pub recent_returns: VecDeque<f64>,
+}
+
+impl Collector {
+    /// Resets `venv` with `seed` (copy `i` with `seed + i`) and seeds the action sampler.
+    pub fn new(mut venv: VecEnv, seed: u64) -> Self {
+        let (obs, _) = venv.reset(Some(seed));
+        let obs = obs.as_slice().expect("contiguous observations").to_vec();
+        Self {
+            venv,
+            obs,
+            rng: EnvRng::seed_from_u64(seed),
+            global_step: 0,
+            recent_returns: VecDeque::with_capacity(RECENT_EPISODES),
         }
-        obs.copy_from_slice(out.obs.as_slice().expect("contiguous observations"));
-        r.actions.extend(actions);
-        r.logp.extend(logp);
     }
-    r.last_obs = obs.to_vec();
-    Ok(r)
+    pub fn num_envs(&self) -> usize {
+        self.venv.num_envs()
+    }
+    pub fn obs_dim(&self) -> usize {
+        self.obs.len() / self.num_envs()
+    }
+    pub fn num_actions(&self) -> usize {
+        self.venv.single_action_space().n
+    }
+    /// The random numbers for the update (minibatch shuffling), drawn from the same stream.
+    pub fn rng(&mut self) -> &mut EnvRng {
+        &mut self.rng
+    }
+
+    /// Runs `actor` (a module on an inference backend) for `steps` steps in every copy,
+    /// sampling actions and recording `log pi_old(a|s)`.
+    pub fn collect<B: Backend>(
+        &mut self,
+        actor: &Mlp<B>,
+        steps: usize,
+        device: &B::Device,
+    ) -> policy_lab_envs::Result<Rollout> {
+        let n = self.num_envs();
+        let dim = self.obs_dim();
+        let num_actions = self.num_actions();
+        let mut r = Rollout {
+            num_envs: n,
+            obs_dim: dim,
+            ..Default::default()
+        };
+        for t in 0..steps {
+            let log_probs = actor_log_probs(actor, &self.obs, dim, device);
+            let (actions, logp) = categorical::sample(&log_probs, num_actions, &mut self.rng);
+            r.obs.extend_from_slice(&self.obs);
+            let out = self.venv.step(&actions)?;
+            for i in 0..n {
+                r.rewards.push(out.rewards[i] as f32);
+                r.terminated.push(out.terminated[i]);
+                r.truncated.push(out.truncated[i]);
+                if out.truncated[i] {
+                    r.truncated_obs
+                        .push((t * n + i, out.final_obs.row(i).to_vec()));
+                }
+                if let Some(ep) = out.infos[i].episode {
+                    r.episode_returns.push(ep.r);
+                    r.episode_lengths.push(ep.l);
+                }
+            }
+            self.obs
+                .copy_from_slice(out.obs.as_slice().expect("contiguous observations"));
+            r.actions.extend(actions);
+            r.logp.extend(logp);
+        }
+        r.last_obs = self.obs.clone();
+        self.global_step += r.len();
+        for ret in &r.episode_returns {
+            if self.recent_returns.len() == RECENT_EPISODES {
+                self.recent_returns.pop_front();
+            }
+            self.recent_returns.push_back(*ret);
+        }
+        Ok(r)
+    }
 }
 
 /// The entries of `v` at `idx`.

@@ -8,10 +8,12 @@
 //! runs/NAME/config.toml     everything the run used, defaults filled in
 //! runs/NAME/metrics.jsonl   one JSON object per iteration
 //! runs/NAME/metrics.csv     the same, as a table
-//! runs/NAME/policy.mpk      the latest good policy (and critic.mpk where there is one)
+//! runs/NAME/policy.mpk      the latest good policy, for `policy-lab eval`
+//! runs/NAME/resume/         everything `--resume` needs to go on exactly (see `checkpoint`)
 //! runs/NAME/eval.json       the final greedy evaluation
 //! ```
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -26,6 +28,7 @@ use crate::algos::ppo::{Ppo, PpoConfig};
 use crate::algos::reinforce::{Reinforce, ReinforceConfig};
 use crate::algos::trpo::{Trpo, TrpoConfig};
 use crate::backend::Device;
+use crate::checkpoint::{self, RunState};
 use crate::evaluate::{evaluate, Evaluation};
 use crate::nn::Mlp;
 use crate::rollout::make_vec_env;
@@ -171,10 +174,10 @@ impl<B: AutodiffBackend> Learner<B> {
     }
     pub fn global_step(&self) -> usize {
         match self {
-            Learner::Reinforce(l) => l.global_step,
-            Learner::Trpo(l) => l.global_step,
-            Learner::Ppo(l) => l.global_step,
-            Learner::Grpo(l) => l.global_step,
+            Learner::Reinforce(l) => l.global_step(),
+            Learner::Trpo(l) => l.global_step(),
+            Learner::Ppo(l) => l.global_step(),
+            Learner::Grpo(l) => l.global_step(),
         }
     }
     /// The policy network.
@@ -188,6 +191,9 @@ impl<B: AutodiffBackend> Learner<B> {
     }
 }
 
+/// One iteration's metrics as read back from `metrics.jsonl`.
+pub type MetricsRow = BTreeMap<String, f64>;
+
 /// What a finished run reports.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
@@ -195,30 +201,71 @@ pub struct RunSummary {
     pub iterations: usize,
     pub global_step: usize,
     pub seconds: f64,
-    pub history: Vec<Metrics>,
+    /// Every iteration's metrics, the resumed ones included.
+    pub history: Vec<MetricsRow>,
 }
 
 /// Trains as `config` says on backend `B`, writing into `out` (see the module docs);
-/// `progress` gets one line per iteration.
+/// `progress` gets one line per iteration. With `resume`, the run in `out` goes on from its
+/// latest checkpoint (`resume/`): the metrics logged after it are dropped and made again,
+/// and on the CPU they come out the same as in an uninterrupted run.
 pub fn train<B: AutodiffBackend>(
     config: &RunConfig,
     device: B::Device,
     out: &Path,
+    resume: bool,
     progress: &mut dyn Write,
 ) -> Result<RunSummary> {
     config.validate()?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
     let mut learner = Learner::<B>::new(config, device.clone())?;
-    let mut jsonl = std::fs::File::create(out.join("metrics.jsonl"))?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut lines: Vec<String> = Vec::new();
+    let mut run = RunState::default();
+    if resume {
+        run = checkpoint::load(&mut learner, out, &device)?;
+        let text = std::fs::read_to_string(&metrics_path)
+            .with_context(|| format!("reading {}", metrics_path.display()))?;
+        lines = text
+            .lines()
+            .take(run.iterations)
+            .map(String::from)
+            .collect();
+        if lines.len() < run.iterations {
+            bail!(
+                "{} has {} lines but the checkpoint is at iteration {}",
+                metrics_path.display(),
+                lines.len(),
+                run.iterations
+            );
+        }
+    }
+    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
+    write_atomic(
+        &metrics_path,
+        lines
+            .iter()
+            .map(|l| l.clone() + "\n")
+            .collect::<String>()
+            .as_bytes(),
+    )?;
+    let mut history: Vec<MetricsRow> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("a bad line in {}", metrics_path.display()))?;
+    let mut jsonl = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&metrics_path)?;
     let started = std::time::Instant::now();
-    let mut history: Vec<Metrics> = Vec::new();
-    let mut iterations = 0;
+    let seconds = || run.seconds + started.elapsed().as_secs_f64();
+    let mut iterations = run.iterations;
     while learner.global_step() < config.total_timesteps {
         let mut m = learner.iterate()?;
         iterations += 1;
         m.insert("iteration", iterations as f64);
-        m.insert("time", started.elapsed().as_secs_f64());
+        m.insert("time", seconds());
+        m.insert("SPS", learner.global_step() as f64 / seconds());
         // A non-finite loss or reward stops the run; the last checkpoint stays as it was.
         if let Some((k, v)) = m
             .iter()
@@ -244,14 +291,15 @@ pub fn train<B: AutodiffBackend>(
             "[{bar}] {:>3.0}% step {:>8}  return {score:>9}  {:.1}s",
             frac * 100.0,
             learner.global_step(),
-            started.elapsed().as_secs_f64()
+            seconds()
         )?;
-        history.push(m);
+        history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
         if iterations % config.checkpoint_every == 0 {
-            save_policy(learner.actor(), out)?;
+            jsonl.flush()?;
+            save_checkpoint(&learner, iterations, seconds(), out)?;
         }
     }
-    save_policy(learner.actor(), out)?;
+    save_checkpoint(&learner, iterations, seconds(), out)?;
     write_csv(&history, &out.join("metrics.csv"))?;
     let (mut env, _) = policy_lab_envs::make(&config.env)?;
     let evaluation = evaluate(
@@ -267,7 +315,7 @@ pub fn train<B: AutodiffBackend>(
         "success_rate": evaluation.success_rate(),
         "returns": evaluation.returns,
         "global_step": learner.global_step(),
-        "seconds": started.elapsed().as_secs_f64(),
+        "seconds": seconds(),
     });
     write_atomic(
         &out.join("eval.json"),
@@ -277,9 +325,27 @@ pub fn train<B: AutodiffBackend>(
         evaluation,
         iterations,
         global_step: learner.global_step(),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: seconds(),
         history,
     })
+}
+
+/// Writes the policy for `eval` (`policy.mpk`) and the full state for `--resume`.
+fn save_checkpoint<B: AutodiffBackend>(
+    learner: &Learner<B>,
+    iterations: usize,
+    seconds: f64,
+    out: &Path,
+) -> Result<()> {
+    save_policy(learner.actor(), out)?;
+    checkpoint::save(
+        learner,
+        RunState {
+            iterations,
+            seconds,
+        },
+        out,
+    )
 }
 
 /// Metrics that are NaN by definition in some iterations (no variance to explain).
@@ -334,15 +400,18 @@ pub fn load_policy<B: burn::tensor::backend::Backend>(
 }
 
 /// Writes the metrics as a CSV table, one column per metric name.
-fn write_csv(history: &[Metrics], path: &Path) -> Result<()> {
-    let mut columns: Vec<&str> = history.iter().flat_map(|m| m.keys().copied()).collect();
+fn write_csv(history: &[MetricsRow], path: &Path) -> Result<()> {
+    let mut columns: Vec<&str> = history
+        .iter()
+        .flat_map(|m| m.keys().map(String::as_str))
+        .collect();
     columns.sort_unstable();
     columns.dedup();
     let mut text = columns.join(",") + "\n";
     for m in history {
         let row: Vec<String> = columns
             .iter()
-            .map(|c| m.get(c).map(|v| v.to_string()).unwrap_or_default())
+            .map(|c| m.get(*c).map(|v| v.to_string()).unwrap_or_default())
             .collect();
         text += &(row.join(",") + "\n");
     }

@@ -623,3 +623,42 @@ fn cartpole_reset_distribution_and_constants() {
     assert_eq!(space.high[0], 4.8);
     assert_eq!(space.high[2], (2.0 * THETA_THRESHOLD) as f32);
 }
+
+#[test]
+fn a_vector_env_saved_mid_episode_goes_on_exactly() {
+    for spec in SPECS {
+        let (env, _) = make(spec).unwrap();
+        let mut venv =
+            SyncVectorEnv::new(3, |_| RecordEpisodeStatistics::new(env.clone())).unwrap();
+        venv.reset(Some(11));
+        let n = venv.single_action_space().n;
+        let mut rng = EnvRng::seed_from_u64(3);
+        let random_actions =
+            |rng: &mut EnvRng| -> Vec<usize> { (0..3).map(|_| rng.random_range(0..n)).collect() };
+        for _ in 0..37 {
+            venv.step(&random_actions(&mut rng)).unwrap();
+        }
+        let saved = serde_json::to_string(&venv).unwrap();
+        let mut restored: SyncVectorEnv<RecordEpisodeStatistics<AnyEnv>> =
+            serde_json::from_str(&saved).unwrap();
+        for t in 0..300 {
+            let actions = random_actions(&mut rng);
+            let a = venv.step(&actions).unwrap().clone();
+            let b = restored.step(&actions).unwrap();
+            assert_eq!(a.obs, b.obs, "{spec}, step {t}");
+            assert_eq!(a.rewards, b.rewards, "{spec}, step {t}");
+            assert_eq!(
+                (&a.terminated, &a.truncated),
+                (&b.terminated, &b.truncated),
+                "{spec}, step {t}"
+            );
+            let ep = |s: &VecStep| -> Vec<Option<(f64, usize)>> {
+                s.infos
+                    .iter()
+                    .map(|i| i.episode.map(|e| (e.r, e.l)))
+                    .collect()
+            };
+            assert_eq!(ep(&a), ep(b), "{spec}, step {t}");
+        }
+    }
+}

@@ -47,14 +47,14 @@ fn reinforce_finds_the_best_arm_within_5000_pulls() {
             Default::default(),
         )
         .unwrap();
-        while learner.global_step + 128 <= 5000 {
+        while learner.global_step() + 128 <= 5000 {
             learner.iterate().unwrap();
         }
         let p = arm_probs(&learner.model.actor.valid());
         assert!(
             p[best_arm(BANDIT)] >= 0.9,
             "seed {seed}, after {} pulls: {p:?}",
-            learner.global_step
+            learner.global_step()
         );
     }
 }
@@ -77,14 +77,14 @@ fn grpo_finds_the_best_arm_within_5000_pulls() {
             Default::default(),
         )
         .unwrap();
-        while learner.global_step + 64 <= 5000 {
+        while learner.global_step() + 64 <= 5000 {
             learner.iterate().unwrap();
         }
         let p = arm_probs(&learner.actor.valid());
         assert!(
             p[best_arm(BANDIT)] >= 0.9,
             "seed {seed}, after {} pulls: {p:?}",
-            learner.global_step
+            learner.global_step()
         );
     }
 }
@@ -116,7 +116,7 @@ fn all_four_solve_a_generated_maze() {
         Default::default(),
     )
     .unwrap();
-    while reinforce.global_step < 40_000 {
+    while reinforce.global_step() < 40_000 {
         reinforce.iterate().unwrap();
     }
     solves_the_maze(&reinforce.model.actor.valid());
@@ -129,7 +129,7 @@ fn all_four_solve_a_generated_maze() {
         Default::default(),
     )
     .unwrap();
-    while ppo.global_step < 100_000 {
+    while ppo.global_step() < 100_000 {
         ppo.iterate().unwrap();
     }
     solves_the_maze(&ppo.model.actor.valid());
@@ -141,7 +141,7 @@ fn all_four_solve_a_generated_maze() {
         Default::default(),
     )
     .unwrap();
-    while trpo.global_step < 60_000 {
+    while trpo.global_step() < 60_000 {
         trpo.iterate().unwrap();
     }
     solves_the_maze(&trpo.model.actor.valid());
@@ -155,7 +155,7 @@ fn all_four_solve_a_generated_maze() {
         Default::default(),
     )
     .unwrap();
-    while grpo.global_step < 100_000 {
+    while grpo.global_step() < 100_000 {
         grpo.iterate().unwrap();
     }
     solves_the_maze(&grpo.actor.valid());
@@ -170,7 +170,7 @@ fn trpo_and_ppo_balance_cartpole_on_a_small_budget() {
         Default::default(),
     )
     .unwrap();
-    while trpo.global_step < 50_000 {
+    while trpo.global_step() < 50_000 {
         trpo.iterate().unwrap();
     }
     let (mut env, _) = make("CartPole-v1").unwrap();
@@ -196,7 +196,7 @@ fn trpo_and_ppo_balance_cartpole_on_a_small_budget() {
     )
     .unwrap();
     let first = ppo.iterate().unwrap()["episodic_return"];
-    while ppo.global_step < 50_000 {
+    while ppo.global_step() < 50_000 {
         ppo.iterate().unwrap();
     }
     let eval = evaluate(

@@ -53,7 +53,7 @@ fn a_run_writes_its_folder_and_evaluates() {
         eval_episodes: 5,
         ..RunConfig::default()
     };
-    let summary = train::<Cpu>(&config, Default::default(), &out, &mut Vec::new()).unwrap();
+    let summary = train::<Cpu>(&config, Default::default(), &out, false, &mut Vec::new()).unwrap();
     assert_eq!(summary.iterations, 4);
     for f in [
         "config.toml",
@@ -93,6 +93,7 @@ fn a_run_writes_its_folder_and_evaluates() {
         &config,
         Default::default(),
         &tmp("run-again"),
+        false,
         &mut Vec::new(),
     )
     .unwrap();
@@ -120,7 +121,7 @@ fn a_checkpoint_of_another_architecture_is_refused() {
         eval_episodes: 1,
         ..RunConfig::default()
     };
-    train::<Cpu>(&config, Default::default(), &out, &mut Vec::new()).unwrap();
+    train::<Cpu>(&config, Default::default(), &out, false, &mut Vec::new()).unwrap();
     let mut other = config.clone();
     other.grpo.hidden = vec![32];
     std::fs::write(out.join("config.toml"), other.to_toml()).unwrap();
@@ -143,7 +144,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         ..RunConfig::default()
     };
     config.reinforce.vf_learning_rate = 1e30;
-    let result = train::<Cpu>(&config, Default::default(), &out, &mut Vec::new());
+    let result = train::<Cpu>(&config, Default::default(), &out, false, &mut Vec::new());
     let e = match result {
         Ok(_) => panic!("the run must stop"),
         Err(e) => format!("{e:#}"),
@@ -238,4 +239,142 @@ fn the_binary_trains_evaluates_and_plots() {
     if !cfg!(feature = "wgpu") {
         assert!(String::from_utf8_lossy(&bad.stderr).contains("rebuild with `--features wgpu`"));
     }
+}
+
+/// A progress writer that fails once `lines` lines are written: the run dies mid-way, as if
+/// it were killed.
+struct DiesAfter {
+    lines: usize,
+}
+
+impl std::io::Write for DiesAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.lines == 0 {
+            return Err(std::io::Error::other("killed"));
+        }
+        self.lines -= buf.iter().filter(|b| **b == b'\n').count();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The metrics of a run folder, without the wall-clock ones.
+fn logged(run: &std::path::Path) -> Vec<std::collections::BTreeMap<String, f64>> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut m: std::collections::BTreeMap<String, f64> = serde_json::from_str(l).unwrap();
+            m.remove("time");
+            m.remove("SPS");
+            m
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_gives_the_same_numbers_as_one_that_never_stopped() {
+    let runs = [
+        (Algo::Ppo, "CartPole-v1", 1024),
+        (Algo::Trpo, "CartPole-v1", 1024),
+        (Algo::Reinforce, "Maze-v0:size=5", 1024),
+        (Algo::Grpo, "FrozenLake-v1", 1500),
+    ];
+    for (algo, env, total_timesteps) in runs {
+        let mut config = RunConfig {
+            algo,
+            env: env.into(),
+            seed: 5,
+            total_timesteps,
+            checkpoint_every: 2,
+            eval_episodes: 3,
+            ..RunConfig::default()
+        };
+        config.ppo.num_steps = 32;
+        config.trpo.num_steps = 32;
+        config.reinforce.num_steps = 16;
+        config.grpo.num_groups = 2;
+        let whole = tmp(&format!("whole-{}", algo.name()));
+        let summary =
+            train::<Cpu>(&config, Default::default(), &whole, false, &mut Vec::new()).unwrap();
+        assert!(
+            summary.iterations >= 6,
+            "{}: {}",
+            algo.name(),
+            summary.iterations
+        );
+
+        // Killed while printing iteration 6: metrics.jsonl has 6 lines, the checkpoint is at 4.
+        let broken = tmp(&format!("broken-{}", algo.name()));
+        let killed = train::<Cpu>(
+            &config,
+            Default::default(),
+            &broken,
+            false,
+            &mut DiesAfter { lines: 5 },
+        );
+        assert!(killed.is_err());
+        assert_eq!(logged(&broken).len(), 6);
+        let resumed =
+            train::<Cpu>(&config, Default::default(), &broken, true, &mut Vec::new()).unwrap();
+
+        assert_eq!(logged(&broken), logged(&whole), "{}", algo.name());
+        assert_eq!(resumed.iterations, summary.iterations);
+        assert_eq!(resumed.evaluation.returns, summary.evaluation.returns);
+        let params = |run: &std::path::Path| {
+            let (_, policy) = load_policy::<Cpu>(run, &Default::default()).unwrap();
+            policy_lab::flat::flat_params(&policy)
+        };
+        assert_eq!(params(&broken), params(&whole), "{}", algo.name());
+    }
+}
+
+#[test]
+fn the_binary_resumes_and_extends_a_run() {
+    let bin = env!("CARGO_BIN_EXE_policy-lab");
+    let out = tmp("resume-bin");
+    let train = |extra: &[&str]| Command::new(bin).arg("train").args(extra).output().unwrap();
+    let first = train(&[
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--total-timesteps",
+        "1024",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(logged(&out).len(), 2);
+    let more = train(&[
+        "--resume",
+        out.to_str().unwrap(),
+        "--total-timesteps",
+        "2048",
+    ]);
+    assert!(
+        more.status.success(),
+        "{}",
+        String::from_utf8_lossy(&more.stderr)
+    );
+    let rows = logged(&out);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[3]["global_step"], 2048.0);
+
+    let conflict = train(&["--resume", out.to_str().unwrap(), "--algo", "trpo"]);
+    assert!(String::from_utf8_lossy(&conflict.stderr).contains("cannot be used with"));
+    let nothing = tmp("resume-nothing");
+    std::fs::create_dir_all(&nothing).unwrap();
+    let missing = train(&["--resume", nothing.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("is not a run folder"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
 }

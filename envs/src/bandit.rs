@@ -78,7 +78,7 @@ pub fn argmax(values: &[f64]) -> usize {
 }
 
 /// A (contextual) bandit; see the module docs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Bandit {
     /// `means[context][arm]`: the expected reward.
     means: Vec<Vec<f64>>,

@@ -35,7 +35,7 @@ pub const REWARD_THRESHOLD: f64 = 475.0;
 
 /// The cart-pole system. Observation `[x, x_dot, theta, theta_dot]`; actions `0` (push left)
 /// and `1` (push right).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CartPole {
     state: [f64; 4],
     rng: EnvRng,

@@ -145,7 +145,7 @@ pub(crate) fn check_action<S: Space>(space: &S, action: &S::Item) -> Result<()> 
 }
 
 /// Where an environment is in its episode, to refuse a `step` that needs a `reset` first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Phase {
     #[default]
     NotStarted,

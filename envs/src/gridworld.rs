@@ -45,7 +45,7 @@ pub const MAP_8X8: [&str; 8] = [
 ];
 
 /// One cell of the map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tile {
     Start,
     Free,
@@ -142,7 +142,7 @@ impl GridRules {
 }
 
 /// One possible outcome of an action: Gymnasium's `(prob, next_state, reward, terminated)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Transition {
     pub prob: f64,
     pub next: usize,
@@ -151,7 +151,7 @@ pub struct Transition {
 }
 
 /// A gridworld with FrozenLake-v1 semantics.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GridWorld {
     tiles: Vec<Tile>,
     nrow: usize,

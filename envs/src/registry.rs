@@ -41,7 +41,7 @@ pub const ENV_IDS: [(&str, &str); 7] = [
 ];
 
 /// Any of the registered environments, with flattened observations.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct AnyEnv {
     /// The typed environment inside.
     pub kind: EnvKind,
@@ -50,7 +50,7 @@ pub struct AnyEnv {
 }
 
 /// The typed environments that [`make`] builds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum EnvKind {
     CartPole(TimeLimit<CartPole>),
     Grid(TimeLimit<GridWorld>),

@@ -109,7 +109,7 @@ impl<const N: usize> FloatObs for [f32; N] {
 }
 
 /// Real vectors `x` with `low[i] <= x[i] <= high[i]` (bounds may be infinite) and a shape.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BoxSpace<O = Vec<f32>> {
     pub low: Vec<f32>,
     pub high: Vec<f32>,

@@ -49,11 +49,45 @@ impl VecStep {
 }
 
 /// `N` copies of an environment, stepped one after another in this thread.
-#[derive(Clone, Debug)]
+///
+/// It serializes (serde) as its copies and whether they were reset, so that a training run
+/// can be saved and resumed exactly; the scratch buffer for the last step is rebuilt.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(
+    try_from = "Snapshot<E>",
+    into = "Snapshot<E>",
+    bound = "E: Clone + serde::Serialize + serde::de::DeserializeOwned"
+)]
 pub struct SyncVectorEnv<E: Env> {
     envs: Vec<E>,
     out: VecStep,
     started: bool,
+}
+
+/// What a [`SyncVectorEnv`] saves of itself.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot<E> {
+    envs: Vec<E>,
+    started: bool,
+}
+
+impl<E: Env> From<SyncVectorEnv<E>> for Snapshot<E> {
+    fn from(v: SyncVectorEnv<E>) -> Self {
+        Snapshot {
+            envs: v.envs,
+            started: v.started,
+        }
+    }
+}
+
+impl<E: Env> TryFrom<Snapshot<E>> for SyncVectorEnv<E> {
+    type Error = EnvError;
+    fn try_from(s: Snapshot<E>) -> Result<Self> {
+        let mut envs = s.envs.into_iter();
+        let mut v = Self::new(envs.len(), |_| envs.next().expect("one env per copy"))?;
+        v.started = s.started;
+        Ok(v)
+    }
 }
 
 impl<E: Env> SyncVectorEnv<E> {

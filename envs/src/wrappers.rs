@@ -36,7 +36,7 @@ macro_rules! inner_access {
 
 /// Truncates episodes after `max_episode_steps` steps (`truncated = true`; `terminated`
 /// keeps the inner environment's value).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TimeLimit<E> {
     env: E,
     max_episode_steps: usize,
@@ -101,11 +101,12 @@ impl<E: Env> Env for TimeLimit<E> {
 
 /// Records each episode's return, length and wall time; at the end of an episode they are in
 /// `info.episode`, and the last `buffer_length` episodes are kept in the queues.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RecordEpisodeStatistics<E> {
     env: E,
     episode_return: f64,
     episode_length: usize,
+    #[serde(skip, default = "Instant::now")]
     episode_start: Instant,
     /// How many episodes have finished.
     pub episode_count: usize,
@@ -218,7 +219,7 @@ impl RunningMeanStd {
 /// Standardizes each observation coordinate: `(obs - mean) / sqrt(var + epsilon)` with the
 /// running statistics of every observation seen so far (updated on reset and step until
 /// `update_running_mean` is turned off, e.g. for evaluation).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct NormalizeObservation<E: Env> {
     env: E,
     pub rms: RunningMeanStd,
@@ -302,7 +303,7 @@ where
 /// `reward / sqrt(var(G) + epsilon)`, where `G <- gamma * G * (1 - terminated) + reward` and
 /// `var(G)` is its running variance. As in Gymnasium, the mean is not subtracted and `G`
 /// carries over a truncation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct NormalizeReward<E> {
     env: E,
     pub rms: RunningMeanStd,
@@ -364,7 +365,7 @@ impl<E: Env> Env for NormalizeReward<E> {
 
 /// Turns a `Discrete(n)` observation into a one-hot `f32` vector of length `n` (what
 /// Gymnasium's `FlattenObservation` does to a discrete space).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct OneHotObservation<E> {
     env: E,
     space: BoxSpace<Vec<f32>>,

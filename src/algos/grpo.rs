@@ -218,13 +218,14 @@ struct Episodes {
 pub struct Grpo<B: AutodiffBackend> {
     pub config: GrpoConfig,
     pub actor: Mlp<B>,
-    reference: Mlp<B::InnerBackend>,
-    optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
+    pub(crate) reference: Mlp<B::InnerBackend>,
+    pub(crate) optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
     env: AnyEnv,
     time_limit: Option<usize>,
-    rng: EnvRng,
+    pub(crate) rng: EnvRng,
     device: B::Device,
-    pub global_step: usize,
+    /// Environment steps taken so far.
+    pub(crate) steps: usize,
     pub iteration: usize,
 }
 
@@ -256,9 +257,14 @@ impl<B: AutodiffBackend> Grpo<B> {
             time_limit,
             rng: EnvRng::seed_from_u64(seed),
             device,
-            global_step: 0,
+            steps: 0,
             iteration: 0,
         })
+    }
+
+    /// Environment steps taken so far.
+    pub fn global_step(&self) -> usize {
+        self.steps
     }
 
     /// Plays `groups * G` episodes in lockstep with the current policy.
@@ -323,7 +329,7 @@ impl<B: AutodiffBackend> Grpo<B> {
             e.logp[row..row + l.len()].copy_from_slice(l);
             e.mask[row..row + a.len()].fill(1.0);
         }
-        self.global_step += e.lengths.iter().sum::<usize>();
+        self.steps += e.lengths.iter().sum::<usize>();
         Ok(e)
     }
 
@@ -431,7 +437,7 @@ impl<B: AutodiffBackend> Grpo<B> {
             "completions/clipped_ratio",
             e.truncated.iter().filter(|t| **t).count() as f64 / n as f64,
         );
-        m.insert("global_step", self.global_step as f64);
+        m.insert("global_step", self.steps as f64);
         Ok(m)
     }
 }

@@ -8,10 +8,10 @@
 //! 3. **update** for `update_epochs` epochs over shuffled minibatches: the clipped surrogate
 //!    (eq. PPO-2), a clipped value loss (eq. PPO-4), an entropy bonus (eq. PPO-5), one Adam
 //!    step with the global gradient norm clipped; stop early if `approx_kl > target_kl`;
-//! 4. **metrics**: `approx_kl`, `clipfrac`, `explained_variance`, losses, `SPS`, returns.
+//! 4. **metrics**: `approx_kl`, `clipfrac`, `explained_variance`, losses, returns (the
+//!    training loop adds `SPS` and the time).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -19,15 +19,13 @@ use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::{gae, normalize};
 use crate::nn::{categorical, gradient_step, Mlp};
 use crate::objective::{clipped_surrogate, ratio};
-use crate::rollout::{collect, critic_values, obs_and_actions, pick, tensor1, VecEnv};
+use crate::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
 use crate::{ConfigError, Metrics};
-use policy_lab_envs::EnvRng;
 
 /// PPO's hyperparameters, named as in CleanRL; the defaults are CleanRL's for CartPole-v1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -144,39 +142,31 @@ impl<B: burn::tensor::backend::Backend> ActorCritic<B> {
 pub struct Ppo<B: AutodiffBackend> {
     pub config: PpoConfig,
     pub model: ActorCritic<B>,
-    optim: OptimizerAdaptor<Adam, ActorCritic<B>, B>,
-    venv: VecEnv,
-    obs: Vec<f32>,
-    rng: EnvRng,
+    pub(crate) optim: OptimizerAdaptor<Adam, ActorCritic<B>, B>,
+    /// The environments, the action sampler and the step count.
+    pub collector: Collector,
     device: B::Device,
-    /// Environment steps taken so far.
-    pub global_step: usize,
     /// Iterations done so far.
     pub iteration: usize,
     /// The iterations the run will do in all (for learning-rate annealing).
     pub num_iterations: usize,
-    /// The return of every finished training episode, in order.
-    pub episode_returns: Vec<f64>,
-    started: Instant,
 }
 
 impl<B: AutodiffBackend> Ppo<B> {
     /// A learner for `venv`, seeded with `seed`, planned for `total_timesteps` steps.
     pub fn new(
         config: PpoConfig,
-        mut venv: VecEnv,
+        venv: VecEnv,
         seed: u64,
         total_timesteps: usize,
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         B::seed(&device, seed);
-        let (obs, _) = venv.reset(Some(seed));
-        let obs = obs.as_slice().expect("contiguous observations").to_vec();
-        let obs_dim = obs.len() / venv.num_envs();
+        let collector = Collector::new(venv, seed);
         let model = ActorCritic::new(
-            obs_dim,
-            venv.single_action_space().n,
+            collector.obs_dim(),
+            collector.num_actions(),
             &config.hidden,
             &device,
         );
@@ -186,36 +176,29 @@ impl<B: AutodiffBackend> Ppo<B> {
             config,
             model,
             optim,
-            venv,
-            obs,
-            rng: EnvRng::seed_from_u64(seed),
+            collector,
             device,
-            global_step: 0,
             iteration: 0,
             num_iterations,
-            episode_returns: Vec::new(),
-            started: Instant::now(),
         })
+    }
+
+    /// Environment steps taken so far.
+    pub fn global_step(&self) -> usize {
+        self.collector.global_step
     }
 
     /// One iteration: collect, advantages, update, metrics.
     pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
         let c = self.config.clone();
-        let dim = self.obs.len() / c.num_envs;
+        let dim = self.collector.obs_dim();
 
         // 1. Collect, with the current policy on the inference backend.
         let inference = self.model.valid();
         let inner_device = self.device.clone();
-        let rollout = collect(
-            &mut self.venv,
-            &mut self.obs,
-            &inference.actor,
-            c.num_steps,
-            &mut self.rng,
-            &inner_device,
-        )?;
-        self.global_step += rollout.len();
-        self.episode_returns.extend(&rollout.episode_returns);
+        let rollout = self
+            .collector
+            .collect(&inference.actor, c.num_steps, &inner_device)?;
 
         // 2. Advantages by GAE, bootstrapping after truncations only (eq. GAE-1, GAE-2).
         let values = critic_values(&inference.critic, &rollout.obs, dim, &inner_device);
@@ -242,7 +225,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         let mut indices: Vec<usize> = (0..batch).collect();
         let mut stats = UpdateStats::default();
         'epochs: for _ in 0..c.update_epochs {
-            indices.shuffle(&mut self.rng);
+            indices.shuffle(self.collector.rng());
             for mb in indices.chunks(mb_size) {
                 let (obs, actions) = obs_and_actions::<B>(&rollout, mb, &self.device);
                 let mut mb_adv = pick(&advantages, mb);
@@ -298,11 +281,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         let mut m = stats.finish();
         m.insert("learning_rate", lr);
         m.insert("explained_variance", explained_variance(&values, &returns));
-        m.insert("global_step", self.global_step as f64);
-        m.insert(
-            "SPS",
-            self.global_step as f64 / self.started.elapsed().as_secs_f64(),
-        );
+        m.insert("global_step", self.global_step() as f64);
         crate::rollout::episode_metrics(&rollout, &mut m);
         Ok(m)
     }

@@ -14,15 +14,13 @@ use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::ppo::ActorCritic;
 use crate::advantage::{discounted_returns, normalize};
 use crate::nn::{categorical, gradient_step, Mlp};
-use crate::rollout::{collect, critic_values, obs_and_actions, tensor1, VecEnv};
+use crate::rollout::{critic_values, obs_and_actions, tensor1, Collector, VecEnv};
 use crate::{scalar, ConfigError, Metrics};
-use policy_lab_envs::EnvRng;
 
 /// REINFORCE's hyperparameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,30 +89,27 @@ impl ReinforceConfig {
 pub struct Reinforce<B: AutodiffBackend> {
     pub config: ReinforceConfig,
     pub model: ActorCritic<B>,
-    actor_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
-    critic_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
-    venv: VecEnv,
-    obs: Vec<f32>,
-    rng: EnvRng,
+    pub(crate) actor_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
+    pub(crate) critic_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
+    /// The environments, the action sampler and the step count.
+    pub collector: Collector,
     device: B::Device,
-    pub global_step: usize,
     pub iteration: usize,
 }
 
 impl<B: AutodiffBackend> Reinforce<B> {
     pub fn new(
         config: ReinforceConfig,
-        mut venv: VecEnv,
+        venv: VecEnv,
         seed: u64,
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         B::seed(&device, seed);
-        let (obs, _) = venv.reset(Some(seed));
-        let obs = obs.as_slice().expect("contiguous observations").to_vec();
+        let collector = Collector::new(venv, seed);
         let model = ActorCritic::new(
-            obs.len() / venv.num_envs(),
-            venv.single_action_space().n,
+            collector.obs_dim(),
+            collector.num_actions(),
             &config.hidden,
             &device,
         );
@@ -123,13 +118,15 @@ impl<B: AutodiffBackend> Reinforce<B> {
             model,
             actor_optim: AdamConfig::new().init(),
             critic_optim: AdamConfig::new().init(),
-            venv,
-            obs,
-            rng: EnvRng::seed_from_u64(seed),
+            collector,
             device,
-            global_step: 0,
             iteration: 0,
         })
+    }
+
+    /// Environment steps taken so far.
+    pub fn global_step(&self) -> usize {
+        self.collector.global_step
     }
 
     /// One iteration: collect, advantages, update, metrics.
@@ -137,15 +134,9 @@ impl<B: AutodiffBackend> Reinforce<B> {
         let c = self.config.clone();
         // 1. Collect.
         let inference = self.model.valid();
-        let r = collect(
-            &mut self.venv,
-            &mut self.obs,
-            &inference.actor,
-            c.num_steps,
-            &mut self.rng,
-            &self.device,
-        )?;
-        self.global_step += r.len();
+        let r = self
+            .collector
+            .collect(&inference.actor, c.num_steps, &self.device)?;
 
         // 2. Returns-to-go, bootstrapped where the episode was cut (eq. RF-3), minus the
         //    baseline (eq. RF-4).
@@ -208,7 +199,7 @@ impl<B: AutodiffBackend> Reinforce<B> {
         m.insert("entropy", scalar(&entropy));
         m.insert("value_loss", v_loss);
         m.insert("explained_variance", ev);
-        m.insert("global_step", self.global_step as f64);
+        m.insert("global_step", self.global_step() as f64);
         crate::rollout::episode_metrics(&r, &mut m);
         Ok(m)
     }

@@ -25,16 +25,14 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::ppo::{explained_variance, ActorCritic};
 use crate::advantage::{gae, normalize};
 use crate::flat::{dot, flat_grads, flat_params, set_flat_params};
 use crate::nn::{categorical, gradient_step, Mlp};
-use crate::rollout::{collect, critic_values, obs_and_actions, pick, tensor1, VecEnv};
+use crate::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
 use crate::{scalar, ConfigError, Metrics};
-use policy_lab_envs::EnvRng;
 
 /// TRPO's hyperparameters (sb3-contrib's names where it has them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,29 +206,26 @@ fn kl_and_surrogate<B: Backend>(
 pub struct Trpo<B: AutodiffBackend> {
     pub config: TrpoConfig,
     pub model: ActorCritic<B>,
-    critic_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
-    venv: VecEnv,
-    obs: Vec<f32>,
-    rng: EnvRng,
+    pub(crate) critic_optim: OptimizerAdaptor<Adam, Mlp<B>, B>,
+    /// The environments, the action sampler and the step count.
+    pub collector: Collector,
     device: B::Device,
-    pub global_step: usize,
     pub iteration: usize,
 }
 
 impl<B: AutodiffBackend> Trpo<B> {
     pub fn new(
         config: TrpoConfig,
-        mut venv: VecEnv,
+        venv: VecEnv,
         seed: u64,
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         B::seed(&device, seed);
-        let (obs, _) = venv.reset(Some(seed));
-        let obs = obs.as_slice().expect("contiguous observations").to_vec();
+        let collector = Collector::new(venv, seed);
         let model = ActorCritic::new(
-            obs.len() / venv.num_envs(),
-            venv.single_action_space().n,
+            collector.obs_dim(),
+            collector.num_actions(),
             &config.hidden,
             &device,
         );
@@ -238,13 +233,15 @@ impl<B: AutodiffBackend> Trpo<B> {
             config,
             model,
             critic_optim: AdamConfig::new().init(),
-            venv,
-            obs,
-            rng: EnvRng::seed_from_u64(seed),
+            collector,
             device,
-            global_step: 0,
             iteration: 0,
         })
+    }
+
+    /// Environment steps taken so far.
+    pub fn global_step(&self) -> usize {
+        self.collector.global_step
     }
 
     /// One iteration: collect, advantages, natural-gradient step, critic, metrics.
@@ -252,15 +249,9 @@ impl<B: AutodiffBackend> Trpo<B> {
         let c = self.config.clone();
         // 1. Collect.
         let inference = self.model.valid();
-        let r = collect(
-            &mut self.venv,
-            &mut self.obs,
-            &inference.actor,
-            c.num_steps,
-            &mut self.rng,
-            &self.device,
-        )?;
-        self.global_step += r.len();
+        let r = self
+            .collector
+            .collect(&inference.actor, c.num_steps, &self.device)?;
 
         // 2. Advantages (eq. GAE-1, GAE-2), normalized.
         let values = critic_values(&inference.critic, &r.obs, r.obs_dim, &self.device);
@@ -357,7 +348,7 @@ impl<B: AutodiffBackend> Trpo<B> {
         let mut v_loss = 0.0;
         let mut idx = all.clone();
         for _ in 0..c.n_critic_updates {
-            idx.shuffle(&mut self.rng);
+            idx.shuffle(self.collector.rng());
             for mb in idx.chunks(c.batch_size) {
                 let (mb_obs, _) = obs_and_actions::<B>(&r, mb, &self.device);
                 let v = self.model.critic.forward(mb_obs).squeeze_dim::<1>(1);
@@ -380,7 +371,7 @@ impl<B: AutodiffBackend> Trpo<B> {
         // 4. Metrics.
         m.insert("value_loss", v_loss);
         m.insert("explained_variance", explained_variance(&values, &returns));
-        m.insert("global_step", self.global_step as f64);
+        m.insert("global_step", self.global_step() as f64);
         crate::rollout::episode_metrics(&r, &mut m);
         Ok(m)
     }
