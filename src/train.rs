@@ -31,7 +31,7 @@ use crate::backend::Device;
 use crate::checkpoint::{self, RunState};
 use crate::evaluate::{evaluate, Evaluation};
 use crate::nn::Mlp;
-use crate::rollout::make_vec_env;
+use crate::rollout::{make_vec_env, Collector};
 use crate::{ConfigError, Metrics};
 
 /// The rungs of the ladder.
@@ -178,6 +178,16 @@ impl<B: AutodiffBackend> Learner<B> {
             Learner::Trpo(l) => l.global_step(),
             Learner::Ppo(l) => l.global_step(),
             Learner::Grpo(l) => l.global_step(),
+        }
+    }
+    /// The environments and episode statistics of REINFORCE, TRPO and PPO (GRPO plays its
+    /// groups without one).
+    pub fn collector(&self) -> Option<&Collector> {
+        match self {
+            Learner::Reinforce(l) => Some(&l.collector),
+            Learner::Trpo(l) => Some(&l.collector),
+            Learner::Ppo(l) => Some(&l.collector),
+            Learner::Grpo(_) => None,
         }
     }
     /// The policy network.

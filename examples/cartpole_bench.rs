@@ -1,0 +1,56 @@
+//! PPO or TRPO on CartPole-v1 with their default hyperparameters (CleanRL's for PPO,
+//! sb3-contrib's for TRPO), timed: the policy-lab side of `scripts/bench_vs_sb3.sh`.
+//!
+//! cargo run --release --example cartpole_bench -- [ppo|trpo] [total_steps] [seed]
+//!
+//! Prints `steps_per_second`, and the wall time and steps at which the mean return of the
+//! last 20 training episodes first reached 475 (`reached_475_s`, `reached_475_steps`).
+
+use std::time::Instant;
+
+use policy_lab::backend::Cpu;
+use policy_lab::train::{Algo, Learner, RunConfig};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let algo = match args.next().as_deref() {
+        Some("trpo") => Algo::Trpo,
+        Some("ppo") | None => Algo::Ppo,
+        Some(other) => panic!("cartpole_bench runs ppo or trpo, not {other}"),
+    };
+    let total: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(500_000);
+    let seed: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let config = RunConfig {
+        algo,
+        env: "CartPole-v1".into(),
+        seed,
+        total_timesteps: total,
+        ..RunConfig::default()
+    };
+    let mut learner = Learner::<Cpu>::new(&config, Default::default()).expect("valid config");
+    let start = Instant::now();
+    let mut reached: Option<(f64, usize)> = None;
+    while learner.global_step() < total {
+        learner.iterate().expect("valid actions");
+        let r = &learner
+            .collector()
+            .expect("an on-policy learner")
+            .recent_returns;
+        if reached.is_none()
+            && r.len() >= 20
+            && r.iter().rev().take(20).sum::<f64>() / 20.0 >= 475.0
+        {
+            reached = Some((start.elapsed().as_secs_f64(), learner.global_step()));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "steps_per_second {:.0}",
+        learner.global_step() as f64 / secs
+    );
+    println!("total_s {secs:.2}");
+    match reached {
+        Some((s, steps)) => println!("reached_475_s {s:.2}\nreached_475_steps {steps}"),
+        None => println!("reached_475_s never\nreached_475_steps never"),
+    }
+}
