@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod evaluate;
 pub mod flat;
 pub mod ladder;
+pub mod lm;
 pub mod nn;
 pub mod objective;
 pub mod play;

@@ -1,0 +1,205 @@
+//! Sampling completions from a [`Transformer`], and scoring given completions token by token.
+//!
+//! A language model is a policy whose actions are tokens. [`generate`] plays the rollout:
+//! all prompts at once (left-padded), one token per step with the KV cache, each row
+//! stopping at its EOS; it records `log pi_old(token)` of every sampled token. Like Hugging
+//! Face TRL, log-probabilities are those of `logits / temperature` (before top-k and top-p
+//! filtering, which only change what is sampled). [`completion_log_probs`] recomputes them
+//! with gradients, as `[sequences, tokens]` plus a mask: the batch the objective functions
+//! take.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+
+use super::model::{Batch, KvCache, ModelError, Transformer};
+
+/// How completions are sampled (names as in Hugging Face `generate`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingConfig {
+    /// Logits are divided by this before the softmax; must be > 0.
+    pub temperature: f32,
+    /// Sample only among the `k` most likely tokens (`Some(1)` is greedy decoding).
+    pub top_k: Option<usize>,
+    /// Sample only among the most likely tokens whose probabilities add up to `p`.
+    pub top_p: Option<f32>,
+    pub max_new_tokens: usize,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+            max_new_tokens: 8,
+        }
+    }
+}
+
+impl SamplingConfig {
+    /// Greedy decoding: always the most likely token.
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Self {
+            top_k: Some(1),
+            max_new_tokens,
+            ..Self::default()
+        }
+    }
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let bad = |m: &str| Err(crate::ConfigError(format!("sampling: {m}")));
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad("temperature must be > 0");
+        }
+        if self.top_k == Some(0) {
+            return bad("top_k must be at least 1");
+        }
+        if self.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            return bad("top_p must be in (0, 1]");
+        }
+        if self.max_new_tokens == 0 {
+            return bad("max_new_tokens must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// What [`generate`] returns, one entry per prompt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completions {
+    /// The sampled tokens, the EOS included where one came.
+    pub tokens: Vec<Vec<u32>>,
+    /// `log pi_old` of each sampled token, from `logits / temperature`.
+    pub logp: Vec<Vec<f32>>,
+    /// Whether the row ended with EOS (otherwise it ran out of `max_new_tokens`).
+    pub finished: Vec<bool>,
+}
+
+/// Samples one completion per prompt; see the module docs.
+pub fn generate<B: Backend>(
+    model: &Transformer<B>,
+    prompts: &[Vec<u32>],
+    pad: u32,
+    eos: u32,
+    config: &SamplingConfig,
+    rng: &mut impl Rng,
+) -> Result<Completions, ModelError> {
+    let rows = prompts.len();
+    let vocab = model.vocab_size();
+    let mut cache = KvCache::new(model.n_layers(), rows);
+    let mut batch = Batch::left_padded(prompts, pad);
+    let mut out = Completions {
+        tokens: vec![Vec::new(); rows],
+        logp: vec![Vec::new(); rows],
+        finished: vec![false; rows],
+    };
+    for _ in 0..config.max_new_tokens {
+        let logits = model.forward_cached(&batch, &mut cache)?;
+        let len = batch.len();
+        let last: Vec<f32> = (logits.narrow(1, len - 1, 1).reshape([rows, vocab])
+            / config.temperature)
+            .into_data()
+            .to_vec()
+            .expect("f32 logits");
+        let mut next = Batch {
+            tokens: vec![vec![pad]; rows],
+            valid: vec![vec![false]; rows],
+        };
+        for r in 0..rows {
+            if out.finished[r] {
+                continue;
+            }
+            let (token, logp) = sample_token(&last[r * vocab..(r + 1) * vocab], config, rng);
+            out.tokens[r].push(token);
+            out.logp[r].push(logp);
+            out.finished[r] = token == eos;
+            next.tokens[r][0] = token;
+            next.valid[r][0] = true;
+        }
+        if out.finished.iter().all(|f| *f) {
+            break;
+        }
+        batch = next;
+    }
+    Ok(out)
+}
+
+/// Samples a token from one row of `logits / temperature`; returns it and its
+/// log-probability under the unfiltered softmax.
+pub fn sample_token(scaled: &[f32], config: &SamplingConfig, rng: &mut impl Rng) -> (u32, f32) {
+    let max = scaled.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));
+    let log_z = max + scaled.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+    // Candidates, most likely first; top-k and top-p cut the list.
+    let mut order: Vec<usize> = (0..scaled.len()).collect();
+    order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]));
+    if let Some(k) = config.top_k {
+        order.truncate(k.max(1));
+    }
+    if let Some(p) = config.top_p {
+        let mut mass = 0.0;
+        let keep = order
+            .iter()
+            .position(|&i| {
+                mass += (scaled[i] - log_z).exp();
+                mass >= p
+            })
+            .map_or(order.len(), |i| i + 1);
+        order.truncate(keep);
+    }
+    let weights: Vec<f32> = order.iter().map(|&i| (scaled[i] - max).exp()).collect();
+    let mut u = rng.random::<f32>() * weights.iter().sum::<f32>();
+    let mut pick = order[order.len() - 1];
+    for (&i, w) in order.iter().zip(&weights) {
+        if u < *w {
+            pick = i;
+            break;
+        }
+        u -= w;
+    }
+    (pick as u32, scaled[pick] - log_z)
+}
+
+/// `log pi(token)` of every completion token under `model` (with gradients when `B` is an
+/// autodiff backend), from `logits / temperature`: `[rows, max_completion_len]`, and the mask
+/// (`1` on real completion tokens, `0` on padding) of the same shape.
+pub fn completion_log_probs<B: Backend>(
+    model: &Transformer<B>,
+    prompts: &[Vec<u32>],
+    completions: &[Vec<u32>],
+    pad: u32,
+    temperature: f32,
+) -> Result<(Tensor<B, 2>, Tensor<B, 2>), ModelError> {
+    let rows = prompts.len();
+    let prompt_batch = Batch::left_padded(prompts, pad);
+    let (p_len, c_len) = (
+        prompt_batch.len(),
+        completions.iter().map(Vec::len).max().unwrap_or(0),
+    );
+    // Each row: the left-padded prompt, then the completion, right-padded.
+    let mut batch = prompt_batch;
+    let mut targets = Vec::with_capacity(rows * c_len);
+    let mut mask = Vec::with_capacity(rows * c_len);
+    for (r, completion) in completions.iter().enumerate() {
+        for j in 0..c_len {
+            let real = j < completion.len();
+            let token = if real { completion[j] } else { pad };
+            batch.tokens[r].push(token);
+            batch.valid[r].push(real);
+            targets.push(token as i64);
+            mask.push(if real { 1.0f32 } else { 0.0 });
+        }
+    }
+    let logits = model.forward(&batch)?;
+    let device = logits.device();
+    // The logits at position p_len - 1 + j predict completion token j.
+    let logits = logits.narrow(1, p_len - 1, c_len) / temperature;
+    let log_probs = log_softmax(logits, 2);
+    let targets =
+        Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [rows, c_len, 1]), &device);
+    let logp = log_probs.gather(2, targets).reshape([rows, c_len]);
+    let mask = Tensor::from_data(TensorData::new(mask, [rows, c_len]), &device);
+    Ok((logp, mask))
+}

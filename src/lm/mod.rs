@@ -1,0 +1,12 @@
+//! Language models as policies: tokens are actions, a prompt is the state, the reward comes
+//! at the end of the completion.
+//!
+//! * [`tokenizer`]: text to token ids and back;
+//! * [`model`]: a small GPT-style transformer with a padding mask and a KV cache;
+//! * [`generate`]: batched sampling (temperature, top-k, top-p, EOS) that records each
+//!   token's log-probability, and the per-token log-probabilities of given completions, the
+//!   `[sequences, tokens]` batch that `objective` and `algos::grpo` consume.
+
+pub mod generate;
+pub mod model;
+pub mod tokenizer;

@@ -1,0 +1,158 @@
+//! The small transformer: the KV cache and left padding change nothing, generation records
+//! the log-probabilities that scoring recomputes, and bad input is a clear error.
+
+use burn::tensor::Tensor;
+use policy_lab::lm::generate::{completion_log_probs, generate, sample_token, SamplingConfig};
+use policy_lab::lm::model::{Batch, KvCache, ModelError, Transformer, TransformerConfig};
+use policy_lab::lm::tokenizer::{CharTokenizer, Tokenizer};
+use rand::SeedableRng;
+
+type B = burn::backend::NdArray;
+
+fn model(seed: u64) -> Transformer<B> {
+    use burn::tensor::backend::Backend;
+    B::seed(&Default::default(), seed);
+    TransformerConfig::new(16)
+        .with_d_model(32)
+        .with_n_layers(2)
+        .with_n_heads(4)
+        .with_d_ff(64)
+        .with_max_seq_len(24)
+        .init(&Default::default())
+}
+
+fn values(t: Tensor<B, 3>) -> Vec<f32> {
+    t.into_data().to_vec().unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
+}
+
+#[test]
+fn the_kv_cache_gives_the_logits_of_a_full_pass() {
+    let m = model(1);
+    let rows = vec![vec![1, 5, 6, 7, 8, 9, 10]];
+    let full = values(m.forward(&Batch::left_padded(&rows, 0)).unwrap());
+    // The first four tokens at once, then one at a time.
+    let mut cache = KvCache::new(m.n_layers(), 1);
+    let mut pieces = values(
+        m.forward_cached(&Batch::left_padded(&[rows[0][..4].to_vec()], 0), &mut cache)
+            .unwrap(),
+    );
+    for &t in &rows[0][4..] {
+        pieces.extend(values(
+            m.forward_cached(&Batch::left_padded(&[vec![t]], 0), &mut cache)
+                .unwrap(),
+        ));
+    }
+    assert!(close(&full, &pieces, 1e-5));
+}
+
+#[test]
+fn left_padding_does_not_change_a_row() {
+    let m = model(2);
+    let short = vec![1, 5, 6];
+    let long = vec![1, 9, 8, 7, 6, 5];
+    let alone = values(
+        m.forward(&Batch::left_padded(std::slice::from_ref(&short), 0))
+            .unwrap(),
+    );
+    let batched = m
+        .forward(&Batch::left_padded(&[long, short], 0))
+        .unwrap()
+        .narrow(0, 1, 1) // the short row
+        .narrow(1, 3, 3); // its real positions, after three pads
+    assert!(close(&alone, &values(batched), 1e-5));
+}
+
+#[test]
+fn generation_records_the_log_probs_that_scoring_recomputes() {
+    let m = model(3);
+    let prompts = vec![vec![1, 5, 6, 7], vec![1, 8], vec![1, 9, 9]];
+    let config = SamplingConfig {
+        temperature: 0.7,
+        max_new_tokens: 6,
+        ..SamplingConfig::default()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let out = generate(&m, &prompts, 0, 2, &config, &mut rng).unwrap();
+    let (logp, mask) = completion_log_probs(&m, &prompts, &out.tokens, 0, 0.7).unwrap();
+    let (logp, mask): (Vec<f32>, Vec<f32>) = (
+        logp.into_data().to_vec().unwrap(),
+        mask.into_data().to_vec().unwrap(),
+    );
+    let width = out.tokens.iter().map(Vec::len).max().unwrap();
+    for (r, (tokens, lp)) in out.tokens.iter().zip(&out.logp).enumerate() {
+        assert!(tokens.len() == 6 || out.finished[r] && tokens.last() == Some(&2));
+        for j in 0..width {
+            let k = r * width + j;
+            if let Some(recorded) = lp.get(j) {
+                assert_eq!(mask[k], 1.0);
+                assert!(
+                    (logp[k] - recorded).abs() < 1e-4,
+                    "row {r} token {j}: {} vs {}",
+                    logp[k],
+                    recorded
+                );
+            } else {
+                assert_eq!(mask[k], 0.0);
+            }
+        }
+    }
+    // Same seed, same completions.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    assert_eq!(
+        generate(&m, &prompts, 0, 2, &config, &mut rng).unwrap(),
+        out
+    );
+}
+
+#[test]
+fn top_k_and_top_p_restrict_sampling() {
+    let logits = [0.0f32, 2.0, 1.0, -1.0];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let greedy = SamplingConfig::greedy(1);
+    for _ in 0..20 {
+        assert_eq!(sample_token(&logits, &greedy, &mut rng).0, 1);
+    }
+    // p(1) = 0.64, p(2) = 0.24: top_p 0.8 keeps exactly those two.
+    let top_p = SamplingConfig {
+        top_p: Some(0.8),
+        ..SamplingConfig::default()
+    };
+    let mut seen = [0; 4];
+    for _ in 0..2000 {
+        let (t, logp) = sample_token(&logits, &top_p, &mut rng);
+        seen[t as usize] += 1;
+        let z: f32 = logits.iter().map(|x| x.exp()).sum();
+        assert!((logp - (logits[t as usize].exp() / z).ln()).abs() < 1e-5);
+    }
+    assert_eq!(seen[0] + seen[3], 0);
+    let frac = seen[1] as f64 / 2000.0;
+    assert!((frac - 0.64 / 0.88).abs() < 0.05, "{seen:?}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let m = model(4);
+    let too_long = vec![vec![3u32; 25]];
+    assert_eq!(
+        m.forward(&Batch::left_padded(&too_long, 0)).unwrap_err(),
+        ModelError::TooLong { len: 25, max: 24 }
+    );
+    assert_eq!(
+        m.forward(&Batch::left_padded(&[vec![1, 16]], 0))
+            .unwrap_err()
+            .to_string(),
+        "token id 16 is outside the model's vocabulary of 16"
+    );
+    let tok = CharTokenizer::new("0123456789+=");
+    assert!(tok.encode("1*2").is_err());
+    assert!(SamplingConfig {
+        temperature: 0.0,
+        ..Default::default()
+    }
+    .validate()
+    .is_err());
+}
