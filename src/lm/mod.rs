@@ -3,10 +3,12 @@
 //!
 //! * [`tokenizer`]: text to token ids and back;
 //! * [`model`]: a small GPT-style transformer with a padding mask and a KV cache;
+//! * [`sft`]: supervised fine-tuning on demonstrations, the warm start before RL;
 //! * [`generate`]: batched sampling (temperature, top-k, top-p, EOS) that records each
 //!   token's log-probability, and the per-token log-probabilities of given completions, the
 //!   `[sequences, tokens]` batch that `objective` and `algos::grpo` consume.
 
 pub mod generate;
 pub mod model;
+pub mod sft;
 pub mod tokenizer;

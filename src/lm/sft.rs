@@ -1,0 +1,83 @@
+//! Supervised fine-tuning (SFT): teach the model to imitate demonstrations before any
+//! reinforcement learning, the warm start every RL-for-language-models recipe begins with.
+//!
+//! The loss is the mean negative log-likelihood of the demonstration's completion tokens,
+//! given the prompt (the prompt's own tokens are not trained on, as in TRL's
+//! `completion_only_loss`):
+//!
+//! ```text
+//! L = - (1 / #tokens) * sum over completion tokens t of log pi(t | prompt, tokens before t)
+//! ```
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+
+use super::generate::completion_log_probs;
+use super::model::{ModelError, Transformer};
+use super::tokenizer::{Tokenizer, TokenizerError};
+use crate::objective::masked_mean;
+
+/// Why a batch could not be scored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LmError {
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Token ids of prompts (with BOS in front) and completions (with EOS at the end).
+pub fn encode_pairs(
+    tokenizer: &impl Tokenizer,
+    pairs: &[(String, String)],
+) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>), TokenizerError> {
+    let mut prompts = Vec::with_capacity(pairs.len());
+    let mut completions = Vec::with_capacity(pairs.len());
+    for (prompt, completion) in pairs {
+        let mut p = vec![tokenizer.bos_id()];
+        p.extend(tokenizer.encode(prompt)?);
+        let mut c = tokenizer.encode(completion)?;
+        c.push(tokenizer.eos_id());
+        prompts.push(p);
+        completions.push(c);
+    }
+    Ok((prompts, completions))
+}
+
+/// The SFT loss of a batch of `(prompt, completion)` pairs (see the module docs).
+pub fn sft_loss<B: AutodiffBackend>(
+    model: &Transformer<B>,
+    tokenizer: &impl Tokenizer,
+    pairs: &[(String, String)],
+) -> Result<Tensor<B, 1>, LmError> {
+    let (prompts, completions) = encode_pairs(tokenizer, pairs)?;
+    let (logp, mask) =
+        completion_log_probs(model, &prompts, &completions, tokenizer.pad_id(), 1.0)?;
+    Ok(-masked_mean(logp, mask))
+}
+
+/// Trains `model` on the demonstrations that `batches` yields, one AdamW step per batch;
+/// returns the model and the loss of every step.
+pub fn train_sft<B: AutodiffBackend>(
+    mut model: Transformer<B>,
+    tokenizer: &impl Tokenizer,
+    batches: impl IntoIterator<Item = Vec<(String, String)>>,
+    learning_rate: f64,
+) -> Result<(Transformer<B>, Vec<f64>), LmError> {
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut losses = Vec::new();
+    for pairs in batches {
+        let loss = sft_loss(&model, tokenizer, &pairs)?;
+        losses.push(crate::scalar(&loss));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(learning_rate, model, grads);
+    }
+    Ok((model, losses))
+}
+
+/// The inference copy of a model (no autodiff), for generation.
+pub fn inference<B: AutodiffBackend>(model: &Transformer<B>) -> Transformer<B::InnerBackend> {
+    model.valid()
+}
