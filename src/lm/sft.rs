@@ -28,11 +28,14 @@ pub enum LmError {
     Model(#[from] ModelError),
 }
 
+/// Rows of token ids.
+pub type TokenRows = Vec<Vec<u32>>;
+
 /// Token ids of prompts (with BOS in front) and completions (with EOS at the end).
 pub fn encode_pairs(
     tokenizer: &impl Tokenizer,
     pairs: &[(String, String)],
-) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>), TokenizerError> {
+) -> Result<(TokenRows, TokenRows), TokenizerError> {
     let mut prompts = Vec::with_capacity(pairs.len());
     let mut completions = Vec::with_capacity(pairs.len());
     for (prompt, completion) in pairs {
