@@ -419,27 +419,41 @@ impl<B: AutodiffBackend> Grpo<B> {
         self.iteration += 1;
 
         // 4. Metrics (TRL's names; `reward` over every generated group).
-        let mean = all_rewards.iter().sum::<f32>() / all_rewards.len() as f32;
-        m.insert("reward", f64::from(mean));
-        m.insert(
-            "reward_std",
-            f64::from(crate::advantage::sample_std(&all_rewards)),
-        );
-        m.insert(
-            "frac_reward_zero_std",
-            zero_std.iter().filter(|z| **z).count() as f64 / zero_std.len() as f64,
-        );
-        m.insert(
-            "completions/mean_length",
-            e.lengths.iter().sum::<usize>() as f64 / n as f64,
-        );
-        m.insert(
-            "completions/clipped_ratio",
-            e.truncated.iter().filter(|t| **t).count() as f64 / n as f64,
-        );
+        generation_metrics(&all_rewards, &zero_std, &e.lengths, &e.truncated, &mut m);
         m.insert("global_step", self.steps as f64);
         Ok(m)
     }
+}
+
+/// TRL's metrics of one batch of generations: `reward` and `reward_std` over every generated
+/// group, `frac_reward_zero_std`, and the length statistics of the kept episodes or
+/// completions (`clipped` = cut by the length limit before they ended).
+pub fn generation_metrics(
+    rewards: &[f32],
+    zero_std: &[bool],
+    lengths: &[usize],
+    clipped: &[bool],
+    m: &mut Metrics,
+) {
+    let mean = rewards.iter().sum::<f32>() / rewards.len() as f32;
+    m.insert("reward", f64::from(mean));
+    m.insert(
+        "reward_std",
+        f64::from(crate::advantage::sample_std(rewards)),
+    );
+    m.insert(
+        "frac_reward_zero_std",
+        zero_std.iter().filter(|z| **z).count() as f64 / zero_std.len() as f64,
+    );
+    let n = lengths.len() as f64;
+    m.insert(
+        "completions/mean_length",
+        lengths.iter().sum::<usize>() as f64 / n,
+    );
+    m.insert(
+        "completions/clipped_ratio",
+        clipped.iter().filter(|t| **t).count() as f64 / n,
+    );
 }
 
 /// Keeps the groups of `a` and then of `b` whose rewards are not all equal, up to `want`

@@ -2,6 +2,7 @@
 //! config → collect → advantages → update → metrics.
 
 pub mod grpo;
+pub mod grpo_lm;
 pub mod ppo;
 pub mod reinforce;
 pub mod trpo;
