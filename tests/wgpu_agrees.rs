@@ -59,3 +59,37 @@ fn ppo_on_wgpu_matches_the_cpu() {
         "largest parameter difference after 3 updates: {diff}"
     );
 }
+
+#[test]
+fn the_transformer_on_wgpu_matches_the_cpu() {
+    use policy_lab::lm::generate::{generate, SamplingConfig};
+    use policy_lab::lm::model::{Batch, TransformerConfig};
+    type CpuInner = burn::backend::NdArray;
+    type WgpuInner = <Wgpu as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+    let config = TransformerConfig::new(16)
+        .with_d_model(32)
+        .with_n_layers(2)
+        .with_n_heads(4)
+        .with_d_ff(64)
+        .with_max_seq_len(24);
+    let cpu = config.init::<CpuInner>(&Default::default());
+    let gpu = set_flat_params(
+        config.init::<WgpuInner>(&Default::default()),
+        &flat_params(&cpu),
+    );
+    let prompts = vec![vec![1, 5, 6, 7], vec![1, 8]];
+    let batch = Batch::left_padded(&prompts, 0);
+    let a: Vec<f32> = cpu.forward(&batch).unwrap().into_data().to_vec().unwrap();
+    let b: Vec<f32> = gpu.forward(&batch).unwrap().into_data().to_vec().unwrap();
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-4, "largest logit difference: {diff}");
+    let greedy = SamplingConfig::greedy(6);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let x = generate(&cpu, &prompts, 0, 2, &greedy, &mut rng).unwrap();
+    let y = generate(&gpu, &prompts, 0, 2, &greedy, &mut rng).unwrap();
+    assert_eq!(x.tokens, y.tokens);
+}
