@@ -113,3 +113,16 @@ pub fn check_device(device: Device) -> f32 {
         other => unreachable!("{other} is not built; Device::from_str refuses it"),
     }
 }
+
+/// Runs `init` right after seeding `B`'s random-number generator with `seed`, holding a lock
+/// so that no other thread re-seeds or draws in between.
+///
+/// burn's generator is one per process, not one per model: two learners initialized at the
+/// same time on two threads (tests run in parallel) would otherwise draw from each other's
+/// seed, and a seed would no longer give the same weights.
+pub fn seeded<B: Backend, T>(device: &B::Device, seed: u64, init: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    B::seed(device, seed);
+    init()
+}

@@ -8,13 +8,14 @@
 //! policy-lab plot RUN...          learning curves
 //! policy-lab play --env ID ...    play one environment with a random or heuristic agent
 //! policy-lab envs                 list the environments and their options
+//! policy-lab lm sft|grpo|ppo|eval  language models on arithmetic: warm start, RL, accuracy
 //! policy-lab device --device D    check that a backend (cpu, wgpu, cuda) works
 //! ```
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
 use policy_lab::evaluate::{draw_grid_policy, evaluate};
@@ -104,11 +105,91 @@ enum Command {
     },
     /// List the environments `--env` accepts.
     Envs,
+    /// Language models on arithmetic: an SFT warm start, then GRPO or PPO, and evaluation.
+    Lm {
+        #[command(subcommand)]
+        command: LmCommand,
+    },
     /// Run a small computation on a backend to check that it works.
     Device {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+}
+
+/// Runs `$body` with `B` the autodiff backend `$device` names and `device` its default device.
+macro_rules! lm_on_device {
+    ($device:expr, |$b:ident, $dev:ident| $body:expr) => {
+        match $device {
+            Device::Cpu => {
+                type $b = policy_lab::backend::Cpu;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu => {
+                type $b = policy_lab::backend::Wgpu;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda => {
+                type $b = policy_lab::backend::Cuda;
+                let $dev = Default::default();
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!(
+                "this build has no {other} backend; rebuild with `--features {other}`"
+            ),
+        }
+    };
+}
+
+#[derive(Subcommand)]
+enum LmCommand {
+    /// Train a fresh model on demonstrations until it reaches a partial held-out accuracy
+    /// (`sft.stop_at_accuracy`), and save it: the warm start for RL.
+    Sft(LmArgs),
+    /// GRPO from a checkpoint.
+    Grpo(LmArgs),
+    /// PPO with a value head from a checkpoint (the comparison for GRPO).
+    Ppo(LmArgs),
+    /// Greedy accuracy of a checkpoint on a task's held-out test problems.
+    Eval {
+        /// A run folder, or its `model/` folder.
+        model: PathBuf,
+        /// The task (default: the one the run was trained on).
+        #[arg(long)]
+        task: Option<String>,
+    },
+    /// List the tasks `--task` accepts.
+    Tasks,
+}
+
+#[derive(Args)]
+struct LmArgs {
+    /// The task: `add` or `mul`, with optional digits, e.g. `add:3` (see `lm tasks`).
+    #[arg(long)]
+    task: Option<String>,
+    /// A TOML file with any of the run's settings; the flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The checkpoint RL starts from: an SFT run's folder or its `model/` (default
+    /// runs/lm-sft-TASK).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu, wgpu or cuda (the last two need the cargo feature of the same name).
+    #[arg(long)]
+    device: Option<String>,
+    /// RL iterations (or, for `sft`, the most optimizer steps).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// The run's folder (default runs/lm-ALGO-TASK).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -236,6 +317,7 @@ fn main() -> Result<()> {
                 println!("wrote {}", f.display());
             }
         }
+        Some(Command::Lm { command }) => lm_command(command)?,
         Some(Command::Envs) => {
             for (id, about) in ENV_IDS {
                 println!("{id:<22}{about}");
@@ -267,4 +349,125 @@ fn train_on_device(run: &RunConfig, out: &std::path::Path, resume: bool) -> Resu
             anyhow::bail!("this build has no {other} backend; rebuild with `--features {other}`")
         }
     }
+}
+
+/// `policy-lab lm ...`.
+fn lm_command(command: LmCommand) -> Result<()> {
+    use policy_lab::lm::run::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
+    use policy_lab::lm::task::{parse_task, TASKS};
+    let (algo, args) = match command {
+        LmCommand::Tasks => {
+            for (name, about) in TASKS {
+                println!("{name:<6}{about}");
+            }
+            return Ok(());
+        }
+        LmCommand::Eval { model, task } => {
+            let run_dir = if model.join("model.json").exists() {
+                model.parent().map(PathBuf::from).unwrap_or_default()
+            } else {
+                model.clone()
+            };
+            let model_dir = if model.join("model.json").exists() {
+                model.clone()
+            } else {
+                model.join("model")
+            };
+            let saved = std::fs::read_to_string(run_dir.join("config.toml"))
+                .ok()
+                .map(|t| LmRunConfig::from_toml(&t))
+                .transpose()?
+                .unwrap_or_default();
+            let task = match task {
+                Some(t) => parse_task(&t, &saved.task)?,
+                None => saved.task,
+            };
+            let acc = run_eval::<burn::backend::NdArray>(&model_dir, &task, &Default::default())?;
+            println!(
+                "{}: {}:{} held-out accuracy {:.3} over {} problems (well-formed {:.3}, mean reward {:.3})",
+                model_dir.display(),
+                task.op,
+                task.digits,
+                acc.accuracy,
+                acc.problems,
+                acc.format,
+                acc.mean_reward
+            );
+            return Ok(());
+        }
+        LmCommand::Sft(a) => (LmAlgo::Sft, a),
+        LmCommand::Grpo(a) => (LmAlgo::Grpo, a),
+        LmCommand::Ppo(a) => (LmAlgo::Ppo, a),
+    };
+    let mut config = match &args.config {
+        Some(path) => LmRunConfig::from_toml(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )?,
+        None => LmRunConfig::default(),
+    };
+    config.algo = algo;
+    if let Some(t) = &args.task {
+        config.task = parse_task(t, &config.task)?;
+    }
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(d) = &args.device {
+        config.device = d.parse()?;
+    }
+    if let Some(n) = args.iterations {
+        match algo {
+            LmAlgo::Sft => config.sft.steps = n,
+            _ => config.rl.iterations = n,
+        }
+    }
+    let task_name = format!("{}{}", config.task.op, config.task.digits);
+    let name = algo.name();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/lm-{name}-{task_name}")));
+    let p = &mut std::io::stderr();
+    let summary = match algo {
+        LmAlgo::Sft => lm_on_device!(config.device, |B, device| run_sft::<B>(
+            &config, &device, &out, p
+        )),
+        _ => {
+            let init = args
+                .init
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("runs/lm-sft-{task_name}")));
+            let init = if init.join("model.json").exists() {
+                init
+            } else {
+                init.join("model")
+            };
+            lm_on_device!(config.device, |B, device| run_rl::<B>(
+                &config, &init, &device, &out, p
+            ))
+        }
+    }?;
+    if let Some(start) = &summary.start {
+        println!("start: held-out accuracy {:.3}", start.accuracy);
+    }
+    println!(
+        "{name} on {}:{}: held-out accuracy {:.3} over {} problems after {} {} in {:.1}s",
+        config.task.op,
+        config.task.digits,
+        summary.end.accuracy,
+        summary.end.problems,
+        summary.iterations,
+        if algo == LmAlgo::Sft {
+            "steps"
+        } else {
+            "iterations"
+        },
+        summary.seconds
+    );
+    println!(
+        "wrote {}/{{config.toml, metrics.jsonl, summary.json, model/}}",
+        out.display()
+    );
+    Ok(())
 }

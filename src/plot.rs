@@ -5,6 +5,9 @@
 //! a band of one standard deviation. The y value is `episodic_return` (or, for GRPO, its
 //! `reward`: the mean return of the iteration's episodes), against environment steps or
 //! wall time. Writes a PNG and an SVG.
+//!
+//! Language-model runs (`policy-lab lm ...`) are drawn the same way, with the held-out
+//! `test_accuracy` against completions (`global_step`) or wall time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,36 +45,53 @@ impl XAxis {
 #[derive(Clone, Debug)]
 pub struct RunCurve {
     pub label: String,
+    /// What y is: `return` or `held-out accuracy`.
+    pub y: &'static str,
     pub points: Vec<(f64, f64)>,
 }
 
 /// Reads a run folder's curve.
 pub fn read_run(dir: &Path, x: XAxis) -> Result<RunCurve> {
-    let config = RunConfig::from_toml(
-        &std::fs::read_to_string(dir.join("config.toml"))
-            .with_context(|| format!("{} is not a run folder (no config.toml)", dir.display()))?,
-    )?;
+    let text = std::fs::read_to_string(dir.join("config.toml"))
+        .with_context(|| format!("{} is not a run folder (no config.toml)", dir.display()))?;
+    // A toy-environment run, or else a language-model run.
+    let (label, y_keys, y) = match RunConfig::from_toml(&text) {
+        Ok(config) => (
+            format!("{} on {}", config.algo.name(), config.env),
+            &["episodic_return", "reward"][..],
+            "return",
+        ),
+        Err(toy_err) => {
+            let config = crate::lm::run::LmRunConfig::from_toml(&text)
+                .map_err(|_| toy_err)
+                .with_context(|| format!("reading {}/config.toml", dir.display()))?;
+            let t = &config.task;
+            (
+                format!("{} on {}:{}", config.algo.name(), t.op, t.digits),
+                &["test_accuracy"][..],
+                "held-out accuracy",
+            )
+        }
+    };
     let text = std::fs::read_to_string(dir.join("metrics.jsonl"))
         .with_context(|| format!("reading {}/metrics.jsonl", dir.display()))?;
     let mut points = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let m: BTreeMap<String, f64> = serde_json::from_str(line)
             .with_context(|| format!("a bad line in {}/metrics.jsonl", dir.display()))?;
-        let y = m.get("episodic_return").or(m.get("reward"));
-        if let (Some(x), Some(y)) = (m.get(x.key()), y) {
-            points.push((*x, *y));
+        let yv = y_keys.iter().find_map(|k| m.get(*k));
+        if let (Some(x), Some(yv)) = (m.get(x.key()), yv) {
+            points.push((*x, *yv));
         }
     }
-    Ok(RunCurve {
-        label: format!("{} on {}", config.algo.name(), config.env),
-        points,
-    })
+    Ok(RunCurve { label, y, points })
 }
 
 /// A curve averaged over seeds: `(x, mean, mean - std, mean + std)` on a common grid.
 #[derive(Clone, Debug)]
 pub struct MeanCurve {
     pub label: String,
+    pub y: &'static str,
     pub seeds: usize,
     pub points: Vec<(f64, f64, f64, f64)>,
 }
@@ -114,6 +134,7 @@ pub fn average(runs: &[RunCurve]) -> Vec<MeanCurve> {
                 .collect();
             MeanCurve {
                 label: label.to_string(),
+                y: runs[0].y,
                 seeds: runs.len(),
                 points,
             }
@@ -189,7 +210,7 @@ where
     chart
         .configure_mesh()
         .x_desc(x.label())
-        .y_desc("return")
+        .y_desc(curves.first().map_or("return", |c| c.y))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(e)?;

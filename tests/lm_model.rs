@@ -10,15 +10,16 @@ use rand::SeedableRng;
 type B = burn::backend::NdArray;
 
 fn model(seed: u64) -> Transformer<B> {
-    use burn::tensor::backend::Backend;
-    B::seed(&Default::default(), seed);
-    TransformerConfig::new(16)
-        .with_d_model(32)
-        .with_n_layers(2)
-        .with_n_heads(4)
-        .with_d_ff(64)
-        .with_max_seq_len(24)
-        .init(&Default::default())
+    // Seeded under policy-lab's lock: tests run in parallel, and burn's generator is global.
+    policy_lab::backend::seeded::<B, _>(&Default::default(), seed, || {
+        TransformerConfig::new(16)
+            .with_d_model(32)
+            .with_n_layers(2)
+            .with_n_heads(4)
+            .with_d_ff(64)
+            .with_max_seq_len(24)
+            .init(&Default::default())
+    })
 }
 
 fn values(t: Tensor<B, 3>) -> Vec<f32> {

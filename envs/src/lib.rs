@@ -5,9 +5,10 @@
 //!
 //! * [`Env`]: `reset(seed) -> (obs, info)` and `step(action) -> Result<Step>`, with
 //!   `terminated` and `truncated` kept apart ([`env`]);
-//! * spaces [`Discrete`] and [`BoxSpace`] ([`space`]);
+//! * spaces [`Discrete`], [`BoxSpace`] and [`Text`] ([`space`]);
 //! * bandits ([`bandit`]), gridworlds: FrozenLake-v1 and generated mazes ([`gridworld`]),
-//!   CartPole-v1 ([`cartpole`]);
+//!   CartPole-v1 ([`cartpole`]), and a verifiable text task for language models:
+//!   [`Arithmetic`] ([`arithmetic`]);
 //! * wrappers ([`wrappers`]), a vector env with same-step autoreset ([`vector`]),
 //!   [`check_env`] ([`check`]), pictures of gridworlds ([`render`]), and [`make`] from an id
 //!   ([`registry`]).
@@ -27,6 +28,7 @@
 //! assert!(ret > 100.0);
 //! ```
 
+pub mod arithmetic;
 pub mod bandit;
 pub mod cartpole;
 pub mod check;
@@ -39,6 +41,7 @@ pub mod space;
 pub mod vector;
 pub mod wrappers;
 
+pub use arithmetic::{Arithmetic, ArithmeticConfig, Op, Split};
 pub use bandit::{ArmKind, Bandit};
 pub use cartpole::CartPole;
 pub use check::check_env;
@@ -46,7 +49,7 @@ pub use env::{seeded_rng, Act, Env, EnvRng, EpisodeStats, Info, Obs, Step};
 pub use error::{EnvError, Result};
 pub use gridworld::{generate_maze, GridRules, GridWorld, MazeConfig, Tile};
 pub use registry::{make, AnyEnv, EnvKind, EnvSpec, ENV_IDS};
-pub use space::{BoxSpace, Discrete, FloatObs, Space};
+pub use space::{BoxSpace, Discrete, FloatObs, Space, Text};
 pub use vector::{SyncVectorEnv, VecStep};
 pub use wrappers::{
     NormalizeObservation, NormalizeReward, OneHotObservation, RecordEpisodeStatistics, TimeLimit,

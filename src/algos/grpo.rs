@@ -239,14 +239,15 @@ impl<B: AutodiffBackend> Grpo<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        B::seed(&device, seed);
-        let actor = Mlp::new(
-            env.obs_dim(),
-            &config.hidden,
-            env.num_actions(),
-            0.01,
-            &device,
-        );
+        let actor = crate::backend::seeded::<B, _>(&device, seed, || {
+            Mlp::new(
+                env.obs_dim(),
+                &config.hidden,
+                env.num_actions(),
+                0.01,
+                &device,
+            )
+        });
         let reference = actor.valid();
         Ok(Self {
             config,

@@ -18,12 +18,13 @@ use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use policy_lab_envs::{Env, EnvRng, Space};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 
 use super::grpo::{generation_metrics, grpo_loss, GrpoBatch, GrpoConfig};
 use crate::advantage::{group_advantages, zero_std_groups};
-use crate::lm::generate::{completion_log_probs, generate, SamplingConfig};
+use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::Transformer;
+use crate::lm::rollout::collect_completions;
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
 use crate::nn::gradient_step;
@@ -36,7 +37,9 @@ pub struct GrpoLm<B: AutodiffBackend, E, T> {
     /// The longest completion sampled (TRL's `max_completion_length`).
     pub max_completion_length: usize,
     pub model: Transformer<B>,
-    reference: Transformer<B::InnerBackend>,
+    /// The frozen reference of the KL term: kept only when `beta > 0` (as TRL, which loads
+    /// no reference model when `beta = 0`).
+    reference: Option<Transformer<B::InnerBackend>>,
     optim: OptimizerAdaptor<Adam, Transformer<B>, B>,
     env: E,
     tokenizer: T,
@@ -70,10 +73,11 @@ where
                 "grpo: max_completion_length must be at least 1".into(),
             ));
         }
+        let reference = (config.beta > 0.0).then(|| model.valid());
         Ok(Self {
             config,
             max_completion_length,
-            reference: model.valid(),
+            reference,
             model,
             optim: AdamConfig::new().init(),
             env,
@@ -91,66 +95,56 @@ where
         let tok = &self.tokenizer;
 
         // 1. Collect: G completions of each prompt, scored by the environment.
-        let mut prompts: Vec<Vec<u32>> = Vec::with_capacity(c.num_groups * g);
-        let mut envs: Vec<E> = Vec::with_capacity(c.num_groups);
-        for _ in 0..c.num_groups {
-            let mut env = self.env.clone();
-            let (prompt, _) = env.reset(Some(self.rng.random()));
-            let mut ids = vec![tok.bos_id()];
-            ids.extend(tok.encode(&prompt)?);
-            prompts.extend(std::iter::repeat_n(ids, g));
-            envs.push(env);
-        }
         let sampling = SamplingConfig {
             temperature: c.temperature,
             max_new_tokens: self.max_completion_length,
             ..SamplingConfig::default()
         };
-        let policy = self.model.valid();
-        let out = generate(
-            &policy,
-            &prompts,
-            tok.pad_id(),
-            tok.eos_id(),
+        let rollout = collect_completions(
+            &self.model.valid(),
+            &self.env,
+            tok,
+            c.num_groups,
+            g,
             &sampling,
             &mut self.rng,
         )?;
-        let mut rewards = Vec::with_capacity(prompts.len());
-        for (i, tokens) in out.tokens.iter().enumerate() {
-            let mut env = envs[i / g].clone();
-            let text = tok.decode(tokens);
-            // A completion the task refuses (outside its action space) earns nothing.
-            let reward = env.step(text).map_or(0.0, |s| s.reward as f32);
-            rewards.push(reward);
-        }
-        self.completions += prompts.len();
-        let zero_std = zero_std_groups(&rewards, g);
+        let rewards = &rollout.rewards;
+        self.completions += rollout.len();
+        let zero_std = zero_std_groups(rewards, g);
 
         // 2. Group-relative advantages (eq. GRPO-1).
-        let adv = group_advantages(&rewards, g, c.baseline, c.scale_rewards);
+        let adv = group_advantages(rewards, g, c.baseline, c.scale_rewards);
 
         // 3. Updates on `[completions, tokens]` with the completion mask.
-        let n = prompts.len();
-        let t = out.tokens.iter().map(Vec::len).max().unwrap_or(1);
+        let (n, t) = (rollout.len(), rollout.max_len());
         let device = self.model.devices()[0].clone();
-        let mut old = vec![0.0f32; n * t];
-        for (i, lp) in out.logp.iter().enumerate() {
-            old[i * t..i * t + lp.len()].copy_from_slice(lp);
-        }
+        let old = rollout.padded(&rollout.logp);
         let old_logp = Tensor::<B, 2>::from_data(TensorData::new(old, [n, t]), &device);
         let advantages = Tensor::<B, 1>::from_data(TensorData::new(adv, [n]), &device);
         let pad = tok.pad_id();
-        let ref_logp = if c.beta > 0.0 {
-            let (lp, _) =
-                completion_log_probs(&self.reference, &prompts, &out.tokens, pad, c.temperature)?;
-            Some(Tensor::<B, 2>::from_inner(lp))
-        } else {
-            None
+        let ref_logp = match &self.reference {
+            Some(reference) => {
+                let (lp, _) = completion_log_probs(
+                    reference,
+                    &rollout.prompts,
+                    &rollout.tokens,
+                    pad,
+                    c.temperature,
+                )?;
+                Some(Tensor::<B, 2>::from_inner(lp))
+            }
+            None => None,
         };
         let mut m = Metrics::new();
         for _ in 0..c.num_iterations {
-            let (logp, mask) =
-                completion_log_probs(&self.model, &prompts, &out.tokens, pad, c.temperature)?;
+            let (logp, mask) = completion_log_probs(
+                &self.model,
+                &rollout.prompts,
+                &rollout.tokens,
+                pad,
+                c.temperature,
+            )?;
             let batch = GrpoBatch {
                 logp,
                 old_logp: old_logp.clone(),
@@ -174,9 +168,9 @@ where
         self.iteration += 1;
 
         // 4. Metrics (TRL's names).
-        let lengths: Vec<usize> = out.tokens.iter().map(Vec::len).collect();
-        let clipped: Vec<bool> = out.finished.iter().map(|f| !f).collect();
-        generation_metrics(&rewards, &zero_std, &lengths, &clipped, &mut m);
+        let lengths: Vec<usize> = rollout.tokens.iter().map(Vec::len).collect();
+        let clipped: Vec<bool> = rollout.finished.iter().map(|f| !f).collect();
+        generation_metrics(rewards, &zero_std, &lengths, &clipped, &mut m);
         m.insert("completions_seen", self.completions as f64);
         Ok(m)
     }

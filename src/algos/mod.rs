@@ -4,5 +4,6 @@
 pub mod grpo;
 pub mod grpo_lm;
 pub mod ppo;
+pub mod ppo_lm;
 pub mod reinforce;
 pub mod trpo;

@@ -162,14 +162,15 @@ impl<B: AutodiffBackend> Ppo<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        B::seed(&device, seed);
         let collector = Collector::new(venv, seed);
-        let model = ActorCritic::new(
-            collector.obs_dim(),
-            collector.num_actions(),
-            &config.hidden,
-            &device,
-        );
+        let model = crate::backend::seeded::<B, _>(&device, seed, || {
+            ActorCritic::new(
+                collector.obs_dim(),
+                collector.num_actions(),
+                &config.hidden,
+                &device,
+            )
+        });
         let optim = AdamConfig::new().with_epsilon(1e-5).init();
         let num_iterations = total_timesteps.div_ceil(config.batch_size()).max(1);
         Ok(Self {
@@ -247,14 +248,7 @@ impl<B: AutodiffBackend> Ppo<B> {
                 let pg_loss = clipped_surrogate(r, adv, c.clip_coef, c.clip_coef).mean();
                 // eq. (PPO-4): the value loss, clipped around the old values.
                 let v = self.model.critic.forward(obs).squeeze_dim::<1>(1);
-                let v_loss = if c.clip_vloss {
-                    let unclipped = (v.clone() - ret.clone()).powi_scalar(2);
-                    let clipped = old_v.clone() + (v - old_v).clamp(-c.clip_coef, c.clip_coef);
-                    let clipped = (clipped - ret).powi_scalar(2);
-                    unclipped.max_pair(clipped).mean() * 0.5
-                } else {
-                    (v - ret).powi_scalar(2).mean() * 0.5
-                };
+                let v_loss = value_loss(v, old_v, ret, &c).mean();
                 // eq. (PPO-5): the full loss.
                 let loss =
                     pg_loss.clone() - entropy.clone() * c.ent_coef + v_loss.clone() * c.vf_coef;
@@ -287,6 +281,24 @@ impl<B: AutodiffBackend> Ppo<B> {
     }
 }
 
+/// The value loss per state, eq. (PPO-4): `0.5 (V - R)^2`, or with `clip_vloss` (as
+/// CleanRL) the larger of that and the loss of `V` clipped to `old_V ± clip_coef`. Any shape:
+/// PPO on a language model passes `[completions, tokens]` and masks the result.
+pub fn value_loss<B: burn::tensor::backend::Backend, const D: usize>(
+    v: Tensor<B, D>,
+    old_v: Tensor<B, D>,
+    ret: Tensor<B, D>,
+    c: &PpoConfig,
+) -> Tensor<B, D> {
+    let unclipped = (v.clone() - ret.clone()).powi_scalar(2);
+    if !c.clip_vloss {
+        return unclipped * 0.5;
+    }
+    let clipped = old_v.clone() + (v - old_v).clamp(-c.clip_coef, c.clip_coef);
+    let clipped = (clipped - ret).powi_scalar(2);
+    unclipped.max_pair(clipped) * 0.5
+}
+
 /// `1 - Var(returns - values) / Var(returns)`: 1 is a perfect critic, 0 no better than a
 /// constant, negative worse (NaN when the returns do not vary).
 pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
@@ -307,7 +319,7 @@ pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
 
 /// Running sums of the per-minibatch statistics CleanRL logs.
 #[derive(Default)]
-struct UpdateStats {
+pub(crate) struct UpdateStats {
     n: f64,
     approx_kl: f64,
     old_approx_kl: f64,
@@ -315,9 +327,9 @@ struct UpdateStats {
     pg_loss: f64,
     v_loss: f64,
     entropy: f64,
-    grad_norm: f64,
-    last_approx_kl: f32,
-    stopped_early: bool,
+    pub(crate) grad_norm: f64,
+    pub(crate) last_approx_kl: f32,
+    pub(crate) stopped_early: bool,
 }
 
 impl UpdateStats {
@@ -329,11 +341,15 @@ impl UpdateStats {
     ) {
         let ratio: Vec<f32> = ratio.clone().inner().into_data().to_vec().expect("f32");
         let logratio: Vec<f32> = logratio.clone().inner().into_data().to_vec().expect("f32");
-        let n = ratio.len() as f64;
+        self.record_ratio_values(&ratio, &logratio, clip);
+    }
+    /// The ratio statistics of one minibatch from plain values (`logratio = log ratio`).
+    pub(crate) fn record_ratio_values(&mut self, ratio: &[f32], logratio: &[f32], clip: f32) {
+        let n = ratio.len().max(1) as f64;
         // approx_kl = mean((ratio - 1) - log ratio): Schulman's k3 estimator of KL(old || new).
         let kl = ratio
             .iter()
-            .zip(&logratio)
+            .zip(logratio)
             .map(|(r, lr)| f64::from((r - 1.0) - lr))
             .sum::<f64>()
             / n;
@@ -343,7 +359,7 @@ impl UpdateStats {
         self.clipfrac += ratio.iter().filter(|r| (*r - 1.0).abs() > clip).count() as f64 / n;
         self.n += 1.0;
     }
-    fn record_losses<B: AutodiffBackend>(
+    pub(crate) fn record_losses<B: AutodiffBackend>(
         &mut self,
         pg: &Tensor<B, 1>,
         v: &Tensor<B, 1>,
@@ -354,7 +370,7 @@ impl UpdateStats {
         self.v_loss += scalar(v);
         self.entropy += scalar(ent);
     }
-    fn finish(self) -> Metrics {
+    pub(crate) fn finish(self) -> Metrics {
         let n = self.n.max(1.0);
         BTreeMap::from([
             ("approx_kl", self.approx_kl / n),

@@ -105,14 +105,15 @@ impl<B: AutodiffBackend> Reinforce<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        B::seed(&device, seed);
         let collector = Collector::new(venv, seed);
-        let model = ActorCritic::new(
-            collector.obs_dim(),
-            collector.num_actions(),
-            &config.hidden,
-            &device,
-        );
+        let model = crate::backend::seeded::<B, _>(&device, seed, || {
+            ActorCritic::new(
+                collector.obs_dim(),
+                collector.num_actions(),
+                &config.hidden,
+                &device,
+            )
+        });
         Ok(Self {
             config,
             model,

@@ -6,9 +6,18 @@
 //! * [`sft`]: supervised fine-tuning on demonstrations, the warm start before RL;
 //! * [`generate`]: batched sampling (temperature, top-k, top-p, EOS) that records each
 //!   token's log-probability, and the per-token log-probabilities of given completions, the
-//!   `[sequences, tokens]` batch that `objective` and `algos::grpo` consume.
+//!   `[sequences, tokens]` batch that `objective` and `algos::grpo` consume;
+//! * [`rollout`]: completions of a text task's prompts, scored by the task (GRPO's and PPO's
+//!   collection step);
+//! * [`task`]: the arithmetic task's tokenizer, names (`add:3`) and accuracy evaluation;
+//! * [`checkpoint`]: a model, its shape and its tokenizer in one folder;
+//! * [`run`]: `policy-lab lm sft | grpo | ppo | eval`, each writing a run folder.
 
+pub mod checkpoint;
 pub mod generate;
 pub mod model;
+pub mod rollout;
+pub mod run;
 pub mod sft;
+pub mod task;
 pub mod tokenizer;

@@ -197,6 +197,9 @@ impl<B: Backend> Transformer<B> {
     pub fn max_seq_len(&self) -> usize {
         self.max_seq_len
     }
+    pub fn d_model(&self) -> usize {
+        self.wte.weight.dims()[1]
+    }
 
     /// Logits `[rows, len, vocab]` for every position of `batch`, without a cache (training
     /// and scoring).
@@ -208,6 +211,29 @@ impl<B: Backend> Transformer<B> {
     /// Logits for the new positions in `batch`, appended after the positions already in
     /// `cache` (which this call extends).
     pub fn forward_cached(
+        &self,
+        batch: &Batch,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>, ModelError> {
+        let hidden = self.hidden_cached(batch, cache)?;
+        Ok(self.logits(hidden))
+    }
+
+    /// The last hidden states `[rows, len, d_model]` (after the final layer norm) of every
+    /// position of `batch`: what the output layer reads, and what a value head reads.
+    pub fn hidden(&self, batch: &Batch) -> Result<Tensor<B, 3>, ModelError> {
+        let mut cache = KvCache::new(self.n_layers(), batch.rows());
+        self.hidden_cached(batch, &mut cache)
+    }
+
+    /// The output layer: the token embedding, transposed (weight tying, as GPT-2).
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let wte_t = self.wte.weight.val().transpose().unsqueeze_dim::<3>(0);
+        hidden.matmul(wte_t)
+    }
+
+    /// [`Transformer::hidden`] for the new positions, extending `cache`.
+    pub fn hidden_cached(
         &self,
         batch: &Batch,
         cache: &mut KvCache<B>,
@@ -268,10 +294,7 @@ impl<B: Backend> Transformer<B> {
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             x = block.forward(x, &mask, layer_cache);
         }
-        let x = self.ln_f.forward(x);
-        // The output layer is the token embedding, transposed (weight tying, as GPT-2).
-        let wte_t = self.wte.weight.val().transpose().unsqueeze_dim::<3>(0);
-        Ok(x.matmul(wte_t))
+        Ok(self.ln_f.forward(x))
     }
 }
 

@@ -1,0 +1,346 @@
+//! PPO on a language model, with a value head: the comparison GRPO is measured against.
+//!
+//! The same [`PpoConfig`], [`clipped_surrogate`], [`value_loss`] and [`gae`] as PPO on the
+//! toy environments (`ppo.rs`); only the collection and the shapes differ. Each token is an
+//! action, each prefix a state:
+//!
+//! * the **value model** is a second transformer with a scalar head, started from the same
+//!   checkpoint as the policy (as TRL starts its value model from a pretrained model). It
+//!   reads the state before each completion token;
+//! * the **reward** comes at the completion's last token (the environment's score), `gamma`
+//!   and `gae_lambda` spread it back over the tokens by GAE (eq. GAE-1, GAE-2), one episode
+//!   per completion;
+//! * the **loss** is the clipped surrogate plus `vf_coef` times the value loss, each a token
+//!   mean over the completion mask (eq. PPO-2, PPO-4, PPO-5).
+//!
+//! One completion per prompt, `batch_size` prompts per iteration: the same number of
+//! completions as GRPO's `num_groups * num_generations`.
+
+use burn::module::{AutodiffModule, Module};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use policy_lab_envs::{Env, EnvRng, Space};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::grpo::generation_metrics;
+use super::ppo::{explained_variance, value_loss, PpoConfig, UpdateStats};
+use crate::advantage::{gae, normalize};
+use crate::lm::generate::{completion_log_probs, SamplingConfig};
+use crate::lm::model::{Batch, ModelError, Transformer};
+use crate::lm::rollout::{collect_completions, LmRollout};
+use crate::lm::sft::{LmError, TokenRows};
+use crate::lm::tokenizer::Tokenizer;
+use crate::nn::gradient_step;
+use crate::objective::{clipped_surrogate, masked_mean, ratio};
+use crate::{ConfigError, Metrics};
+
+/// A transformer with a scalar head: `V(prefix)`.
+#[derive(Module, Debug)]
+pub struct ValueModel<B: Backend> {
+    trunk: Transformer<B>,
+    head: Linear<B>,
+}
+
+impl<B: Backend> ValueModel<B> {
+    /// A value model on a copy of `trunk`, with a zero-initialized head (every value starts
+    /// at 0).
+    pub fn new(trunk: Transformer<B>) -> Self {
+        let device = trunk.devices()[0].clone();
+        let head = LinearConfig::new(trunk.d_model(), 1)
+            .with_initializer(burn::nn::Initializer::Zeros)
+            .init(&device);
+        Self { trunk, head }
+    }
+
+    /// The value of the state before each completion token, `[rows, max_completion_len]`:
+    /// read at the same positions as the logits that predict those tokens.
+    pub fn values(
+        &self,
+        prompts: &[Vec<u32>],
+        completions: &[Vec<u32>],
+        pad: u32,
+    ) -> Result<Tensor<B, 2>, ModelError> {
+        let rows = prompts.len();
+        let mut batch = Batch::left_padded(prompts, pad);
+        let p_len = batch.len();
+        let c_len = completions.iter().map(Vec::len).max().unwrap_or(0);
+        for (r, completion) in completions.iter().enumerate() {
+            for j in 0..c_len {
+                batch.tokens[r].push(completion.get(j).copied().unwrap_or(pad));
+                batch.valid[r].push(j < completion.len());
+            }
+        }
+        let hidden = self.trunk.hidden(&batch)?.narrow(1, p_len - 1, c_len);
+        Ok(self.head.forward(hidden).reshape([rows, c_len]))
+    }
+}
+
+/// The networks PPO trains: the policy and the value model (one optimizer for both).
+#[derive(Module, Debug)]
+pub struct PolicyAndValue<B: Backend> {
+    pub policy: Transformer<B>,
+    pub value: ValueModel<B>,
+}
+
+/// A PPO learner for a language model on a text task.
+pub struct PpoLm<B: AutodiffBackend, E, T> {
+    pub config: PpoConfig,
+    /// Prompts (one completion each) per iteration.
+    pub batch_size: usize,
+    pub max_completion_length: usize,
+    pub nets: PolicyAndValue<B>,
+    optim: OptimizerAdaptor<Adam, PolicyAndValue<B>, B>,
+    env: E,
+    tokenizer: T,
+    rng: EnvRng,
+    pub completions: usize,
+}
+
+impl<B, E, T> PpoLm<B, E, T>
+where
+    B: AutodiffBackend,
+    E: Env + Clone,
+    E::ObsSpace: Space<Item = String>,
+    E::ActSpace: Space<Item = String>,
+    T: Tokenizer,
+{
+    /// A learner whose policy and value trunk both start from `model`.
+    pub fn new(
+        config: PpoConfig,
+        batch_size: usize,
+        max_completion_length: usize,
+        model: Transformer<B>,
+        env: E,
+        tokenizer: T,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if batch_size == 0 || batch_size % config.num_minibatches != 0 {
+            return Err(ConfigError(format!(
+                "ppo: num_minibatches ({}) must divide the batch of {batch_size} completions",
+                config.num_minibatches
+            )));
+        }
+        if max_completion_length == 0 {
+            return Err(ConfigError(
+                "ppo: max_completion_length must be at least 1".into(),
+            ));
+        }
+        let nets = PolicyAndValue {
+            value: ValueModel::new(model.clone()),
+            policy: model,
+        };
+        Ok(Self {
+            config,
+            batch_size,
+            max_completion_length,
+            nets,
+            optim: AdamConfig::new().init(),
+            env,
+            tokenizer,
+            rng: EnvRng::seed_from_u64(seed),
+            completions: 0,
+        })
+    }
+
+    /// The policy being trained.
+    pub fn policy(&self) -> &Transformer<B> {
+        &self.nets.policy
+    }
+
+    /// One iteration: completions and rewards, GAE over tokens, epochs of minibatch
+    /// updates, metrics.
+    pub fn iterate(&mut self) -> Result<Metrics, LmError> {
+        let c = self.config.clone();
+        let pad = self.tokenizer.pad_id();
+
+        // 1. Collect: one completion per prompt, scored by the environment.
+        let sampling = SamplingConfig {
+            max_new_tokens: self.max_completion_length,
+            ..SamplingConfig::default()
+        };
+        let inference = self.nets.valid();
+        let rollout = collect_completions(
+            &inference.policy,
+            &self.env,
+            &self.tokenizer,
+            self.batch_size,
+            1,
+            &sampling,
+            &mut self.rng,
+        )?;
+        self.completions += rollout.len();
+
+        // 2. Advantages by GAE over each completion's tokens (eq. GAE-1, GAE-2).
+        let values = inference
+            .value
+            .values(&rollout.prompts, &rollout.tokens, pad)?;
+        let (advantages, returns, values) = token_gae(&rollout, values, &c);
+
+        // 3. Update: epochs of shuffled minibatches of completions.
+        let (n, t) = (rollout.len(), rollout.max_len());
+        let device = self.nets.policy.devices()[0].clone();
+        let matrix = |rows: &[usize], x: &[f32]| {
+            let data: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| x[r * t..(r + 1) * t].iter().copied())
+                .collect();
+            Tensor::<B, 2>::from_data(TensorData::new(data, [rows.len(), t]), &device)
+        };
+        let old_logp = rollout.padded(&rollout.logp);
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut stats = UpdateStats::default();
+        'epochs: for _ in 0..c.update_epochs {
+            order.shuffle(&mut self.rng);
+            for mb in order.chunks(n / c.num_minibatches) {
+                let pick =
+                    |x: &TokenRows| -> TokenRows { mb.iter().map(|&r| x[r].clone()).collect() };
+                let (prompts, tokens) = (pick(&rollout.prompts), pick(&rollout.tokens));
+                let (logp, mask) =
+                    completion_log_probs(&self.nets.policy, &prompts, &tokens, pad, 1.0)?;
+                // Pad the minibatch's tokens to the batch's width `t`.
+                let (logp, mask) = (pad_cols(logp, t), pad_cols(mask, t));
+                let old = matrix(mb, &old_logp);
+                let r = ratio(logp.clone(), old.clone());
+                record_masked_ratio(&mut stats, &r, &(logp - old), &mask, c.clip_coef);
+
+                // eq. (PPO-2), a token mean over the mask.
+                let adv = matrix(mb, &advantages);
+                let pg_loss = masked_mean(
+                    clipped_surrogate(r, adv, c.clip_coef, c.clip_coef),
+                    mask.clone(),
+                );
+                // eq. (PPO-4), the same way.
+                let v = pad_cols(self.nets.value.values(&prompts, &tokens, pad)?, t);
+                let v_loss = masked_mean(
+                    value_loss(v, matrix(mb, &values), matrix(mb, &returns), &c),
+                    mask,
+                );
+                // eq. (PPO-5).
+                let loss = pg_loss.clone() + v_loss.clone() * c.vf_coef;
+                let zero = pg_loss.zeros_like();
+                stats.record_losses(&pg_loss, &v_loss, &zero);
+                let (nets, grad_norm) = gradient_step(
+                    self.nets.clone(),
+                    loss,
+                    &mut self.optim,
+                    c.learning_rate,
+                    Some(c.max_grad_norm),
+                );
+                self.nets = nets;
+                stats.grad_norm += f64::from(grad_norm);
+            }
+            if c.target_kl.is_some_and(|k| stats.last_approx_kl > k) {
+                stats.stopped_early = true;
+                break 'epochs;
+            }
+        }
+
+        // 4. Metrics (TRL's generation metrics, CleanRL's update metrics).
+        let mut m = stats.finish();
+        m.remove("entropy");
+        let real: Vec<usize> = (0..n * t)
+            .filter(|&k| k % t < rollout.tokens[k / t].len())
+            .collect();
+        let (v_real, r_real): (Vec<f32>, Vec<f32>) =
+            real.iter().map(|&k| (values[k], returns[k])).unzip();
+        m.insert("explained_variance", explained_variance(&v_real, &r_real));
+        let lengths: Vec<usize> = rollout.tokens.iter().map(Vec::len).collect();
+        let clipped: Vec<bool> = rollout.finished.iter().map(|f| !f).collect();
+        let none = vec![false; n];
+        generation_metrics(&rollout.rewards, &none, &lengths, &clipped, &mut m);
+        m.remove("frac_reward_zero_std");
+        m.insert("completions_seen", self.completions as f64);
+        Ok(m)
+    }
+}
+
+/// GAE over the tokens of each completion, the reward at its last token, no bootstrap after
+/// it (the episode ends there). Returns `[rows * t]` row-major advantages (normalized over
+/// real tokens when `norm_adv`), returns and values.
+fn token_gae<B: Backend>(
+    rollout: &LmRollout,
+    values: Tensor<B, 2>,
+    c: &PpoConfig,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (n, t) = (rollout.len(), rollout.max_len());
+    let values: Vec<f32> = values.into_data().to_vec().expect("f32 values");
+    let c_len = values.len() / n.max(1);
+    // `gae` takes time-major arrays (step k of copy i at k * copies + i): token j of
+    // completion i is step j of copy i.
+    let (mut rew, mut val, mut next, mut ends) = (
+        vec![0.0; n * t],
+        vec![0.0; n * t],
+        vec![0.0; n * t],
+        vec![false; n * t],
+    );
+    for i in 0..n {
+        let len = rollout.tokens[i].len();
+        for j in 0..len {
+            let k = j * n + i;
+            val[k] = values[i * c_len + j];
+            ends[k] = j + 1 == len;
+            if j + 1 == len {
+                rew[k] = rollout.rewards[i];
+            } else {
+                next[k] = values[i * c_len + j + 1];
+            }
+        }
+    }
+    let (adv_tm, ret_tm) = gae(&rew, &val, &next, &ends, n, c.gamma, c.gae_lambda);
+    // Back to row-major, keeping only real tokens for the normalization.
+    let (mut adv, mut ret, mut v) = (vec![0.0; n * t], vec![0.0; n * t], vec![0.0; n * t]);
+    let mut real = Vec::new();
+    for i in 0..n {
+        for j in 0..rollout.tokens[i].len() {
+            let (k, r) = (j * n + i, i * t + j);
+            adv[r] = adv_tm[k];
+            ret[r] = ret_tm[k];
+            v[r] = val[k];
+            real.push(r);
+        }
+    }
+    if c.norm_adv {
+        let mut a: Vec<f32> = real.iter().map(|&r| adv[r]).collect();
+        normalize(&mut a, 1e-8);
+        for (&r, x) in real.iter().zip(a) {
+            adv[r] = x;
+        }
+    }
+    (adv, ret, v)
+}
+
+/// `x` `[rows, cols]` padded with zero columns to `[rows, t]`.
+fn pad_cols<B: Backend>(x: Tensor<B, 2>, t: usize) -> Tensor<B, 2> {
+    let [rows, cols] = x.dims();
+    if cols == t {
+        return x;
+    }
+    let zeros = Tensor::zeros([rows, t - cols], &x.device());
+    Tensor::cat(vec![x, zeros], 1)
+}
+
+/// `approx_kl` and `clipfrac` over the real tokens only.
+fn record_masked_ratio<B: AutodiffBackend>(
+    stats: &mut UpdateStats,
+    ratio: &Tensor<B, 2>,
+    logratio: &Tensor<B, 2>,
+    mask: &Tensor<B, 2>,
+    clip: f32,
+) {
+    let data =
+        |x: &Tensor<B, 2>| -> Vec<f32> { x.clone().inner().into_data().to_vec().expect("f32") };
+    let (r, lr, m) = (data(ratio), data(logratio), data(mask));
+    let keep = |x: Vec<f32>| -> Vec<f32> {
+        x.into_iter()
+            .zip(&m)
+            .filter(|(_, m)| **m > 0.0)
+            .map(|(x, _)| x)
+            .collect()
+    };
+    stats.record_ratio_values(&keep(r), &keep(lr), clip);
+}

@@ -1,0 +1,230 @@
+//! `policy-lab lm ...` runs end to end on a tiny budget: an SFT warm start saved as a
+//! checkpoint, RL from it (GRPO and PPO), the evaluation, and the clear errors for bad input.
+
+use std::path::PathBuf;
+
+use policy_lab::lm::checkpoint::{load_lm, save_lm};
+use policy_lab::lm::model::TransformerConfig;
+use policy_lab::lm::run::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
+use policy_lab::lm::task::{parse_task, task_tokenizer};
+use policy_lab::lm::tokenizer::{CharTokenizer, Tokenizer};
+
+type B = policy_lab::backend::Cpu;
+type Inner = burn::backend::NdArray;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("policy-lab-lm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// One-digit addition on a small model, with short budgets.
+fn tiny_config() -> LmRunConfig {
+    let mut c = LmRunConfig::default();
+    c.task = parse_task("add:1", &c.task).unwrap();
+    c.task.test_size = 40;
+    c.model.d_model = 64;
+    c.model.n_layers = 2;
+    c.model.d_ff = 128;
+    c.model.max_seq_len = 12;
+    c.sft.steps = 60;
+    c.sft.eval_every = 20;
+    c.sft.batch_size = 32;
+    c.sft.learning_rate = 3e-3;
+    c.sft.stop_at_accuracy = 2.0;
+    c.rl.iterations = 4;
+    c.rl.eval_every = 2;
+    c.grpo.num_groups = 4;
+    c.grpo.num_generations = 4;
+    c
+}
+
+#[test]
+fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
+    let dir = scratch("runs");
+    let device = Default::default();
+    let sink = &mut std::io::sink();
+    let mut config = tiny_config();
+    let sft = run_sft::<B>(&config, &device, &dir.join("sft"), sink).unwrap();
+    assert_eq!(sft.iterations, 60);
+    assert!(sft.start.is_none());
+    assert_eq!(sft.end.problems, 40);
+    // The saved model scores the same through the evaluation command's path.
+    let again = run_eval::<Inner>(&sft.model, &config.task, &device).unwrap();
+    assert_eq!(again, sft.end);
+    // The SFT loss fell.
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("sft/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 60);
+    let (first, last) = (
+        rows[0]["loss"].as_f64().unwrap(),
+        rows[59]["loss"].as_f64().unwrap(),
+    );
+    assert!(last < 0.7 * first, "SFT loss {first} -> {last}");
+
+    for algo in [LmAlgo::Grpo, LmAlgo::Ppo] {
+        config.algo = algo;
+        let out = dir.join(algo.name());
+        let rl = run_rl::<B>(&config, &sft.model, &device, &out, sink).unwrap();
+        assert_eq!(rl.start.as_ref(), Some(&sft.end), "{algo:?}");
+        assert_eq!(rl.iterations, 4);
+        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 4);
+        // 16 completions per iteration for both: the same batch.
+        assert_eq!(rows[3]["global_step"].as_f64(), Some(64.0), "{algo:?}");
+        assert!(rows[1]["test_accuracy"].is_number() && rows[0]["test_accuracy"].is_null());
+        for key in [
+            "reward",
+            "completions/mean_length",
+            "clip_ratio/region_mean",
+        ] {
+            if algo == LmAlgo::Ppo && key.starts_with("clip_ratio") {
+                continue;
+            }
+            assert!(
+                rows[3][key].is_number(),
+                "{algo:?}: {key} missing in {}",
+                rows[3]
+            );
+        }
+        if algo == LmAlgo::Ppo {
+            for key in ["value_loss", "approx_kl", "clipfrac", "explained_variance"] {
+                assert!(
+                    rows[3].get(key).is_some(),
+                    "ppo: {key} missing in {}",
+                    rows[3]
+                );
+            }
+        }
+        let curve = policy_lab::plot::read_run(&out, policy_lab::plot::XAxis::Steps).unwrap();
+        assert_eq!(
+            curve.points.len(),
+            2,
+            "{algo:?}: accuracy at iterations 2 and 4"
+        );
+        assert_eq!(curve.y, "held-out accuracy");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unknown_task_is_refused_with_the_list_of_tasks() {
+    let base = LmRunConfig::default().task;
+    let err = parse_task("sub:3", &base).unwrap_err().to_string();
+    assert!(
+        err.contains("unknown task \"sub\"") && err.contains("add, mul"),
+        "{err}"
+    );
+    let err = parse_task("add:x", &base).unwrap_err().to_string();
+    assert!(err.contains("not a number of digits"), "{err}");
+    let err = parse_task("add:12", &base).unwrap_err().to_string();
+    assert!(err.contains("digits must be 1 to 9"), "{err}");
+    assert_eq!(parse_task("mul:2", &base).unwrap().digits, 2);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_a_clear_error() {
+    let dir = scratch("context");
+    let device = Default::default();
+    let tokenizer = task_tokenizer();
+    // A model that sees 8 tokens; 3-digit prompts alone take 9 (BOS + "123+456=").
+    let shape = TransformerConfig::new(tokenizer.vocab_size())
+        .with_max_seq_len(8)
+        .with_d_model(32)
+        .with_n_layers(1)
+        .with_n_heads(2)
+        .with_d_ff(64);
+    save_lm(&dir, &shape.init::<Inner>(&device), &shape, &tokenizer).unwrap();
+    let task = parse_task("add:3", &LmRunConfig::default().task).unwrap();
+    let err = run_eval::<Inner>(&dir, &task, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("longer than the model's context of 8"),
+        "{err}"
+    );
+    // RL checks before it starts, naming the task and the checkpoint.
+    let mut config = LmRunConfig {
+        task,
+        ..LmRunConfig::default()
+    };
+    config.algo = LmAlgo::Grpo;
+    let err = run_rl::<B>(
+        &config,
+        &dir,
+        &device,
+        &dir.join("rl"),
+        &mut std::io::sink(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("add:3 needs sequences of up to") && err.contains("sees at most 8"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_with_another_tokenizer_is_refused() {
+    let dir = scratch("tokenizer");
+    let device = Default::default();
+    let other = CharTokenizer::new("0123456789+=");
+    let shape = TransformerConfig::new(other.vocab_size())
+        .with_max_seq_len(16)
+        .with_d_model(32)
+        .with_n_layers(1)
+        .with_n_heads(2)
+        .with_d_ff(64);
+    save_lm(&dir, &shape.init::<Inner>(&device), &shape, &other).unwrap();
+    // Loading without a check works, and gives the saved tokenizer back.
+    let loaded = load_lm::<Inner>(&dir, None, &device).unwrap();
+    assert_eq!(loaded.tokenizer, other);
+    let err = load_lm::<Inner>(&dir, Some(&task_tokenizer()), &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("the tokenizer does not match the checkpoint"),
+        "{err}"
+    );
+    assert!(
+        err.contains("char:0123456789+=\"") && err.contains("char:0123456789+*= \""),
+        "{err}"
+    );
+    // A folder that is not a checkpoint says so.
+    let err = load_lm::<Inner>(&dir.join("nothing"), None, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("is not a language-model checkpoint"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_lm_config_refuses_unknown_keys_and_bad_values() {
+    let err = LmRunConfig::from_toml("[sft]\nstep = 3").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("unknown field `step`"),
+        "{err:#}"
+    );
+    let err = LmRunConfig::from_toml("[grpo]\nnum_generations = 1").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("num_generations (G) must be at least 2"),
+        "{err:#}"
+    );
+    let err = LmRunConfig::from_toml("[model]\nd_model = 30\nn_heads = 4").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("multiple of n_heads"),
+        "{err:#}"
+    );
+    let config = tiny_config();
+    assert_eq!(LmRunConfig::from_toml(&config.to_toml()).unwrap(), config);
+}
