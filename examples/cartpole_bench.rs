@@ -12,6 +12,7 @@ use policy_lab::backend::Cpu;
 use policy_lab::train::{Algo, Learner, RunConfig};
 
 fn main() {
+    policy_lab::backend::keep_freed_memory();
     let mut args = std::env::args().skip(1);
     let algo = match args.next().as_deref() {
         Some("trpo") => Algo::Trpo,

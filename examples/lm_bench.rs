@@ -70,6 +70,7 @@ fn task() -> Arithmetic {
 }
 
 fn main() {
+    policy_lab::backend::keep_freed_memory();
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "generate".into());
     let n: Option<usize> = args.next().and_then(|s| s.parse().ok());

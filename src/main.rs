@@ -193,6 +193,7 @@ struct LmArgs {
 }
 
 fn main() -> Result<()> {
+    policy_lab::backend::keep_freed_memory();
     let stdout = &mut std::io::stdout();
     match Cli::parse().command {
         None => {

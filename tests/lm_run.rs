@@ -77,8 +77,16 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(rows.len(), 4);
-        // 16 completions per iteration for both: the same batch.
-        assert_eq!(rows[3]["global_step"].as_f64(), Some(64.0), "{algo:?}");
+        // 16 completions per iteration for both: the same batch (GRPO's dynamic sampling
+        // may draw up to three more batches to refill groups that teach nothing).
+        let seen = rows[3]["global_step"].as_f64().unwrap();
+        match algo {
+            LmAlgo::Ppo => assert_eq!(seen, 64.0),
+            _ => assert!(
+                (64.0..=256.0).contains(&seen) && seen % 16.0 == 0.0,
+                "{seen}"
+            ),
+        }
         assert!(rows[1]["test_accuracy"].is_number() && rows[0]["test_accuracy"].is_null());
         for key in [
             "reward",

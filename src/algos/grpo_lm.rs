@@ -5,7 +5,8 @@
 //! One iteration:
 //!
 //! 1. **collect**: `num_groups` prompts from the task environment (`reset`), each sampled
-//!    `num_generations` times; each completion is scored by the environment (`step`);
+//!    `num_generations` times; each completion is scored by the environment (`step`). With
+//!    `dynamic_sampling`, groups whose rewards are all equal are dropped and refilled (DAPO);
 //! 2. **advantages**: each completion's reward against its group (eq. GRPO-1);
 //! 3. **update** `num_iterations` times on `[completions, tokens]` log-probabilities with the
 //!    completion mask (eq. GRPO-2 to GRPO-4), the KL to the frozen reference model when
@@ -24,7 +25,7 @@ use super::grpo::{generation_metrics, grpo_loss, GrpoBatch, GrpoConfig};
 use crate::advantage::{group_advantages, zero_std_groups};
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::Transformer;
-use crate::lm::rollout::collect_completions;
+use crate::lm::rollout::{collect_completions, LmRollout};
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
 use crate::nn::gradient_step;
@@ -100,18 +101,37 @@ where
             max_new_tokens: self.max_completion_length,
             ..SamplingConfig::default()
         };
-        let rollout = collect_completions(
-            &self.model.valid(),
-            &self.env,
-            tok,
-            c.num_groups,
-            g,
-            &sampling,
-            &mut self.rng,
-        )?;
-        let rewards = &rollout.rewards;
+        let policy = self.model.valid();
+        let collect = |rng: &mut EnvRng| {
+            collect_completions(&policy, &self.env, tok, c.num_groups, g, &sampling, rng)
+        };
+        let mut rollout = collect(&mut self.rng)?;
         self.completions += rollout.len();
-        let zero_std = zero_std_groups(rewards, g);
+        // The metrics describe the policy's own samples: the first batch, before any refill.
+        let first = (
+            rollout.rewards.clone(),
+            rollout.tokens.clone(),
+            rollout.finished.clone(),
+        );
+        let zero_std = zero_std_groups(&first.0, g);
+        // With dynamic sampling, keep only groups whose rewards differ (at most four
+        // batches' worth of tries), as `grpo.rs` does.
+        if c.dynamic_sampling {
+            let mut tries = 1;
+            let informative = |r: &LmRollout| {
+                zero_std_groups(&r.rewards, g)
+                    .iter()
+                    .filter(|z| !**z)
+                    .count()
+            };
+            while informative(&rollout) < c.num_groups && tries < 4 {
+                let more = collect(&mut self.rng)?;
+                self.completions += more.len();
+                rollout = rollout.merge_informative(more, g, c.num_groups);
+                tries += 1;
+            }
+        }
+        let rewards = &rollout.rewards;
 
         // 2. Group-relative advantages (eq. GRPO-1).
         let adv = group_advantages(rewards, g, c.baseline, c.scale_rewards);
@@ -168,9 +188,9 @@ where
         self.iteration += 1;
 
         // 4. Metrics (TRL's names).
-        let lengths: Vec<usize> = rollout.tokens.iter().map(Vec::len).collect();
-        let clipped: Vec<bool> = rollout.finished.iter().map(|f| !f).collect();
-        generation_metrics(rewards, &zero_std, &lengths, &clipped, &mut m);
+        let lengths: Vec<usize> = first.1.iter().map(Vec::len).collect();
+        let clipped: Vec<bool> = first.2.iter().map(|f| !f).collect();
+        generation_metrics(&first.0, &zero_std, &lengths, &clipped, &mut m);
         m.insert("completions_seen", self.completions as f64);
         Ok(m)
     }

@@ -16,7 +16,7 @@
 //! One completion per prompt, `batch_size` prompts per iteration: the same number of
 //! completions as GRPO's `num_groups * num_generations`.
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param, ParamId};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig};
@@ -48,7 +48,14 @@ pub struct ValueModel<B: Backend> {
 impl<B: Backend> ValueModel<B> {
     /// A value model on a copy of `trunk`, with a zero-initialized head (every value starts
     /// at 0).
-    pub fn new(trunk: Transformer<B>) -> Self {
+    pub fn new(policy: &Transformer<B>) -> Self {
+        // Reading every parameter first materializes the ones burn initializes lazily (a
+        // clone of an unread parameter draws its own random values).
+        crate::flat::flat_params(policy);
+        // A copy with parameters of its own: a plain `clone` keeps the parameter ids, and the
+        // optimizer, which keys its moments and gradients by id, would then mix the value
+        // loss's gradients into the policy.
+        let trunk = policy.clone().map(&mut FreshParams);
         let device = trunk.devices()[0].clone();
         let head = LinearConfig::new(trunk.d_model(), 1)
             .with_initializer(burn::nn::Initializer::Zeros)
@@ -76,6 +83,20 @@ impl<B: Backend> ValueModel<B> {
         }
         let hidden = self.trunk.hidden(&batch)?.narrow(1, p_len - 1, c_len);
         Ok(self.head.forward(hidden).reshape([rows, c_len]))
+    }
+}
+
+/// Gives every parameter a new id and a new tensor (the same values).
+struct FreshParams;
+
+impl<B: Backend> ModuleMapper<B> for FreshParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (_, tensor, mapper) = param.consume();
+        let mut copy = Tensor::from_data(tensor.to_data(), &tensor.device());
+        if tensor.is_require_grad() {
+            copy = copy.require_grad();
+        }
+        Param::from_mapped_value(ParamId::new(), copy, mapper)
     }
 }
 
@@ -131,7 +152,7 @@ where
             ));
         }
         let nets = PolicyAndValue {
-            value: ValueModel::new(model.clone()),
+            value: ValueModel::new(&model),
             policy: model,
         };
         Ok(Self {
@@ -343,4 +364,97 @@ fn record_masked_ratio<B: AutodiffBackend>(
             .collect()
     };
     stats.record_ratio_values(&keep(r), &keep(lr), clip);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn::backend::NdArray;
+
+    fn rollout(lengths: &[usize], rewards: &[f32]) -> LmRollout {
+        LmRollout {
+            prompts: vec![vec![1]; lengths.len()],
+            tokens: lengths.iter().map(|&n| vec![5; n]).collect(),
+            logp: lengths.iter().map(|&n| vec![0.0; n]).collect(),
+            finished: vec![true; lengths.len()],
+            rewards: rewards.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_value_loss_trains_the_value_model_and_leaves_the_policy_alone() {
+        type A = crate::backend::Cpu;
+        let device = Default::default();
+        let policy = crate::lm::model::TransformerConfig::new(8)
+            .with_d_model(16)
+            .with_n_layers(1)
+            .with_n_heads(2)
+            .with_d_ff(32)
+            .with_max_seq_len(8)
+            .init::<A>(&device);
+        let nets = PolicyAndValue {
+            value: ValueModel::new(&policy),
+            policy,
+        };
+        let flat = |m: &Transformer<A>| crate::flat::flat_params(&m.valid());
+        let (policy_before, trunk_before) = (flat(&nets.policy), flat(&nets.value.trunk));
+        assert!(
+            policy_before == trunk_before,
+            "the value model starts as a copy: {:?} vs {:?}",
+            &policy_before[..4],
+            &trunk_before[..4]
+        );
+        let mut optim = AdamConfig::new().init();
+        let mut nets = nets;
+        for _ in 0..3 {
+            let v = nets.value.values(&[vec![1, 3]], &[vec![4, 5]], 0).unwrap();
+            let loss = (v - 1.0).powi_scalar(2).mean();
+            nets = gradient_step(nets, loss, &mut optim, 1e-2, None).0;
+        }
+        assert!(
+            flat(&nets.policy) == policy_before,
+            "the policy must not move"
+        );
+        assert!(
+            flat(&nets.value.trunk) != trunk_before,
+            "the value trunk must learn"
+        );
+    }
+
+    #[test]
+    fn token_gae_spreads_the_final_reward_back_and_leaves_padding_at_zero() {
+        // Two completions of 3 and 1 tokens; t = 3.
+        let r = rollout(&[3, 1], &[1.0, -2.0]);
+        let c = PpoConfig {
+            gamma: 1.0,
+            gae_lambda: 1.0,
+            norm_adv: false,
+            ..PpoConfig::default()
+        };
+        // V = 0 everywhere: every token's advantage and return is its completion's reward.
+        let zeros = Tensor::<B, 2>::zeros([2, 3], &Default::default());
+        let (adv, ret, v) = token_gae(&r, zeros, &c);
+        assert_eq!(adv, vec![1.0, 1.0, 1.0, -2.0, 0.0, 0.0]);
+        assert_eq!(ret, adv);
+        assert_eq!(v, vec![0.0; 6]);
+
+        // With values and gamma = 1, lambda = 0: A_j = V_{j+1} - V_j, and r - V_last at the end.
+        let values = Tensor::<B, 2>::from_data(
+            TensorData::new(vec![0.1f32, 0.4, 0.7, 0.5, 9.0, 9.0], [2, 3]),
+            &Default::default(),
+        );
+        let c = PpoConfig {
+            gae_lambda: 0.0,
+            ..c
+        };
+        let (adv, ret, v) = token_gae(&r, values, &c);
+        let want = [0.3, 0.3, 0.3, -2.5, 0.0, 0.0];
+        for (a, w) in adv.iter().zip(want) {
+            assert!((a - w).abs() < 1e-6, "{adv:?}");
+        }
+        // Returns are advantages plus values; padding (the 9.0s) is ignored.
+        assert!((ret[2] - 1.0).abs() < 1e-6 && (ret[3] + 2.0).abs() < 1e-6);
+        assert_eq!(v[4..], [0.0, 0.0]);
+    }
 }

@@ -10,6 +10,7 @@ use super::generate::{generate, SamplingConfig};
 use super::model::Transformer;
 use super::sft::{LmError, TokenRows};
 use super::tokenizer::Tokenizer;
+use crate::advantage::zero_std_groups;
 
 /// `prompts * group_size` completions and their rewards, prompt-major: rows
 /// `g * group_size .. (g + 1) * group_size` share prompt `g`.
@@ -37,6 +38,40 @@ impl LmRollout {
     pub fn max_len(&self) -> usize {
         self.tokens.iter().map(Vec::len).max().unwrap_or(1).max(1)
     }
+    /// The groups of `self` and then of `more` whose rewards differ, first, up to `want`
+    /// groups of `group_size` rows (groups with equal rewards fill the rest): dynamic
+    /// sampling's refill (DAPO).
+    pub fn merge_informative(self, more: LmRollout, group_size: usize, want: usize) -> LmRollout {
+        let mut groups: Vec<(bool, &LmRollout, usize)> = Vec::new();
+        for r in [&self, &more] {
+            for (gi, z) in zero_std_groups(&r.rewards, group_size)
+                .into_iter()
+                .enumerate()
+            {
+                groups.push((z, r, gi));
+            }
+        }
+        groups.sort_by_key(|(z, _, _)| *z); // informative groups first, stable otherwise
+        groups.truncate(want);
+        let mut out = LmRollout {
+            prompts: Vec::new(),
+            tokens: Vec::new(),
+            logp: Vec::new(),
+            finished: Vec::new(),
+            rewards: Vec::new(),
+        };
+        for (_, r, gi) in groups {
+            for i in gi * group_size..(gi + 1) * group_size {
+                out.prompts.push(r.prompts[i].clone());
+                out.tokens.push(r.tokens[i].clone());
+                out.logp.push(r.logp[i].clone());
+                out.finished.push(r.finished[i]);
+                out.rewards.push(r.rewards[i]);
+            }
+        }
+        out
+    }
+
     /// A `[rows, max_len]` row-major matrix of `values[row][token]`, zero-padded.
     pub fn padded(&self, values: &[Vec<f32>]) -> Vec<f32> {
         let t = self.max_len();
@@ -102,4 +137,39 @@ where
         finished: out.finished,
         rewards,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout(rewards: &[f32], tag: u32) -> LmRollout {
+        let n = rewards.len();
+        LmRollout {
+            prompts: (0..n as u32).map(|i| vec![tag, i]).collect(),
+            tokens: vec![vec![tag]; n],
+            logp: vec![vec![0.0]; n],
+            finished: vec![true; n],
+            rewards: rewards.to_vec(),
+        }
+    }
+
+    #[test]
+    fn merge_informative_keeps_groups_whose_rewards_differ_first() {
+        // Groups of 2: a = [same, differ], b = [differ, same].
+        let a = rollout(&[1.0, 1.0, 0.0, 1.0], 7);
+        let b = rollout(&[0.0, 1.1, 0.0, 0.0], 8);
+        let m = a.merge_informative(b, 2, 2);
+        assert_eq!(m.rewards, vec![0.0, 1.0, 0.0, 1.1]);
+        assert_eq!(
+            m.prompts,
+            vec![vec![7, 2], vec![7, 3], vec![8, 0], vec![8, 1]]
+        );
+        // Asking for more than there are informative groups fills with the others, in order.
+        let a = rollout(&[1.0, 1.0, 0.0, 1.0], 7);
+        let b = rollout(&[0.0, 0.0], 8);
+        let m = a.merge_informative(b, 2, 3);
+        assert_eq!(m.rewards, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(m.len(), 6);
+    }
 }

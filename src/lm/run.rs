@@ -100,8 +100,8 @@ pub struct RlConfig {
 impl Default for RlConfig {
     fn default() -> Self {
         Self {
-            iterations: 300,
-            eval_every: 25,
+            iterations: 1000,
+            eval_every: 50,
             max_completion_length: None,
         }
     }
@@ -139,6 +139,9 @@ impl Default for LmRunConfig {
                 num_groups: 16,
                 num_generations: 8,
                 learning_rate: 2e-4,
+                // Without it, most groups of a sharp SFT model soon score all right or all
+                // wrong, teach nothing, and held-out accuracy stalls (BENCHMARKS.md).
+                dynamic_sampling: true,
                 ..GrpoConfig::default()
             },
             ppo: PpoConfig {
