@@ -76,7 +76,9 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.len(), 5, "the start and 4 iterations");
+        assert_eq!(rows[0]["test_accuracy"].as_f64(), Some(sft.end.accuracy));
+        let rows = &rows[1..];
         // 16 completions per iteration for both: the same batch (GRPO's dynamic sampling
         // may draw up to three more batches to refill groups that teach nothing).
         let seen = rows[3]["global_step"].as_f64().unwrap();
@@ -114,8 +116,8 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
         let curve = policy_lab::plot::read_run(&out, policy_lab::plot::XAxis::Steps).unwrap();
         assert_eq!(
             curve.points.len(),
-            2,
-            "{algo:?}: accuracy at iterations 2 and 4"
+            3,
+            "{algo:?}: accuracy at the start and at iterations 2 and 4"
         );
         assert_eq!(curve.y, "held-out accuracy");
     }

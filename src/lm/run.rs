@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! config.toml     the resolved settings (LmRunConfig)
-//! metrics.jsonl   one line per step (SFT) or iteration (RL); `test_accuracy` at evaluations,
+//! metrics.jsonl   one line per step (SFT) or iteration (RL, after a line for the start);
+//!                 `test_accuracy` at evaluations,
 //!                 `global_step` = demonstrations (SFT) or completions (RL) so far
 //! model/          the checkpoint (weights, shape, tokenizer; see `lm::checkpoint`)
 //! summary.json    the held-out accuracy at the start and the end, and the wall time
@@ -336,6 +337,12 @@ pub fn run_rl<B: AutodiffBackend>(
         "start: held-out accuracy {:.3} on {} problems",
         start.accuracy, start.problems
     )?;
+    // The curve starts at the checkpoint's accuracy.
+    let mut m = Metrics::new();
+    m.insert("iteration", 0.0);
+    m.insert("global_step", 0.0);
+    m.insert("test_accuracy", start.accuracy);
+    log.row(m, 0, config.rl.iterations, progress)?;
     let mut learner = match config.algo {
         LmAlgo::Sft => unreachable!("refused above"),
         LmAlgo::Grpo => LmLearner::Grpo(Box::new(GrpoLm::new(
