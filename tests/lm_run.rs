@@ -237,4 +237,11 @@ fn the_lm_config_refuses_unknown_keys_and_bad_values() {
     );
     let config = tiny_config();
     assert_eq!(LmRunConfig::from_toml(&config.to_toml()).unwrap(), config);
+    // A partial table keeps the language-model defaults of the keys it does not set.
+    let partial = LmRunConfig::from_toml("[grpo]\ntemperature = 1.3").unwrap();
+    let defaults = LmRunConfig::default();
+    assert_eq!(partial.grpo.temperature, 1.3);
+    assert_eq!(partial.grpo.learning_rate, defaults.grpo.learning_rate);
+    assert_eq!(partial.grpo.num_groups, defaults.grpo.num_groups);
+    assert!(partial.grpo.dynamic_sampling);
 }

@@ -164,7 +164,13 @@ impl Default for LmRunConfig {
 impl LmRunConfig {
     /// Reads a TOML file's text; unknown keys and invalid values are errors that name them.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let config: Self = toml::from_str(text).context("reading the lm config")?;
+        // The file's values go over these defaults, key by key: a `[grpo]` table that sets
+        // only `temperature` keeps the language-model defaults of the other GRPO settings
+        // (not `GrpoConfig::default()`, which is tuned for the toy environments).
+        let file: toml::Value = toml::from_str(text).context("reading the lm config")?;
+        let mut merged = toml::Value::try_from(Self::default())?;
+        merge(&mut merged, file);
+        let config: Self = merged.try_into().context("reading the lm config")?;
         config.validate()?;
         Ok(config)
     }
@@ -218,6 +224,23 @@ impl LmRunConfig {
             split,
             ..self.task.clone()
         })?)
+    }
+}
+
+/// `over`'s keys written into `base`, tables merged key by key.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(base), toml::Value::Table(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(b) if b.is_table() && value.is_table() => merge(b, value),
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
     }
 }
 
