@@ -11,6 +11,6 @@ cargo build --release
 bin=target/release/policy-lab
 $bin lm sft --task add:3 --out runs/lm-sft-add3
 $bin lm grpo --task add:3 --init runs/lm-sft-add3 --out runs/lm-grpo-add3 --iterations "${1:-1000}"
-$bin lm ppo --task add:3 --init runs/lm-sft-add3 --out runs/lm-ppo-add3 --iterations "${2:-1000}"
+$bin lm ppo --task add:3 --init runs/lm-sft-add3 --out runs/lm-ppo-add3 --iterations "${2:-400}"
 $bin plot runs/lm-grpo-add3 runs/lm-ppo-add3 --out runs/lm-add3-curves
 $bin plot runs/lm-grpo-add3 runs/lm-ppo-add3 --x time --out runs/lm-add3-curves-time

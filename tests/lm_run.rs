@@ -244,4 +244,10 @@ fn the_lm_config_refuses_unknown_keys_and_bad_values() {
     assert_eq!(partial.grpo.learning_rate, defaults.grpo.learning_rate);
     assert_eq!(partial.grpo.num_groups, defaults.grpo.num_groups);
     assert!(partial.grpo.dynamic_sampling);
+    // The shipped config of the README's 8 x 8 run.
+    let text = std::fs::read_to_string("configs/lm-grpo-8x8.toml").unwrap();
+    let c = LmRunConfig::from_toml(&text).unwrap();
+    assert_eq!((c.grpo.num_groups, c.grpo.num_generations), (8, 8));
+    assert_eq!(c.grpo.learning_rate, 5e-5);
+    assert!(!c.grpo.dynamic_sampling);
 }
