@@ -8,7 +8,7 @@ use rand::{Rng, RngExt};
 
 use super::generate::{generate, SamplingConfig};
 use super::model::Transformer;
-use super::sft::{LmError, TokenRows};
+use super::sft::{encode_prompt, LmError, TokenRows};
 use super::tokenizer::Tokenizer;
 use crate::advantage::zero_std_groups;
 
@@ -107,8 +107,7 @@ where
     for _ in 0..prompts {
         let mut e = env.clone();
         let (prompt, _) = e.reset(Some(rng.random()));
-        let mut ids = vec![tokenizer.bos_id()];
-        ids.extend(tokenizer.encode(&prompt)?);
+        let ids = encode_prompt(tokenizer, &prompt)?;
         prompt_ids.extend(std::iter::repeat_n(ids, group_size));
         envs.push(e);
     }

@@ -31,6 +31,13 @@ pub enum LmError {
 /// Rows of token ids.
 pub type TokenRows = Vec<Vec<u32>>;
 
+/// The token ids of one prompt, BOS in front: how every prompt enters the model.
+pub fn encode_prompt(tokenizer: &impl Tokenizer, prompt: &str) -> Result<Vec<u32>, TokenizerError> {
+    let mut ids = vec![tokenizer.bos_id()];
+    ids.extend(tokenizer.encode(prompt)?);
+    Ok(ids)
+}
+
 /// Token ids of prompts (with BOS in front) and completions (with EOS at the end).
 pub fn encode_pairs(
     tokenizer: &impl Tokenizer,
@@ -39,8 +46,7 @@ pub fn encode_pairs(
     let mut prompts = Vec::with_capacity(pairs.len());
     let mut completions = Vec::with_capacity(pairs.len());
     for (prompt, completion) in pairs {
-        let mut p = vec![tokenizer.bos_id()];
-        p.extend(tokenizer.encode(prompt)?);
+        let p = encode_prompt(tokenizer, prompt)?;
         let mut c = tokenizer.encode(completion)?;
         c.push(tokenizer.eos_id());
         prompts.push(p);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::generate::{generate, SamplingConfig};
 use super::model::Transformer;
-use super::sft::LmError;
+use super::sft::{encode_prompt, LmError};
 use super::tokenizer::{CharTokenizer, Tokenizer};
 use crate::ConfigError;
 
@@ -90,9 +90,7 @@ pub fn evaluate_accuracy<B: Backend>(
     for chunk in problems.chunks(256) {
         let mut prompts = Vec::with_capacity(chunk.len());
         for &(a, b) in chunk {
-            let mut ids = vec![tokenizer.bos_id()];
-            ids.extend(tokenizer.encode(&env.prompt_of(a, b))?);
-            prompts.push(ids);
+            prompts.push(encode_prompt(tokenizer, &env.prompt_of(a, b))?);
         }
         let out = generate(
             model,
