@@ -86,8 +86,7 @@ fn main() {
 fn bench_generate(rows: usize, reps: usize) {
     let model = model::<burn::backend::NdArray>();
     let tok = task_tokenizer();
-    let mut prompt = vec![tok.bos_id()];
-    prompt.extend(tok.encode("123+456=").unwrap());
+    let prompt = policy_lab::lm::sft::encode_prompt(&tok, "123+456=").unwrap();
     let prompts = vec![prompt; rows];
     let sampling = SamplingConfig {
         max_new_tokens: 8,

@@ -95,8 +95,14 @@ pub fn load_lm<B: Backend>(
             )
         })
     };
-    let config: TransformerConfig = serde_json::from_str(&read("model.json")?)
-        .with_context(|| format!("reading {}/model.json", dir.display()))?;
+    let config: TransformerConfig =
+        serde_json::from_str(&read("model.json")?).with_context(|| {
+            format!(
+                "reading {}/model.json (a checkpoint saved before policy-lab had the Llama \
+                 architecture, 2026-11-23, cannot be read by this version: train it again)",
+                dir.display()
+            )
+        })?;
     let saved: SavedTokenizer = serde_json::from_str(&read("tokenizer.json")?)
         .with_context(|| format!("reading {}/tokenizer.json", dir.display()))?;
     if saved.tokenizer.fingerprint() != saved.fingerprint {

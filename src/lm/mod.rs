@@ -11,10 +11,13 @@
 //!   collection step);
 //! * [`task`]: the arithmetic task's tokenizer, names (`add:3`) and accuracy evaluation;
 //! * [`checkpoint`]: a model, its shape and its tokenizer in one folder;
+//! * [`hf`]: Hugging Face Llama and Qwen2 checkpoints (safetensors, tokenizer.json) into the
+//!   same [`model::Transformer`];
 //! * [`run`]: `policy-lab lm sft | grpo | ppo | eval`, each writing a run folder.
 
 pub mod checkpoint;
 pub mod generate;
+pub mod hf;
 pub mod model;
 pub mod rollout;
 pub mod run;

@@ -6,6 +6,13 @@
 //! tokens [batch, seq] → wte + wpe → n_layers × (x + attn(ln1(x)); x + mlp(ln2(x))) → ln_f → · wteᵀ → logits
 //! ```
 //!
+//! The same code is also the **Llama family** (Llama, Qwen2: [`Architecture::Llama`]), the
+//! architecture of the real checkpoints that [`crate::lm::hf`] loads. Four things change, each
+//! in one place below: RMSNorm instead of LayerNorm ([`Norm`]); rotary position embeddings
+//! on the queries and keys instead of a learned position table ([`rope`]); a gated SiLU MLP
+//! (`silu(x W_gate) * (x W_up)`, "SwiGLU"); and fewer key/value heads than query heads
+//! (grouped-query attention). Biases and weight tying are settings of either.
+//!
 //! Two things make it a policy that can be sampled from quickly and trained on batches:
 //!
 //! * a **padding mask**: prompts of different lengths are padded on the left, and every row
@@ -20,9 +27,22 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
+use burn::nn::{RmsNorm, RmsNormConfig};
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// The model family: what the norms, the positions and the MLP are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// LayerNorm, learned positions, GELU MLP (GPT-2).
+    #[default]
+    Gpt2,
+    /// RMSNorm, rotary positions, gated SiLU MLP (Llama, Qwen2).
+    Llama,
+}
 
 /// The shape of a [`Transformer`].
 #[derive(Config, Debug, PartialEq)]
@@ -40,6 +60,27 @@ pub struct TransformerConfig {
     /// The MLP's hidden width (GPT-2: 4 × d_model).
     #[config(default = 512)]
     pub d_ff: usize,
+    #[config(default = "Architecture::Gpt2")]
+    pub architecture: Architecture,
+    /// Key/value heads (grouped-query attention); `None` is one per query head.
+    pub n_kv_heads: Option<usize>,
+    /// Biases on the query/key/value projection, on the attention's output projection and
+    /// on the MLP's layers (GPT-2: all; Qwen2: the first only; Llama: none).
+    #[config(default = true)]
+    pub qkv_bias: bool,
+    #[config(default = true)]
+    pub attn_out_bias: bool,
+    #[config(default = true)]
+    pub mlp_bias: bool,
+    /// Whether the output layer is the token embedding, transposed.
+    #[config(default = true)]
+    pub tie_embeddings: bool,
+    /// The norms' epsilon.
+    #[config(default = 1e-5)]
+    pub norm_eps: f64,
+    /// The rotary embedding's base (Llama only).
+    #[config(default = 10000.0)]
+    pub rope_theta: f64,
 }
 
 impl TransformerConfig {
@@ -53,57 +94,115 @@ impl TransformerConfig {
             mean: 0.0,
             std: 0.02,
         };
-        let linear = |i, o| {
+        let n_kv_heads = self.n_kv_heads.unwrap_or(self.n_heads);
+        assert!(
+            n_kv_heads > 0 && self.n_heads % n_kv_heads == 0,
+            "n_heads must be a multiple of n_kv_heads"
+        );
+        let d_head = self.d_model / self.n_heads;
+        let linear = |i, o, bias| {
             LinearConfig::new(i, o)
+                .with_bias(bias)
                 .with_initializer(init.clone())
                 .init(device)
         };
+        let llama = self.architecture == Architecture::Llama;
+        let norm = || match self.architecture {
+            Architecture::Gpt2 => Norm::Layer(
+                LayerNormConfig::new(self.d_model)
+                    .with_epsilon(self.norm_eps)
+                    .init(device),
+            ),
+            Architecture::Llama => Norm::Rms(
+                RmsNormConfig::new(self.d_model)
+                    .with_epsilon(self.norm_eps)
+                    .init(device),
+            ),
+        };
+        // The gated MLP's gate and up projections are one matrix `[d_model, 2 d_ff]`.
+        let d_fc = if llama { 2 * self.d_ff } else { self.d_ff };
         let blocks = (0..self.n_layers)
             .map(|_| Block {
-                ln1: LayerNormConfig::new(self.d_model).init(device),
-                qkv: linear(self.d_model, 3 * self.d_model),
-                proj: linear(self.d_model, self.d_model),
-                ln2: LayerNormConfig::new(self.d_model).init(device),
-                fc: linear(self.d_model, self.d_ff),
-                fc_out: linear(self.d_ff, self.d_model),
+                ln1: norm(),
+                qkv: linear(
+                    self.d_model,
+                    (self.n_heads + 2 * n_kv_heads) * d_head,
+                    self.qkv_bias,
+                ),
+                proj: linear(self.d_model, self.d_model, self.attn_out_bias),
+                ln2: norm(),
+                fc: linear(self.d_model, d_fc, self.mlp_bias),
+                fc_out: linear(self.d_ff, self.d_model, self.mlp_bias),
                 n_heads: self.n_heads,
+                n_kv_heads,
+                gated_mlp: llama,
             })
             .collect();
         Transformer {
             wte: EmbeddingConfig::new(self.vocab_size, self.d_model)
                 .with_initializer(init.clone())
                 .init(device),
-            wpe: EmbeddingConfig::new(self.max_seq_len, self.d_model)
-                .with_initializer(init)
-                .init(device),
+            wpe: (!llama).then(|| {
+                EmbeddingConfig::new(self.max_seq_len, self.d_model)
+                    .with_initializer(init.clone())
+                    .init(device)
+            }),
             blocks,
-            ln_f: LayerNormConfig::new(self.d_model).init(device),
+            ln_f: norm(),
+            lm_head: (!self.tie_embeddings).then(|| linear(self.d_model, self.vocab_size, false)),
             max_seq_len: self.max_seq_len,
+            rope_theta: self.rope_theta,
         }
     }
 }
 
-/// One pre-norm transformer block.
+/// LayerNorm (GPT-2) or RMSNorm (Llama): `x / rms(x) * γ`, without LayerNorm's centering
+/// and bias.
+#[derive(Module, Debug)]
+pub enum Norm<B: Backend> {
+    Layer(LayerNorm<B>),
+    Rms(RmsNorm<B>),
+}
+
+impl<B: Backend> Norm<B> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Norm::Layer(norm) => norm.forward(x),
+            Norm::Rms(norm) => norm.forward(x),
+        }
+    }
+}
+
+/// One pre-norm transformer block. (Fields are public so that a checkpoint loader such as
+/// [`crate::lm::hf`] can put weights in.)
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {
-    ln1: LayerNorm<B>,
-    /// Queries, keys and values in one matrix: `[d_model, 3 d_model]`.
-    qkv: Linear<B>,
-    proj: Linear<B>,
-    ln2: LayerNorm<B>,
-    fc: Linear<B>,
-    fc_out: Linear<B>,
-    n_heads: usize,
+    pub ln1: Norm<B>,
+    /// Queries, keys and values in one matrix: `[d_model, (n_heads + 2 n_kv_heads) d_head]`,
+    /// the queries' columns first, then the keys', then the values'.
+    pub qkv: Linear<B>,
+    pub proj: Linear<B>,
+    pub ln2: Norm<B>,
+    /// GPT-2: `[d_model, d_ff]`; gated (Llama): `[d_model, 2 d_ff]`, the gate's columns first.
+    pub fc: Linear<B>,
+    pub fc_out: Linear<B>,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub gated_mlp: bool,
 }
 
 /// The decoder-only transformer; see the module docs.
 #[derive(Module, Debug)]
 pub struct Transformer<B: Backend> {
-    wte: Embedding<B>,
-    wpe: Embedding<B>,
-    blocks: Vec<Block<B>>,
-    ln_f: LayerNorm<B>,
-    max_seq_len: usize,
+    pub wte: Embedding<B>,
+    /// Learned positions (GPT-2); `None` for rotary positions (Llama).
+    pub wpe: Option<Embedding<B>>,
+    pub blocks: Vec<Block<B>>,
+    pub ln_f: Norm<B>,
+    /// The output layer when it is not tied to `wte`.
+    pub lm_head: Option<Linear<B>>,
+    pub max_seq_len: usize,
+    pub rope_theta: f64,
 }
 
 /// A batch of token rows, left-padded to one length.
@@ -226,8 +325,12 @@ impl<B: Backend> Transformer<B> {
         self.hidden_cached(batch, &mut cache)
     }
 
-    /// The output layer: the token embedding, transposed (weight tying, as GPT-2).
+    /// The output layer: the token embedding, transposed (weight tying, as GPT-2), or a
+    /// layer of its own.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        if let Some(head) = &self.lm_head {
+            return rowwise(head, hidden);
+        }
         let [rows, len, d] = hidden.dims();
         let wte_t = self.wte.weight.val().transpose();
         hidden
@@ -291,12 +394,26 @@ impl<B: Backend> Transformer<B> {
         );
         let ids: Vec<i64> = batch.tokens.iter().flatten().map(|&t| t as i64).collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, len]), &device);
-        let positions =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(positions, [rows, len]), &device);
-
-        let mut x = self.wte.forward(ids) + self.wpe.forward(positions);
+        let mut x = self.wte.forward(ids);
+        let mut rotary = None;
+        match &self.wpe {
+            Some(wpe) => {
+                let positions = TensorData::new(positions, [rows, len]);
+                x = x + wpe.forward(Tensor::<B, 2, Int>::from_data(positions, &device));
+            }
+            None => {
+                let d_head = self.d_model() / self.blocks[0].n_heads;
+                rotary = Some(rope(
+                    &positions,
+                    [rows, len],
+                    d_head,
+                    self.rope_theta,
+                    &device,
+                ));
+            }
+        }
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(x, &mask, layer_cache);
+            x = block.forward(x, &mask, rotary.as_ref(), layer_cache);
         }
         Ok(self.ln_f.forward(x))
     }
@@ -307,10 +424,18 @@ impl<B: Backend> Block<B> {
         &self,
         x: Tensor<B, 3>,
         mask: &Tensor<B, 4, Bool>,
+        rotary: Option<&Rotary<B>>,
         cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
     ) -> Tensor<B, 3> {
-        let x = x.clone() + self.attention(self.ln1.forward(x), mask, cache);
-        let h = gelu_tanh(rowwise(&self.fc, self.ln2.forward(x.clone())));
+        let x = x.clone() + self.attention(self.ln1.forward(x), mask, rotary, cache);
+        let h = rowwise(&self.fc, self.ln2.forward(x.clone()));
+        let h = if self.gated_mlp {
+            // SwiGLU: silu(x W_gate) * (x W_up).
+            let d_ff = h.dims()[2] / 2;
+            silu(h.clone().narrow(2, 0, d_ff)) * h.narrow(2, d_ff, d_ff)
+        } else {
+            gelu_tanh(h)
+        };
         x + rowwise(&self.fc_out, h)
     }
 
@@ -319,24 +444,39 @@ impl<B: Backend> Block<B> {
         &self,
         x: Tensor<B, 3>,
         mask: &Tensor<B, 4, Bool>,
+        rotary: Option<&Rotary<B>>,
         cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
     ) -> Tensor<B, 3> {
         let [rows, len, d_model] = x.dims();
-        let d_head = d_model / self.n_heads;
-        // [rows, len, 3 d_model] → three [rows, heads, len, d_head].
-        let qkv = rowwise(&self.qkv, x).reshape([rows, len, 3, self.n_heads, d_head]);
-        let part = |i: usize| {
+        let (heads, kv_heads) = (self.n_heads, self.n_kv_heads);
+        let d_head = d_model / heads;
+        // [rows, len, (heads + 2 kv_heads) d_head] → [rows, heads or kv_heads, len, d_head].
+        let qkv = rowwise(&self.qkv, x);
+        let part = |start: usize, n: usize| {
             qkv.clone()
-                .narrow(2, i, 1)
-                .reshape([rows, len, self.n_heads, d_head])
+                .narrow(2, start * d_head, n * d_head)
+                .reshape([rows, len, n, d_head])
                 .swap_dims(1, 2)
         };
-        let (q, mut k, mut v) = (part(0), part(1), part(2));
+        let (mut q, mut k, mut v) = (
+            part(0, heads),
+            part(heads, kv_heads),
+            part(heads + kv_heads, kv_heads),
+        );
+        if let Some(rotary) = rotary {
+            q = rotary.apply(q);
+            k = rotary.apply(k);
+        }
         if let Some((k_old, v_old)) = cache.take() {
             k = Tensor::cat(vec![k_old, k], 2);
             v = Tensor::cat(vec![v_old, v], 2);
         }
         *cache = Some((k.clone(), v.clone()));
+        // Grouped-query attention: query head h reads key/value head h / (heads / kv_heads).
+        let (k, v) = (
+            repeat_kv(k, heads / kv_heads),
+            repeat_kv(v, heads / kv_heads),
+        );
         let scores = q.matmul(k.swap_dims(2, 3)) / (d_head as f64).sqrt();
         // A large negative number, not -inf: a row that sees only pads (a pad's own query)
         // must not become NaN, or NaN would leak into real rows through 0 * NaN.
@@ -344,6 +484,78 @@ impl<B: Backend> Block<B> {
         let out = softmax(scores, 3).matmul(v);
         let out = out.swap_dims(1, 2).reshape([rows, len, d_model]);
         rowwise(&self.proj, out)
+    }
+}
+
+/// Each key/value head `n` times in a row: `[rows, kv_heads, len, d]` → `[rows, kv_heads n,
+/// len, d]` (Hugging Face's `repeat_kv`).
+fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
+    if n == 1 {
+        return x;
+    }
+    let [rows, kv_heads, len, d] = x.dims();
+    x.reshape([rows, kv_heads, 1, len, d])
+        .repeat_dim(2, n)
+        .reshape([rows, kv_heads * n, len, d])
+}
+
+/// The cosines and sines of rotary position embeddings for a batch's positions.
+pub struct Rotary<B: Backend> {
+    /// `[rows, 1, len, d_head]` each, broadcast over the heads.
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+}
+
+/// Rotary position embeddings (RoPE, Su et al. 2021) as Llama computes them: dimension pair
+/// `(i, i + d/2)` of a query or key at position `p` is rotated by the angle `p θ^(-2i/d)`.
+/// Only the positions' *difference* survives in `q · k`, so attention sees relative
+/// positions. `positions` are per row (`[rows * len]`, real tokens counted from 0).
+pub fn rope<B: Backend>(
+    positions: &[i64],
+    [rows, len]: [usize; 2],
+    d_head: usize,
+    theta: f64,
+    device: &B::Device,
+) -> Rotary<B> {
+    let half = d_head / 2;
+    // Computed in f32, as Hugging Face does: the angles then match to the last bit that matters.
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / d_head as f32))
+        .collect();
+    let (mut cos, mut sin) = (
+        Vec::with_capacity(positions.len() * d_head),
+        Vec::with_capacity(positions.len() * d_head),
+    );
+    for &p in positions {
+        for _ in 0..2 {
+            for f in &inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+    }
+    let tensor =
+        |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [rows, 1, len, d_head]), device);
+    Rotary {
+        cos: tensor(cos),
+        sin: tensor(sin),
+    }
+}
+
+impl<B: Backend> Rotary<B> {
+    /// `x cos + rotate_half(x) sin`, where `rotate_half([a, b]) = [-b, a]` over the halves of
+    /// the last dimension of `x: [rows, heads, len, d_head]`.
+    fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let half = x.dims()[3] / 2;
+        let rotated = Tensor::cat(
+            vec![
+                x.clone().narrow(3, half, half).neg(),
+                x.clone().narrow(3, 0, half),
+            ],
+            3,
+        );
+        x * self.cos.clone() + rotated * self.sin.clone()
     }
 }
 

@@ -31,9 +31,10 @@ pub enum LmError {
 /// Rows of token ids.
 pub type TokenRows = Vec<Vec<u32>>;
 
-/// The token ids of one prompt, BOS in front: how every prompt enters the model.
+/// The token ids of one prompt, BOS in front (if the tokenizer has one): how every prompt
+/// enters the model.
 pub fn encode_prompt(tokenizer: &impl Tokenizer, prompt: &str) -> Result<Vec<u32>, TokenizerError> {
-    let mut ids = vec![tokenizer.bos_id()];
+    let mut ids: Vec<u32> = tokenizer.bos_id().into_iter().collect();
     ids.extend(tokenizer.encode(prompt)?);
     Ok(ids)
 }

@@ -1,8 +1,8 @@
 //! Tokenizers: text to token ids and back.
 //!
 //! [`Tokenizer`] is the interface every model uses; [`CharTokenizer`] fills it with one token
-//! per character for the small arithmetic tasks. A Hugging Face `tokenizer.json` will fill the
-//! same interface for real checkpoints.
+//! per character for the small arithmetic tasks; [`crate::lm::hf::HfTokenizer`] fills it with
+//! a Hugging Face `tokenizer.json` for real checkpoints.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum TokenizerError {
     #[error("the character {ch:?} is not in the tokenizer's vocabulary ({vocab})")]
     UnknownChar { ch: char, vocab: String },
+    #[error("the tokenizer failed: {0}")]
+    Other(String),
 }
 
 /// Text to token ids and back, with the special tokens generation needs.
@@ -22,8 +24,9 @@ pub trait Tokenizer {
     fn vocab_size(&self) -> usize;
     /// Padding (never attended to).
     fn pad_id(&self) -> u32;
-    /// Begin-of-sequence, put before every prompt.
-    fn bos_id(&self) -> u32;
+    /// Begin-of-sequence, put before every prompt, if the model was trained with one (Qwen2
+    /// models are not).
+    fn bos_id(&self) -> Option<u32>;
     /// End-of-sequence: generation stops after it.
     fn eos_id(&self) -> u32;
     /// A short description that identifies the vocabulary, saved with a checkpoint so that a
@@ -84,8 +87,8 @@ impl Tokenizer for CharTokenizer {
     fn pad_id(&self) -> u32 {
         0
     }
-    fn bos_id(&self) -> u32 {
-        1
+    fn bos_id(&self) -> Option<u32> {
+        Some(1)
     }
     fn eos_id(&self) -> u32 {
         2
@@ -106,7 +109,7 @@ mod tests {
         assert_eq!(ids, vec![4, 5, 13, 6, 3, 14]);
         assert_eq!(t.decode(&ids), "12+30=");
         // Special tokens vanish in decoding.
-        assert_eq!(t.decode(&[t.bos_id(), 4, t.eos_id(), t.pad_id()]), "1");
+        assert_eq!(t.decode(&[1, 4, t.eos_id(), t.pad_id()]), "1");
         assert_eq!(t.vocab_size(), 15);
         assert_eq!(
             t.encode("1x").unwrap_err().to_string(),
