@@ -157,7 +157,7 @@ enum LmCommand {
     Ppo(LmArgs),
     /// Greedy accuracy of a checkpoint on a task's held-out test problems.
     Eval {
-        /// A run folder, or its `model/` folder.
+        /// A run folder, its `model/` folder, or a Hugging Face checkpoint folder.
         model: PathBuf,
         /// The task (default: the one the run was trained on).
         #[arg(long)]
@@ -176,7 +176,8 @@ struct LmArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// The checkpoint RL starts from: an SFT run's folder or its `model/` (default
-    /// runs/lm-sft-TASK).
+    /// runs/lm-sft-TASK), or a Hugging Face Llama/Qwen2 folder (config.json,
+    /// model.safetensors, tokenizer.json), e.g. Qwen2.5-0.5B-Instruct with `--device cuda`.
     #[arg(long)]
     init: Option<PathBuf>,
     #[arg(long)]
@@ -353,6 +354,16 @@ fn train_on_device(run: &RunConfig, out: &std::path::Path, resume: bool) -> Resu
 }
 
 /// `policy-lab lm ...`.
+/// The model folder a path names: itself if it holds a model (ours: `model.json`; Hugging
+/// Face: `config.json`), else a run folder's `model/`.
+fn model_folder(path: &std::path::Path) -> PathBuf {
+    if path.join("model.json").exists() || path.join("config.json").exists() {
+        path.to_path_buf()
+    } else {
+        path.join("model")
+    }
+}
+
 fn lm_command(command: LmCommand) -> Result<()> {
     use policy_lab::lm::run::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
     use policy_lab::lm::task::{parse_task, TASKS};
@@ -364,15 +375,11 @@ fn lm_command(command: LmCommand) -> Result<()> {
             return Ok(());
         }
         LmCommand::Eval { model, task } => {
-            let run_dir = if model.join("model.json").exists() {
+            let model_dir = model_folder(&model);
+            let run_dir = if model_dir == model {
                 model.parent().map(PathBuf::from).unwrap_or_default()
             } else {
                 model.clone()
-            };
-            let model_dir = if model.join("model.json").exists() {
-                model.clone()
-            } else {
-                model.join("model")
             };
             let saved = std::fs::read_to_string(run_dir.join("config.toml"))
                 .ok()
@@ -439,11 +446,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
                 .init
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("runs/lm-sft-{task_name}")));
-            let init = if init.join("model.json").exists() {
-                init
-            } else {
-                init.join("model")
-            };
+            let init = model_folder(&init);
             lm_on_device!(config.device, |B, device| run_rl::<B>(
                 &config, &init, &device, &out, p
             ))

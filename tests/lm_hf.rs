@@ -185,3 +185,34 @@ fn a_broken_checkpoint_is_a_clear_error() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+#[test]
+fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
+    use policy_lab::lm::checkpoint::load_policy;
+    use policy_lab::lm::run::{run_rl, LmAlgo, LmRunConfig};
+    use policy_lab::lm::tokenizer::LmTokenizer;
+
+    // What `policy-lab lm grpo --task add:2 --init DIR` does, on a tiny budget.
+    let mut config = LmRunConfig::default();
+    config.algo = LmAlgo::Grpo;
+    config.task.digits = 2;
+    config.task.test_size = 16;
+    config.rl.iterations = 2;
+    config.rl.eval_every = 2;
+    config.grpo.num_groups = 2;
+    config.grpo.num_generations = 4;
+    let out = std::env::temp_dir().join(format!("policy-lab-hf-grpo-{}", std::process::id()));
+    let summary = run_rl::<policy_lab::backend::Cpu>(
+        &config,
+        &fixture("hf-tiny-qwen2"),
+        &Default::default(),
+        &out,
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    assert_eq!(summary.end.problems, 16);
+    let saved = load_policy::<B>(&summary.model, None, &Default::default()).unwrap();
+    assert!(matches!(saved.tokenizer, LmTokenizer::Hf(_)));
+    assert_eq!(saved.config.vocab_size, 320);
+    std::fs::remove_dir_all(&out).unwrap();
+}

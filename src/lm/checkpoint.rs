@@ -3,8 +3,12 @@
 //! ```text
 //! model.mpk        the weights (full precision)
 //! model.json       the shape (TransformerConfig)
-//! tokenizer.json   the tokenizer, with its fingerprint
+//! tokenizer.json   the tokenizer (characters, or a Hugging Face tokenizer whole), with its fingerprint
 //! ```
+//!
+//! [`load_policy`] also reads a Hugging Face checkpoint folder ([`super::hf`]), so every
+//! command that starts from a model (`lm grpo --init`, `lm ppo --init`, `lm eval`) takes
+//! either.
 //!
 //! The folder is written as `NAME.tmp/` and then renamed, so a crash never leaves half a
 //! checkpoint. Loading checks the tokenizer: a model is never paired with a vocabulary it
@@ -18,8 +22,9 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
+use super::hf::load_hf;
 use super::model::{Transformer, TransformerConfig};
-use super::tokenizer::{CharTokenizer, Tokenizer};
+use super::tokenizer::{CharTokenizer, LmTokenizer, Tokenizer};
 
 type Exact = NamedMpkFileRecorder<FullPrecisionSettings>;
 
@@ -27,14 +32,14 @@ type Exact = NamedMpkFileRecorder<FullPrecisionSettings>;
 #[derive(Serialize, Deserialize)]
 struct SavedTokenizer {
     fingerprint: String,
-    tokenizer: CharTokenizer,
+    tokenizer: LmTokenizer,
 }
 
 /// A model loaded from a checkpoint, with its shape and its tokenizer.
 pub struct LoadedLm<B: Backend> {
     pub model: Transformer<B>,
     pub config: TransformerConfig,
-    pub tokenizer: CharTokenizer,
+    pub tokenizer: LmTokenizer,
 }
 
 /// Saves `model` (shaped by `config`) and `tokenizer` into the folder `dir`, replacing what
@@ -43,7 +48,7 @@ pub fn save_lm<B: Backend>(
     dir: &Path,
     model: &Transformer<B>,
     config: &TransformerConfig,
-    tokenizer: &CharTokenizer,
+    tokenizer: &LmTokenizer,
 ) -> Result<()> {
     let tmp = sibling(dir, "tmp");
     if tmp.exists() {
@@ -79,8 +84,27 @@ pub fn save_lm<B: Backend>(
     Ok(())
 }
 
-/// Loads the checkpoint in `dir`. With `expected`, refuses a checkpoint whose tokenizer is
-/// not that one (a task whose text the model was not trained on).
+/// Loads the model in `dir`: a policy-lab checkpoint ([`load_lm`]) or a Hugging Face
+/// checkpoint folder (one with `config.json`, [`load_hf`]).
+pub fn load_policy<B: Backend>(
+    dir: &Path,
+    expected: Option<&CharTokenizer>,
+    device: &B::Device,
+) -> Result<LoadedLm<B>> {
+    if dir.join("config.json").exists() && !dir.join("model.json").exists() {
+        let hf = load_hf::<B>(dir, device)?;
+        return Ok(LoadedLm {
+            model: hf.model,
+            config: hf.config,
+            tokenizer: LmTokenizer::Hf(Box::new(hf.tokenizer)),
+        });
+    }
+    load_lm(dir, expected, device)
+}
+
+/// Loads the checkpoint in `dir`. With `expected`, refuses a checkpoint with a character
+/// tokenizer that is not that one (a task whose text the model was not trained on); a
+/// Hugging Face tokenizer encodes any text.
 pub fn load_lm<B: Backend>(
     dir: &Path,
     expected: Option<&CharTokenizer>,
@@ -113,7 +137,8 @@ pub fn load_lm<B: Backend>(
             saved.tokenizer.fingerprint()
         );
     }
-    if let Some(expected) = expected {
+    let characters = matches!(saved.tokenizer, LmTokenizer::Char(_));
+    if let (Some(expected), true) = (expected, characters) {
         if expected.fingerprint() != saved.fingerprint {
             bail!(
                 "the tokenizer does not match the checkpoint {}: it was trained with {:?}, this \
@@ -124,7 +149,12 @@ pub fn load_lm<B: Backend>(
             );
         }
     }
-    if config.vocab_size != saved.tokenizer.vocab_size() {
+    // A Hugging Face model's embedding may have spare rows beyond its tokenizer's ids.
+    let fits = match characters {
+        true => config.vocab_size == saved.tokenizer.vocab_size(),
+        false => config.vocab_size >= saved.tokenizer.vocab_size(),
+    };
+    if !fits {
         bail!(
             "the checkpoint {} has a vocabulary of {} tokens but its tokenizer has {}",
             dir.display(),

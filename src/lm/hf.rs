@@ -137,8 +137,9 @@ impl HfConfig {
     }
 }
 
-/// A Hugging Face `tokenizer.json`, through the [`Tokenizer`] interface.
-#[derive(Clone)]
+/// A Hugging Face `tokenizer.json`, through the [`Tokenizer`] interface. (It serializes
+/// whole, so a checkpoint trained from a Hugging Face model carries its tokenizer.)
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 pub struct HfTokenizer {
     inner: tokenizers::Tokenizer,
     bos: Option<u32>,

@@ -23,11 +23,11 @@ use policy_lab_envs::{Arithmetic, ArithmeticConfig, EnvRng, Split};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{load_lm, save_lm};
+use super::checkpoint::{load_policy, save_lm};
 use super::model::{Transformer, TransformerConfig};
 use super::sft::{sft_loss, LmError};
 use super::task::{evaluate_accuracy, task_tokenizer, Accuracy};
-use super::tokenizer::Tokenizer;
+use super::tokenizer::{LmTokenizer, Tokenizer};
 use crate::algos::grpo::GrpoConfig;
 use crate::algos::grpo_lm::GrpoLm;
 use crate::algos::ppo::PpoConfig;
@@ -321,6 +321,7 @@ pub fn run_sft<B: AutodiffBackend>(
             break;
         }
     }
+    let tokenizer = LmTokenizer::Char(tokenizer);
     log.finish(&model, &shape, &tokenizer, None, last, steps)
 }
 
@@ -338,7 +339,8 @@ pub fn run_rl<B: AutodiffBackend>(
         bail!("run_rl needs algo = grpo or ppo; SFT is run_sft");
     }
     let tokenizer = task_tokenizer();
-    let loaded = load_lm::<B>(init, Some(&tokenizer), device)?;
+    let loaded = load_policy::<B>(init, Some(&tokenizer), device)?;
+    let tokenizer = loaded.tokenizer;
     let needed = 1 + config.task.digits as usize * 2 + 2 + config.max_completion_length();
     if needed > loaded.config.max_seq_len {
         bail!(
@@ -415,19 +417,23 @@ pub fn run_eval<B: burn::tensor::backend::Backend>(
     task: &ArithmeticConfig,
     device: &B::Device,
 ) -> Result<Accuracy> {
-    let tokenizer = task_tokenizer();
-    let loaded = load_lm::<B>(model_dir, Some(&tokenizer), device)?;
+    let loaded = load_policy::<B>(model_dir, Some(&task_tokenizer()), device)?;
     let env = Arithmetic::new(ArithmeticConfig {
         split: Split::Test,
         ..task.clone()
     })?;
-    Ok(evaluate_accuracy(&loaded.model, &tokenizer, &env, None)?)
+    Ok(evaluate_accuracy(
+        &loaded.model,
+        &loaded.tokenizer,
+        &env,
+        None,
+    )?)
 }
 
 /// GRPO or PPO, behind one `iterate`.
 enum LmLearner<B: AutodiffBackend> {
-    Grpo(Box<GrpoLm<B, Arithmetic, super::tokenizer::CharTokenizer>>),
-    Ppo(Box<PpoLm<B, Arithmetic, super::tokenizer::CharTokenizer>>),
+    Grpo(Box<GrpoLm<B, Arithmetic, LmTokenizer>>),
+    Ppo(Box<PpoLm<B, Arithmetic, LmTokenizer>>),
 }
 
 impl<B: AutodiffBackend> LmLearner<B> {
@@ -495,7 +501,7 @@ impl RunLog {
         self,
         model: &Transformer<B>,
         shape: &TransformerConfig,
-        tokenizer: &super::tokenizer::CharTokenizer,
+        tokenizer: &LmTokenizer,
         start: Option<Accuracy>,
         end: Accuracy,
         iterations: usize,
