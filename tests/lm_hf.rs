@@ -193,8 +193,10 @@ fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
     use policy_lab::lm::tokenizer::LmTokenizer;
 
     // What `policy-lab lm grpo --task add:2 --init DIR` does, on a tiny budget.
-    let mut config = LmRunConfig::default();
-    config.algo = LmAlgo::Grpo;
+    let mut config = LmRunConfig {
+        algo: LmAlgo::Grpo,
+        ..LmRunConfig::default()
+    };
     config.task.digits = 2;
     config.task.test_size = 16;
     config.rl.iterations = 2;
