@@ -158,3 +158,19 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
     }
 }
+
+/// `n` devices of backend `B`'s default kind, for data-parallel training: GPUs `0..n` on
+/// `cuda` and `wgpu`; on the CPU backend every index is the one CPU device, so the peers
+/// share its cores (useful to test, not faster).
+pub fn devices<B: Backend>(n: usize) -> Vec<B::Device> {
+    use burn::tensor::backend::{Device as _, DeviceId};
+    let first = B::Device::default().to_id();
+    (0..n)
+        .map(|i| {
+            B::Device::from_id(DeviceId {
+                type_id: first.type_id,
+                index_id: i as u16,
+            })
+        })
+        .collect()
+}

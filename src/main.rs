@@ -123,19 +123,19 @@ macro_rules! lm_on_device {
         match $device {
             Device::Cpu => {
                 type $b = policy_lab::backend::Cpu;
-                let $dev = Default::default();
+                let $dev: burn::tensor::Device<$b> = Default::default();
                 $body
             }
             #[cfg(feature = "wgpu")]
             Device::Wgpu => {
                 type $b = policy_lab::backend::Wgpu;
-                let $dev = Default::default();
+                let $dev: burn::tensor::Device<$b> = Default::default();
                 $body
             }
             #[cfg(feature = "cuda")]
             Device::Cuda => {
                 type $b = policy_lab::backend::Cuda;
-                let $dev = Default::default();
+                let $dev: burn::tensor::Device<$b> = Default::default();
                 $body
             }
             #[allow(unreachable_patterns)]
@@ -188,6 +188,10 @@ struct LmArgs {
     /// RL iterations (or, for `sft`, the most optimizer steps).
     #[arg(long)]
     iterations: Option<usize>,
+    /// Data-parallel GRPO over this many devices (cuda: GPUs 0..N; cpu: peers sharing the
+    /// cores). The groups (`grpo.num_groups`) are shared out; gradients are averaged.
+    #[arg(long)]
+    devices: Option<usize>,
     /// The run's folder (default runs/lm-ALGO-TASK).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -430,6 +434,10 @@ fn lm_command(command: LmCommand) -> Result<()> {
             _ => config.rl.iterations = n,
         }
     }
+    if let Some(n) = args.devices {
+        config.rl.devices = n;
+    }
+    config.validate()?;
     let task_name = format!("{}{}", config.task.op, config.task.digits);
     let name = algo.name();
     let out = args
@@ -447,8 +455,12 @@ fn lm_command(command: LmCommand) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("runs/lm-sft-{task_name}")));
             let init = model_folder(&init);
-            lm_on_device!(config.device, |B, device| run_rl::<B>(
-                &config, &init, &device, &out, p
+            lm_on_device!(config.device, |B, _device| run_rl::<B>(
+                &config,
+                &init,
+                &policy_lab::backend::devices::<B>(config.rl.devices),
+                &out,
+                p
             ))
         }
     }?;

@@ -222,7 +222,24 @@ where
     M: burn::module::AutodiffModule<B>,
     O: burn::optim::Optimizer<M, B>,
 {
-    let mut grads = GradientsParams::from_grads(loss.backward(), &module);
+    let grads = GradientsParams::from_grads(loss.backward(), &module);
+    apply_gradients(module, grads, optim, lr, max_grad_norm)
+}
+
+/// The second half of [`gradient_step`], for gradients that came from elsewhere (averaged
+/// over data-parallel peers): clip the global norm, update.
+pub fn apply_gradients<B, M, O>(
+    module: M,
+    mut grads: GradientsParams,
+    optim: &mut O,
+    lr: f64,
+    max_grad_norm: Option<f32>,
+) -> (M, f32)
+where
+    B: AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+    O: burn::optim::Optimizer<M, B>,
+{
     let norm = match max_grad_norm {
         Some(max) => clip_grad_norm(&module, &mut grads, max),
         None => f32::NAN,

@@ -207,7 +207,7 @@ fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
     let summary = run_rl::<policy_lab::backend::Cpu>(
         &config,
         &fixture("hf-tiny-qwen2"),
-        &Default::default(),
+        &[Default::default()],
         &out,
         &mut std::io::sink(),
     )

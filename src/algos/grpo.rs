@@ -161,6 +161,11 @@ pub struct GrpoBatch<B: Backend> {
     pub mask: Tensor<B, 2>,
     /// The length `dr_grpo` divides by.
     pub max_completion_length: usize,
+    /// Data-parallel training only: the real tokens of all peers' batches divided by the
+    /// number of peers. `bnpo` and `dapo` then divide by it instead of this batch's own token
+    /// count, so that the peers' averaged gradient is the gradient of the whole batch's loss
+    /// (TRL normalizes by the global token count across processes in the same way).
+    pub tokens_per_peer: Option<f32>,
 }
 
 /// GRPO's loss (eq. GRPO-2) and TRL's per-update metrics. The one copy, for toy
@@ -182,11 +187,14 @@ pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoConfig) -> (Tenso
         };
         per_token = per_token + weighted * config.beta;
     }
-    let loss = aggregate(
-        per_token,
-        batch.mask.clone(),
+    let how = match (
         config.aggregation(n, batch.max_completion_length),
-    );
+        batch.tokens_per_peer,
+    ) {
+        (Aggregation::TokenMean, Some(tokens)) => Aggregation::Constant(tokens.max(1.0)),
+        (how, _) => how,
+    };
+    let loss = aggregate(per_token, batch.mask.clone(), how);
 
     // TRL's clip metrics: how often the ratio sits outside the trust region on the side
     // that the clip cuts.
@@ -400,6 +408,7 @@ impl<B: AutodiffBackend> Grpo<B> {
                 advantages: advantages.clone(),
                 mask: mask.clone(),
                 max_completion_length,
+                tokens_per_peer: None,
             };
             let (loss, stats) = grpo_loss(batch, &c);
             m = stats;

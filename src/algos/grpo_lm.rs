@@ -12,12 +12,17 @@
 //!    completion mask (eq. GRPO-2 to GRPO-4), the KL to the frozen reference model when
 //!    `beta > 0`;
 //! 4. **metrics** under TRL's names.
+//!
+//! Data-parallel training ([`crate::lm::parallel`]) runs one learner per device: each
+//! collects its share of the groups, and [`GrpoLm::update`] averages the gradients over the
+//! peers (burn's all-reduce) before each step.
 
+use burn::collective::{all_reduce, PeerId, ReduceOperation};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig};
+use burn::optim::{Adam, AdamConfig, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use policy_lab_envs::{Env, EnvRng, Space};
 use rand::SeedableRng;
 
@@ -28,7 +33,7 @@ use crate::lm::model::Transformer;
 use crate::lm::rollout::{collect_completions, LmRollout};
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
-use crate::nn::gradient_step;
+use crate::nn::apply_gradients;
 use crate::{ConfigError, Metrics};
 
 /// A GRPO learner for a language model on a text task: any environment whose observations
@@ -48,6 +53,8 @@ pub struct GrpoLm<B: AutodiffBackend, E, T> {
     /// Completions generated so far.
     pub completions: usize,
     pub iteration: usize,
+    /// This learner's place among data-parallel peers ([`crate::lm::parallel`]), if any.
+    peer: Option<PeerId>,
 }
 
 impl<B, E, T> GrpoLm<B, E, T>
@@ -86,34 +93,54 @@ where
             rng: EnvRng::seed_from_u64(seed),
             completions: 0,
             iteration: 0,
+            peer: None,
         })
+    }
+
+    /// Makes this learner the data-parallel peer `peer`: its gradients are averaged with the
+    /// other peers' at every step. Register the peer with burn's collective first, on the
+    /// inner backend (see [`crate::lm::parallel`]).
+    pub fn with_peer(mut self, peer: PeerId) -> Self {
+        self.peer = Some(peer);
+        self
     }
 
     /// One iteration: prompts, completions and rewards, advantages, updates, metrics.
     pub fn iterate(&mut self) -> Result<Metrics, LmError> {
-        let c = self.config.clone();
-        let g = c.num_generations;
-        let tok = &self.tokenizer;
+        let (rollout, first) = self.collect()?;
+        let mut m = self.update(&rollout)?;
+        self.iteration += 1;
 
-        // 1. Collect: G completions of each prompt, scored by the environment.
+        // 4. Metrics (TRL's names), of the policy's own samples: the first batch, before
+        // any refill.
+        let g = self.config.num_generations;
+        let zero_std = zero_std_groups(&first.rewards, g);
+        let lengths: Vec<usize> = first.tokens.iter().map(Vec::len).collect();
+        let clipped: Vec<bool> = first.finished.iter().map(|f| !f).collect();
+        generation_metrics(&first.rewards, &zero_std, &lengths, &clipped, &mut m);
+        m.insert("completions_seen", self.completions as f64);
+        Ok(m)
+    }
+
+    /// Step 1, collect: `num_groups` prompts, `num_generations` completions of each, scored
+    /// by the environment; with dynamic sampling, refilled with groups whose rewards differ.
+    /// Returns the batch to learn from and the first batch sampled (for the metrics).
+    pub fn collect(&mut self) -> Result<(LmRollout, LmRollout), LmError> {
+        let c = &self.config;
+        let g = c.num_generations;
         let sampling = SamplingConfig {
             temperature: c.temperature,
             max_new_tokens: self.max_completion_length,
             ..SamplingConfig::default()
         };
         let policy = self.model.valid();
+        let (env, tok) = (&self.env, &self.tokenizer);
         let collect = |rng: &mut EnvRng| {
-            collect_completions(&policy, &self.env, tok, c.num_groups, g, &sampling, rng)
+            collect_completions(&policy, env, tok, c.num_groups, g, &sampling, rng)
         };
         let mut rollout = collect(&mut self.rng)?;
         self.completions += rollout.len();
-        // The metrics describe the policy's own samples: the first batch, before any refill.
-        let first = (
-            rollout.rewards.clone(),
-            rollout.tokens.clone(),
-            rollout.finished.clone(),
-        );
-        let zero_std = zero_std_groups(&first.0, g);
+        let first = rollout.clone();
         // With dynamic sampling, keep only groups whose rewards differ (at most four
         // batches' worth of tries), as `grpo.rs` does.
         if c.dynamic_sampling {
@@ -131,67 +158,133 @@ where
                 tries += 1;
             }
         }
-        let rewards = &rollout.rewards;
+        Ok((rollout, first))
+    }
 
-        // 2. Group-relative advantages (eq. GRPO-1).
-        let adv = group_advantages(rewards, g, c.baseline, c.scale_rewards);
+    /// Steps 2 and 3: group-relative advantages, then `num_iterations` updates on
+    /// `rollout` (whole groups). With a data-parallel peer, the gradients are averaged over all peers
+    /// before each step, so every replica takes the same step.
+    pub fn update(&mut self, rollout: &LmRollout) -> Result<Metrics, LmError> {
+        let fixed = self.prepare(rollout)?;
+        let mut m = Metrics::new();
+        for _ in 0..self.config.num_iterations {
+            let (grads, stats) = self.gradients_of(rollout, &fixed)?;
+            m = stats;
+            let (model, grad_norm) = apply_gradients(
+                self.model.clone(),
+                grads,
+                &mut self.optim,
+                self.config.learning_rate,
+                Some(self.config.max_grad_norm),
+            );
+            self.model = model;
+            m.insert("grad_norm", f64::from(grad_norm));
+        }
+        Ok(m)
+    }
 
-        // 3. Updates on `[completions, tokens]` with the completion mask.
+    /// The gradient of GRPO's loss on `rollout` (averaged over the peers, with a peer) and
+    /// the loss's metrics: what one update step applies.
+    pub fn gradients(&self, rollout: &LmRollout) -> Result<(GradientsParams, Metrics), LmError> {
+        let fixed = self.prepare(rollout)?;
+        self.gradients_of(rollout, &fixed)
+    }
+
+    /// What stays fixed over the updates on one batch: `log pi_old`, the advantages
+    /// (eq. GRPO-1), `log pi_ref`, and with data parallelism the token count per peer.
+    fn prepare(&self, rollout: &LmRollout) -> Result<Fixed<B>, LmError> {
+        let c = &self.config;
+        let adv = group_advantages(
+            &rollout.rewards,
+            c.num_generations,
+            c.baseline,
+            c.scale_rewards,
+        );
         let (n, t) = (rollout.len(), rollout.max_len());
         let device = self.model.devices()[0].clone();
         let old = rollout.padded(&rollout.logp);
         let old_logp = Tensor::<B, 2>::from_data(TensorData::new(old, [n, t]), &device);
         let advantages = Tensor::<B, 1>::from_data(TensorData::new(adv, [n]), &device);
-        let pad = tok.pad_id();
         let ref_logp = match &self.reference {
             Some(reference) => {
                 let (lp, _) = completion_log_probs(
                     reference,
                     &rollout.prompts,
                     &rollout.tokens,
-                    pad,
+                    self.tokenizer.pad_id(),
                     c.temperature,
                 )?;
                 Some(Tensor::<B, 2>::from_inner(lp))
             }
             None => None,
         };
-        let mut m = Metrics::new();
-        for _ in 0..c.num_iterations {
-            let (logp, mask) = completion_log_probs(
-                &self.model,
-                &rollout.prompts,
-                &rollout.tokens,
-                pad,
-                c.temperature,
-            )?;
-            let batch = GrpoBatch {
-                logp,
-                old_logp: old_logp.clone(),
-                ref_logp: ref_logp.clone(),
-                advantages: advantages.clone(),
-                mask,
-                max_completion_length: self.max_completion_length,
-            };
-            let (loss, stats) = grpo_loss(batch, &c);
-            m = stats;
-            let (model, grad_norm) = gradient_step(
-                self.model.clone(),
-                loss,
-                &mut self.optim,
-                c.learning_rate,
-                Some(c.max_grad_norm),
-            );
-            self.model = model;
-            m.insert("grad_norm", f64::from(grad_norm));
-        }
-        self.iteration += 1;
-
-        // 4. Metrics (TRL's names).
-        let lengths: Vec<usize> = first.1.iter().map(Vec::len).collect();
-        let clipped: Vec<bool> = first.2.iter().map(|f| !f).collect();
-        generation_metrics(&first.0, &zero_std, &lengths, &clipped, &mut m);
-        m.insert("completions_seen", self.completions as f64);
-        Ok(m)
+        // Data parallel: `bnpo`/`dapo` divide by the whole batch's token count, shared out.
+        let tokens_per_peer = match self.peer {
+            Some(peer) => {
+                let tokens: usize = rollout.tokens.iter().map(Vec::len).sum();
+                let local = Tensor::<B::InnerBackend, 1>::from_floats([tokens as f32], &device);
+                let mean = all_reduce::<B::InnerBackend>(
+                    peer,
+                    local.into_primitive().tensor(),
+                    ReduceOperation::Mean,
+                )
+                .map_err(collective_error)?;
+                let mean =
+                    Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(mean));
+                Some(crate::scalar(&mean) as f32)
+            }
+            None => None,
+        };
+        Ok(Fixed {
+            old_logp,
+            advantages,
+            ref_logp,
+            tokens_per_peer,
+        })
     }
+
+    /// Step 3: the loss on `[completions, tokens]` with the completion mask (eq. GRPO-2 to
+    /// GRPO-4), backpropagated; all-reduced (mean) over the peers.
+    fn gradients_of(
+        &self,
+        rollout: &LmRollout,
+        fixed: &Fixed<B>,
+    ) -> Result<(GradientsParams, Metrics), LmError> {
+        let (logp, mask) = completion_log_probs(
+            &self.model,
+            &rollout.prompts,
+            &rollout.tokens,
+            self.tokenizer.pad_id(),
+            self.config.temperature,
+        )?;
+        let batch = GrpoBatch {
+            logp,
+            old_logp: fixed.old_logp.clone(),
+            ref_logp: fixed.ref_logp.clone(),
+            advantages: fixed.advantages.clone(),
+            mask,
+            max_completion_length: self.max_completion_length,
+            tokens_per_peer: fixed.tokens_per_peer,
+        };
+        let (loss, m) = grpo_loss(batch, &self.config);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        if let Some(peer) = self.peer {
+            grads = grads
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+                .map_err(collective_error)?;
+        }
+        Ok((grads, m))
+    }
+}
+
+/// See [`GrpoLm::prepare`].
+struct Fixed<B: AutodiffBackend> {
+    old_logp: Tensor<B, 2>,
+    advantages: Tensor<B, 1>,
+    ref_logp: Option<Tensor<B, 2>>,
+    tokens_per_peer: Option<f32>,
+}
+
+fn collective_error(e: burn::collective::CollectiveError) -> LmError {
+    LmError::Collective(format!("{e:?}"))
 }

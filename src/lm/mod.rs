@@ -13,12 +13,14 @@
 //! * [`checkpoint`]: a model, its shape and its tokenizer in one folder;
 //! * [`hf`]: Hugging Face Llama and Qwen2 checkpoints (safetensors, tokenizer.json) into the
 //!   same [`model::Transformer`];
+//! * [`parallel`]: data-parallel GRPO over several devices (burn's all-reduce);
 //! * [`run`]: `policy-lab lm sft | grpo | ppo | eval`, each writing a run folder.
 
 pub mod checkpoint;
 pub mod generate;
 pub mod hf;
 pub mod model;
+pub mod parallel;
 pub mod rollout;
 pub mod run;
 pub mod sft;

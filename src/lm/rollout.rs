@@ -14,6 +14,7 @@ use crate::advantage::zero_std_groups;
 
 /// `prompts * group_size` completions and their rewards, prompt-major: rows
 /// `g * group_size .. (g + 1) * group_size` share prompt `g`.
+#[derive(Clone, Debug, Default)]
 pub struct LmRollout {
     /// Token ids of each row's prompt (BOS first).
     pub prompts: TokenRows,
@@ -53,23 +54,31 @@ impl LmRollout {
         }
         groups.sort_by_key(|(z, _, _)| *z); // informative groups first, stable otherwise
         groups.truncate(want);
-        let mut out = LmRollout {
-            prompts: Vec::new(),
-            tokens: Vec::new(),
-            logp: Vec::new(),
-            finished: Vec::new(),
-            rewards: Vec::new(),
-        };
+        let mut out = LmRollout::default();
         for (_, r, gi) in groups {
-            for i in gi * group_size..(gi + 1) * group_size {
-                out.prompts.push(r.prompts[i].clone());
-                out.tokens.push(r.tokens[i].clone());
-                out.logp.push(r.logp[i].clone());
-                out.finished.push(r.finished[i]);
-                out.rewards.push(r.rewards[i]);
-            }
+            out.extend(r.rows(gi * group_size..(gi + 1) * group_size));
         }
         out
+    }
+
+    /// A copy of the rows in `range` (a data-parallel peer's share is whole groups).
+    pub fn rows(&self, range: std::ops::Range<usize>) -> LmRollout {
+        LmRollout {
+            prompts: self.prompts[range.clone()].to_vec(),
+            tokens: self.tokens[range.clone()].to_vec(),
+            logp: self.logp[range.clone()].to_vec(),
+            finished: self.finished[range.clone()].to_vec(),
+            rewards: self.rewards[range].to_vec(),
+        }
+    }
+
+    /// Appends the rows of `other`.
+    pub fn extend(&mut self, other: LmRollout) {
+        self.prompts.extend(other.prompts);
+        self.tokens.extend(other.tokens);
+        self.logp.extend(other.logp);
+        self.finished.extend(other.finished);
+        self.rewards.extend(other.rewards);
     }
 
     /// A `[rows, max_len]` row-major matrix of `values[row][token]`, zero-padded.

@@ -33,6 +33,7 @@ use crate::algos::grpo_lm::GrpoLm;
 use crate::algos::ppo::PpoConfig;
 use crate::algos::ppo_lm::PpoLm;
 use crate::backend::Device;
+use crate::lm::parallel::grpo_data_parallel;
 use crate::train::write_atomic;
 use crate::{ConfigError, Metrics};
 
@@ -96,6 +97,9 @@ pub struct RlConfig {
     pub eval_every: usize,
     /// The longest completion sampled; `None` is the task's answer limit plus one for EOS.
     pub max_completion_length: Option<usize>,
+    /// Data-parallel GRPO over this many devices (`lm::parallel`): `cuda` devices 0, 1, ...;
+    /// on `cpu`, peers that share the cores (for testing). 1 is one device.
+    pub devices: usize,
 }
 
 impl Default for RlConfig {
@@ -104,6 +108,7 @@ impl Default for RlConfig {
             iterations: 1000,
             eval_every: 50,
             max_completion_length: None,
+            devices: 1,
         }
     }
 }
@@ -200,6 +205,18 @@ impl LmRunConfig {
         if self.rl.eval_every == 0 || self.rl.max_completion_length == Some(0) {
             return bad("rl: eval_every and max_completion_length must be at least 1".into());
         }
+        if self.rl.devices == 0 {
+            return bad("rl: devices must be at least 1".into());
+        }
+        if self.rl.devices > 1 && self.algo == LmAlgo::Ppo {
+            return bad("rl: data parallelism (devices > 1) is implemented for GRPO only".into());
+        }
+        if self.grpo.num_groups % self.rl.devices != 0 {
+            return bad(format!(
+                "rl: grpo.num_groups ({}) must be a multiple of devices ({})",
+                self.grpo.num_groups, self.rl.devices
+            ));
+        }
         self.grpo.validate()?;
         self.ppo.validate()
     }
@@ -282,7 +299,7 @@ pub fn run_sft<B: AutodiffBackend>(
     config: &LmRunConfig,
     device: &B::Device,
     out: &Path,
-    progress: &mut dyn Write,
+    progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
     config.validate()?;
     let mut log = RunLog::create(out, config)?;
@@ -326,14 +343,15 @@ pub fn run_sft<B: AutodiffBackend>(
 }
 
 /// RL (`algo`) from the checkpoint in `init`, with the held-out accuracy measured along
-/// the way.
+/// the way, on `devices` (more than one: data-parallel GRPO, one peer per device).
 pub fn run_rl<B: AutodiffBackend>(
     config: &LmRunConfig,
     init: &Path,
-    device: &B::Device,
+    devices: &[B::Device],
     out: &Path,
-    progress: &mut dyn Write,
+    progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
+    let device = devices.first().context("run_rl needs a device")?;
     config.validate()?;
     if config.algo == LmAlgo::Sft {
         bail!("run_rl needs algo = grpo or ppo; SFT is run_sft");
@@ -368,6 +386,36 @@ pub fn run_rl<B: AutodiffBackend>(
     m.insert("global_step", 0.0);
     m.insert("test_accuracy", start.accuracy);
     log.row(m, 0, config.rl.iterations, progress)?;
+    let n = config.rl.iterations;
+    let evaluate =
+        |model: &Transformer<B>| evaluate_accuracy(&model.valid(), &tokenizer, &test_env, None);
+    if devices.len() > 1 {
+        if config.algo != LmAlgo::Grpo {
+            bail!("data parallelism (devices > 1) is implemented for GRPO only");
+        }
+        let mut last = start.clone();
+        let model = grpo_data_parallel(
+            config.grpo.clone(),
+            max_len,
+            loaded.model,
+            train_env,
+            tokenizer.clone(),
+            config.seed,
+            devices.to_vec(),
+            n,
+            |it, mut m, model| {
+                m.insert("iteration", it as f64);
+                m.insert("global_step", m["completions_seen"]);
+                if it % config.rl.eval_every == 0 || it == n {
+                    last = evaluate(model)?;
+                    m.insert("test_accuracy", last.accuracy);
+                }
+                log.row(m, it, n, progress)
+                    .map_err(|e| LmError::Collective(format!("peer 0 could not log: {e:#}")))
+            },
+        )?;
+        return log.finish(&model, &loaded.config, &tokenizer, Some(start), last, n);
+    }
     let mut learner = match config.algo {
         LmAlgo::Sft => unreachable!("refused above"),
         LmAlgo::Grpo => LmLearner::Grpo(Box::new(GrpoLm::new(
@@ -389,14 +437,13 @@ pub fn run_rl<B: AutodiffBackend>(
         )?)),
     };
     let mut last = start.clone();
-    let n = config.rl.iterations;
     for it in 1..=n {
         let mut m = learner.iterate()?;
         m.insert("iteration", it as f64);
         // The task is one step per completion: environment steps are completions.
         m.insert("global_step", m["completions_seen"]);
         if it % config.rl.eval_every == 0 || it == n {
-            last = evaluate_accuracy(&learner.model().valid(), &tokenizer, &test_env, None)?;
+            last = evaluate(learner.model())?;
             m.insert("test_accuracy", last.accuracy);
         }
         log.row(m, it, n, progress)?;
@@ -476,7 +523,7 @@ impl RunLog {
         mut m: Metrics,
         done: usize,
         total: usize,
-        progress: &mut dyn Write,
+        progress: &mut (dyn Write + Send),
     ) -> Result<()> {
         m.insert("time", self.started.elapsed().as_secs_f64());
         if let Some((k, v)) = m.iter().find(|(k, v)| !v.is_finite() && **k != "grad_norm") {

@@ -26,6 +26,11 @@ pub enum LmError {
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// A data-parallel collective operation failed (a peer missing or out of step).
+    #[error("data-parallel all-reduce failed: {0}")]
+    Collective(String),
 }
 
 /// Rows of token ids.
