@@ -4,6 +4,7 @@
 //! cargo run --release --example lm_bench -- generate [rows] [reps]
 //! cargo run --release --example lm_bench -- grpo [steps]
 //! cargo run --release --example lm_bench -- grpo-vs-ppo [steps]
+//! cargo run --release --example lm_bench -- logprobs [vocab] [rows]
 //!
 //! The model is GPT-2-like: 4 layers, width 128, 4 heads, MLP 512, a context of 32, the
 //! arithmetic task's 17-token vocabulary, freshly initialized (seed 0).
@@ -15,6 +16,11 @@
 //! * `grpo-vs-ppo`: GRPO (16 x 8) and PPO with a value head (128 prompts) on the same model
 //!   and batch: mean step time, and the peak heap memory of one iteration above what was
 //!   held before it (measured by a counting allocator).
+//! * `logprobs`: the memory of scoring completions (`completion_log_probs`, the step where
+//!   a large vocabulary runs out of memory): `rows` prompts of 9 tokens and completions of 8
+//!   on a model with a `vocab`-token vocabulary (default 32,000, 64 rows); the peak heap
+//!   above the model of a forward and backward pass (the policy) and of a forward pass
+//!   without gradients (the reference), and the step time.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,7 +85,8 @@ fn main() {
         "generate" => bench_generate(n.unwrap_or(64), m.unwrap_or(20)),
         "grpo" => bench_grpo(n.unwrap_or(10)),
         "grpo-vs-ppo" => bench_grpo_vs_ppo(n.unwrap_or(5)),
-        other => panic!("lm_bench runs generate, grpo or grpo-vs-ppo, not {other}"),
+        "logprobs" => bench_logprobs(n.unwrap_or(32_000), m.unwrap_or(64)),
+        other => panic!("lm_bench runs generate, grpo, grpo-vs-ppo or logprobs, not {other}"),
     }
 }
 
@@ -186,4 +193,52 @@ fn measure<L>(
     let peak = PEAK.load(Ordering::Relaxed) - before;
     drop(learner);
     (seconds, peak)
+}
+
+fn bench_logprobs(vocab: usize, rows: usize) {
+    use policy_lab::lm::generate::completion_log_probs;
+    let device = Default::default();
+    let shape = TransformerConfig::new(vocab).with_max_seq_len(32);
+    let policy: Transformer<Cpu> =
+        policy_lab::backend::seeded::<Cpu, _>(&device, 0, || shape.init(&device));
+    let reference = burn::module::AutodiffModule::valid(&policy);
+    let prompts: Vec<Vec<u32>> = (0..rows)
+        .map(|r| (0..9).map(|i| ((r * 31 + i * 7) % vocab) as u32).collect())
+        .collect();
+    let completions: Vec<Vec<u32>> = (0..rows)
+        .map(|r| {
+            (0..8)
+                .map(|i| ((r * 17 + i * 13 + 5) % vocab) as u32)
+                .collect()
+        })
+        .collect();
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    let run = |train: bool| {
+        let before = IN_USE.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        let start = Instant::now();
+        if train {
+            let (logp, mask) =
+                completion_log_probs(&policy, &prompts, &completions, 0, 1.0).unwrap();
+            let grads = (logp * mask).sum().backward();
+            drop(grads);
+        } else {
+            let (logp, _) =
+                completion_log_probs(&reference, &prompts, &completions, 0, 1.0).unwrap();
+            drop(logp);
+        }
+        (
+            start.elapsed().as_secs_f64(),
+            PEAK.load(Ordering::Relaxed) - before,
+        )
+    };
+    run(true); // warm-up
+    let (t_train, m_train) = run(true);
+    let (t_ref, m_ref) = run(false);
+    println!(
+        "logprobs vocab={vocab} rows={rows} prompt=9 completion=8: policy (forward+backward) \
+         peak_MiB={:.1} seconds={t_train:.3}; reference (forward) peak_MiB={:.1} seconds={t_ref:.3}",
+        mib(m_train),
+        mib(m_ref)
+    );
 }

@@ -157,3 +157,39 @@ fn bad_input_is_a_clear_error() {
     .validate()
     .is_err());
 }
+
+#[test]
+fn scoring_many_rows_in_chunks_matches_scoring_each_row_alone() {
+    use policy_lab::lm::generate::LOGIT_CHUNK_POSITIONS;
+    let m = model(5);
+    // More rows than one chunk of logits holds, prompts of different lengths.
+    let rows = 2 * LOGIT_CHUNK_POSITIONS / 8 + 5;
+    let prompts: Vec<Vec<u32>> = (0..rows)
+        .map(|r| (0..3 + r % 4).map(|i| 3 + ((r + i) % 12) as u32).collect())
+        .collect();
+    let completions: Vec<Vec<u32>> = (0..rows)
+        .map(|r| (0..8).map(|i| 3 + ((r * 5 + i * 3) % 13) as u32).collect())
+        .collect();
+    let (all, _) = completion_log_probs(&m, &prompts, &completions, 0, 0.9).unwrap();
+    let all: Vec<f32> = all.into_data().to_vec().unwrap();
+    for r in [0, LOGIT_CHUNK_POSITIONS / 8, rows - 1] {
+        let (one, _) =
+            completion_log_probs(&m, &prompts[r..=r], &completions[r..=r], 0, 0.9).unwrap();
+        let one: Vec<f32> = one.into_data().to_vec().unwrap();
+        assert!(close(&all[r * 8..(r + 1) * 8], &one, 1e-5), "row {r}");
+    }
+}
+
+#[test]
+fn selective_log_softmax_is_log_softmax_at_the_targets() {
+    use burn::tensor::activation::log_softmax;
+    use burn::tensor::{Distribution, Int, TensorData};
+    use policy_lab::lm::generate::selective_log_softmax;
+    let device = Default::default();
+    let logits = Tensor::<B, 3>::random([3, 4, 50], Distribution::Normal(0.0, 5.0), &device);
+    let targets: Vec<i64> = (0..12).map(|i| (i * 7 % 50) as i64).collect();
+    let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [3, 4, 1]), &device);
+    let ours = selective_log_softmax(logits.clone(), targets.clone());
+    let reference = log_softmax(logits, 2).gather(2, targets);
+    assert!(close(&values(ours), &values(reference), 1e-5));
+}

@@ -8,7 +8,6 @@
 //! with gradients, as `[sequences, tokens]` plus a mask: the batch the objective functions
 //! take.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, RngExt};
@@ -162,6 +161,22 @@ pub fn sample_token(scaled: &[f32], config: &SamplingConfig, rng: &mut impl Rng)
     (pick as u32, scaled[pick] - log_z)
 }
 
+/// How many positions' full-vocabulary logits [`completion_log_probs`] makes at once.
+pub const LOGIT_CHUNK_POSITIONS: usize = 256;
+
+/// `log softmax(logits)[target]` without the full `log_softmax` tensor: the target's logit
+/// minus the log-sum-exp of its row (the max subtracted first, for stability, and held
+/// constant: it cancels in the gradient). `logits: [n, t, vocab]`, `targets: [n, t, 1]` →
+/// `[n, t, 1]`. (TRL's `selective_log_softmax`.)
+pub fn selective_log_softmax<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 3, Int>,
+) -> Tensor<B, 3> {
+    let max = logits.clone().detach().max_dim(2);
+    let log_z = (logits.clone() - max.clone()).exp().sum_dim(2).log() + max;
+    logits.gather(2, targets) - log_z
+}
+
 /// `log pi(token)` of every completion token under `model` (with gradients when `B` is an
 /// autodiff backend), from `logits / temperature`: `[rows, max_completion_len]`, and the mask
 /// (`1` on real completion tokens, `0` on padding) of the same shape.
@@ -192,14 +207,27 @@ pub fn completion_log_probs<B: Backend>(
             mask.push(if real { 1.0f32 } else { 0.0 });
         }
     }
-    let logits = model.forward(&batch)?;
-    let device = logits.device();
-    // The logits at position p_len - 1 + j predict completion token j.
-    let logits = logits.narrow(1, p_len - 1, c_len) / temperature;
-    let log_probs = log_softmax(logits, 2);
+    let hidden = model.hidden(&batch)?;
+    let device = hidden.device();
+    // The hidden state at position p_len - 1 + j predicts completion token j; the prompt's
+    // other positions need no logits at all.
+    let hidden = hidden.narrow(1, p_len - 1, c_len);
     let targets =
         Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [rows, c_len, 1]), &device);
-    let logp = log_probs.gather(2, targets).reshape([rows, c_len]);
+    // Full-vocabulary logits `[rows, c_len, vocab]` are the largest tensors of a step (with
+    // a 150k vocabulary, the usual cause of running out of memory): make them a few rows at
+    // a time and keep only each token's log-probability.
+    let rows_per_chunk = (LOGIT_CHUNK_POSITIONS / c_len.max(1)).max(1);
+    let mut parts = Vec::new();
+    for start in (0..rows).step_by(rows_per_chunk) {
+        let n = rows_per_chunk.min(rows - start);
+        let logits = model.logits(hidden.clone().narrow(0, start, n)) / temperature;
+        parts.push(selective_log_softmax(
+            logits,
+            targets.clone().narrow(0, start, n),
+        ));
+    }
+    let logp = Tensor::cat(parts, 0).reshape([rows, c_len]);
     let mask = Tensor::from_data(TensorData::new(mask, [rows, c_len]), &device);
     Ok((logp, mask))
 }
