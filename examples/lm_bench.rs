@@ -5,6 +5,7 @@
 //! cargo run --release --example lm_bench -- grpo [steps]
 //! cargo run --release --example lm_bench -- grpo-vs-ppo [steps]
 //! cargo run --release --example lm_bench -- logprobs [vocab] [rows]
+//! cargo run --release --example lm_bench -- accumulation [vocab] [parts]
 //!
 //! The model is GPT-2-like: 4 layers, width 128, 4 heads, MLP 512, a context of 32, the
 //! arithmetic task's 17-token vocabulary, freshly initialized (seed 0).
@@ -21,6 +22,9 @@
 //!   on a model with a `vocab`-token vocabulary (default 32,000, 64 rows); the peak heap
 //!   above the model of a forward and backward pass (the policy) and of a forward pass
 //!   without gradients (the reference), and the step time.
+//! * `accumulation`: one GRPO iteration (16 prompts x 8, up to 8 new tokens) on a model with
+//!   a `vocab`-token vocabulary (default 32,000), with `gradient_accumulation_steps` 1 and
+//!   `parts` (default 4): peak heap memory and step time of each.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,7 +90,10 @@ fn main() {
         "grpo" => bench_grpo(n.unwrap_or(10)),
         "grpo-vs-ppo" => bench_grpo_vs_ppo(n.unwrap_or(5)),
         "logprobs" => bench_logprobs(n.unwrap_or(32_000), m.unwrap_or(64)),
-        other => panic!("lm_bench runs generate, grpo, grpo-vs-ppo or logprobs, not {other}"),
+        "accumulation" => bench_accumulation(n.unwrap_or(32_000), m.unwrap_or(4)),
+        other => panic!(
+            "lm_bench runs generate, grpo, grpo-vs-ppo, logprobs or accumulation, not {other}"
+        ),
     }
 }
 
@@ -241,4 +248,37 @@ fn bench_logprobs(vocab: usize, rows: usize) {
         mib(m_train),
         mib(m_ref)
     );
+}
+
+fn bench_accumulation(vocab: usize, parts: usize) {
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    let mut results = Vec::new();
+    for steps in [1, parts] {
+        let (seconds, peak) = measure(
+            || {
+                let config = GrpoConfig {
+                    num_groups: 16,
+                    num_generations: 8,
+                    learning_rate: 1e-5,
+                    gradient_accumulation_steps: steps,
+                    ..GrpoConfig::default()
+                };
+                let device = Default::default();
+                let shape = TransformerConfig::new(vocab).with_max_seq_len(32);
+                let model =
+                    policy_lab::backend::seeded::<Cpu, _>(&device, 0, || shape.init(&device));
+                GrpoLm::new(config, 8, model, task(), task_tokenizer(), 0).expect("valid")
+            },
+            |l| {
+                l.iterate().unwrap();
+            },
+            2,
+        );
+        println!(
+            "grpo vocab={vocab} 16x8 gradient_accumulation_steps={steps}: peak_MiB={:.1} step_seconds={seconds:.3}",
+            mib(peak)
+        );
+        results.push(peak);
+    }
+    println!("memory ratio {:.2}", results[1] as f64 / results[0] as f64);
 }

@@ -3,7 +3,6 @@
 //! that it fits a test's budget): from a weak SFT start, the mean reward rises on a budget
 //! bounded by iterations.
 
-use burn::tensor::backend::Backend;
 use policy_lab::algos::grpo::GrpoConfig;
 use policy_lab::algos::grpo_lm::GrpoLm;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig, EnvRng};
@@ -24,14 +23,17 @@ fn grpo_raises_the_mean_reward_of_a_weak_sft_model() {
     })
     .unwrap();
     let tokenizer = task_tokenizer();
-    B::seed(&Default::default(), 0);
-    let model = TransformerConfig::new(tokenizer.vocab_size())
-        .with_d_model(64)
-        .with_n_layers(2)
-        .with_n_heads(4)
-        .with_d_ff(128)
-        .with_max_seq_len(16)
-        .init::<B>(&Default::default());
+    // Seeded under policy-lab's lock: burn draws weights lazily from a global generator, and
+    // the other test of this file runs at the same time.
+    let model = policy_lab::backend::seeded::<B, _>(&Default::default(), 0, || {
+        TransformerConfig::new(tokenizer.vocab_size())
+            .with_d_model(64)
+            .with_n_layers(2)
+            .with_n_heads(4)
+            .with_d_ff(128)
+            .with_max_seq_len(16)
+            .init::<B>(&Default::default())
+    });
     // A short warm start on the environment's own demonstrations: the model learns the
     // format and some sums.
     let mut rng = EnvRng::seed_from_u64(0);
@@ -62,3 +64,86 @@ fn grpo_raises_the_mean_reward_of_a_weak_sft_model() {
 
 const SFT_STEPS: usize = 120;
 const ITERATIONS: usize = 100;
+
+#[test]
+fn gradient_accumulation_gives_the_gradient_of_the_whole_batch() {
+    use policy_lab::algos::grpo::LossType;
+    use policy_lab::flat::flat_grads;
+    let env = Arithmetic::new(ArithmeticConfig {
+        digits: 2,
+        test_size: 10,
+        ..ArithmeticConfig::default()
+    })
+    .unwrap();
+    let tokenizer = task_tokenizer();
+    let model = policy_lab::backend::seeded::<B, _>(&Default::default(), 4, || {
+        TransformerConfig::new(tokenizer.vocab_size())
+            .with_d_model(32)
+            .with_n_layers(2)
+            .with_n_heads(4)
+            .with_d_ff(64)
+            .with_max_seq_len(16)
+            .init::<B>(&Default::default())
+    });
+    let max_len = env.config().completion_limit();
+    for loss_type in [LossType::Grpo, LossType::Dapo, LossType::DrGrpo] {
+        let config = GrpoConfig {
+            num_groups: 3,
+            num_generations: 4,
+            loss_type,
+            ..GrpoConfig::default()
+        };
+        let whole = GrpoLm::new(
+            config.clone(),
+            max_len,
+            model.clone(),
+            env.clone(),
+            tokenizer.clone(),
+            1,
+        )
+        .unwrap();
+        let mut sampler = GrpoLm::new(
+            config.clone(),
+            max_len,
+            model.clone(),
+            env.clone(),
+            tokenizer.clone(),
+            1,
+        )
+        .unwrap();
+        let (mut rollout, _) = sampler.collect().unwrap();
+        // Completions of different lengths, so that the parts' token counts differ, and
+        // rewards that differ within each group (a fresh model earns none).
+        for i in 0..rollout.len() {
+            rollout.tokens[i].truncate(1 + i % 5);
+            rollout.logp[i].truncate(1 + i % 5);
+            rollout.rewards[i] = (i % 3) as f32;
+        }
+        let (grads, _) = whole.gradients(&rollout).unwrap();
+        let want = flat_grads(&whole.model, &grads);
+        let in_parts = GrpoLm::new(
+            GrpoConfig {
+                gradient_accumulation_steps: 5,
+                ..config
+            },
+            max_len,
+            model.clone(),
+            env.clone(),
+            tokenizer.clone(),
+            1,
+        )
+        .unwrap();
+        let (grads, _) = in_parts.gradients(&rollout).unwrap();
+        let got = flat_grads(&in_parts.model, &grads);
+        let size = want.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!(
+            "{loss_type:?}: 5 parts differ from the whole batch by {worst:e} (largest {size:e})"
+        );
+        assert!(size > 1e-3 && worst <= 1e-6, "{loss_type:?}: {worst}");
+    }
+}

@@ -77,6 +77,10 @@ pub struct GrpoConfig {
     /// longest episode of the batch.
     pub max_completion_length: Option<usize>,
     pub max_grad_norm: f32,
+    /// Split each update's batch into this many parts, backpropagate them one by one and
+    /// add up their gradients before the step (TRL's `gradient_accumulation_steps`): the same
+    /// step with a fraction of the activation memory. Language-model GRPO only.
+    pub gradient_accumulation_steps: usize,
     pub hidden: Vec<usize>,
 }
 
@@ -98,6 +102,7 @@ impl Default for GrpoConfig {
             temperature: 1.0,
             max_completion_length: None,
             max_grad_norm: 1.0,
+            gradient_accumulation_steps: 1,
             hidden: vec![64, 64],
         }
     }
@@ -133,6 +138,10 @@ impl GrpoConfig {
         check(self.temperature > 0.0, "temperature must be > 0")?;
         check(self.max_grad_norm > 0.0, "max_grad_norm must be > 0")?;
         check(
+            self.gradient_accumulation_steps >= 1,
+            "gradient_accumulation_steps must be at least 1",
+        )?;
+        check(
             !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
             "hidden must list positive layer sizes",
         )
@@ -161,11 +170,20 @@ pub struct GrpoBatch<B: Backend> {
     pub mask: Tensor<B, 2>,
     /// The length `dr_grpo` divides by.
     pub max_completion_length: usize,
-    /// Data-parallel training only: the real tokens of all peers' batches divided by the
-    /// number of peers. `bnpo` and `dapo` then divide by it instead of this batch's own token
-    /// count, so that the peers' averaged gradient is the gradient of the whole batch's loss
-    /// (TRL normalizes by the global token count across processes in the same way).
-    pub tokens_per_peer: Option<f32>,
+    /// When this batch is one part of a larger one (gradient accumulation, data-parallel
+    /// peers): the larger batch's counts, so that the parts' losses add up to its loss.
+    pub whole: Option<WholeBatch>,
+}
+
+/// The sequences and real tokens of a whole batch, per data-parallel peer (the global
+/// counts divided by the number of peers; the plain counts on one device). A part's loss
+/// divides by these instead of its own counts: summed over the parts of an accumulated
+/// step and averaged over the peers, it is the whole batch's loss (TRL normalizes `dapo` by
+/// the global token count across processes in the same way).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WholeBatch {
+    pub sequences: f32,
+    pub tokens: f32,
 }
 
 /// GRPO's loss (eq. GRPO-2) and TRL's per-update metrics. The one copy, for toy
@@ -187,14 +205,30 @@ pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoConfig) -> (Tenso
         };
         per_token = per_token + weighted * config.beta;
     }
-    let how = match (
-        config.aggregation(n, batch.max_completion_length),
-        batch.tokens_per_peer,
-    ) {
-        (Aggregation::TokenMean, Some(tokens)) => Aggregation::Constant(tokens.max(1.0)),
-        (how, _) => how,
+    let loss = match batch.whole {
+        None => aggregate(
+            per_token,
+            batch.mask.clone(),
+            config.aggregation(n, batch.max_completion_length),
+        ),
+        // A part of a larger batch: the part's share of the larger batch's loss.
+        Some(whole) => match config.aggregation(n, batch.max_completion_length) {
+            Aggregation::SequenceMean => {
+                aggregate(per_token, batch.mask.clone(), Aggregation::SequenceMean) * n as f32
+                    / whole.sequences
+            }
+            Aggregation::TokenMean => aggregate(
+                per_token,
+                batch.mask.clone(),
+                Aggregation::Constant(whole.tokens.max(1.0)),
+            ),
+            Aggregation::Constant(_) => aggregate(
+                per_token,
+                batch.mask.clone(),
+                Aggregation::Constant(whole.sequences * batch.max_completion_length as f32),
+            ),
+        },
     };
-    let loss = aggregate(per_token, batch.mask.clone(), how);
 
     // TRL's clip metrics: how often the ratio sits outside the trust region on the side
     // that the clip cuts.
@@ -247,6 +281,13 @@ impl<B: AutodiffBackend> Grpo<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        if config.gradient_accumulation_steps != 1 {
+            return Err(ConfigError(
+                "grpo: gradient_accumulation_steps is for language models; the toy learner \
+                 updates on the whole batch (set it to 1)"
+                    .into(),
+            ));
+        }
         let actor = crate::backend::seeded::<B, _>(&device, seed, || {
             Mlp::new(
                 env.obs_dim(),
@@ -408,7 +449,7 @@ impl<B: AutodiffBackend> Grpo<B> {
                 advantages: advantages.clone(),
                 mask: mask.clone(),
                 max_completion_length,
-                tokens_per_peer: None,
+                whole: None,
             };
             let (loss, stats) = grpo_loss(batch, &c);
             m = stats;

@@ -10,7 +10,8 @@
 //! 2. **advantages**: each completion's reward against its group (eq. GRPO-1);
 //! 3. **update** `num_iterations` times on `[completions, tokens]` log-probabilities with the
 //!    completion mask (eq. GRPO-2 to GRPO-4), the KL to the frozen reference model when
-//!    `beta > 0`;
+//!    `beta > 0`; with `gradient_accumulation_steps > 1`, the batch is backpropagated in
+//!    parts whose gradients add up to the whole batch's;
 //! 4. **metrics** under TRL's names.
 //!
 //! Data-parallel training ([`crate::lm::parallel`]) runs one learner per device: each
@@ -20,13 +21,13 @@
 use burn::collective::{all_reduce, PeerId, ReduceOperation};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams};
+use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use policy_lab_envs::{Env, EnvRng, Space};
 use rand::SeedableRng;
 
-use super::grpo::{generation_metrics, grpo_loss, GrpoBatch, GrpoConfig};
+use super::grpo::{generation_metrics, grpo_loss, GrpoBatch, GrpoConfig, WholeBatch};
 use crate::advantage::{group_advantages, zero_std_groups};
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::Transformer;
@@ -162,13 +163,13 @@ where
     }
 
     /// Steps 2 and 3: group-relative advantages, then `num_iterations` updates on
-    /// `rollout` (whole groups). With a data-parallel peer, the gradients are averaged over all peers
-    /// before each step, so every replica takes the same step.
+    /// `rollout` (whole groups). With a data-parallel peer, the gradients are averaged over
+    /// all peers before each step, so every replica takes the same step.
     pub fn update(&mut self, rollout: &LmRollout) -> Result<Metrics, LmError> {
-        let fixed = self.prepare(rollout)?;
+        let parts = self.prepare(rollout)?;
         let mut m = Metrics::new();
         for _ in 0..self.config.num_iterations {
-            let (grads, stats) = self.gradients_of(rollout, &fixed)?;
+            let (grads, stats) = self.gradients_of(&parts)?;
             m = stats;
             let (model, grad_norm) = apply_gradients(
                 self.model.clone(),
@@ -183,16 +184,18 @@ where
         Ok(m)
     }
 
-    /// The gradient of GRPO's loss on `rollout` (averaged over the peers, with a peer) and
-    /// the loss's metrics: what one update step applies.
+    /// The gradient of GRPO's loss on `rollout` (accumulated over its parts; averaged over
+    /// the peers, with a peer) and the loss's metrics: what one update step applies.
     pub fn gradients(&self, rollout: &LmRollout) -> Result<(GradientsParams, Metrics), LmError> {
-        let fixed = self.prepare(rollout)?;
-        self.gradients_of(rollout, &fixed)
+        let parts = self.prepare(rollout)?;
+        self.gradients_of(&parts)
     }
 
-    /// What stays fixed over the updates on one batch: `log pi_old`, the advantages
-    /// (eq. GRPO-1), `log pi_ref`, and with data parallelism the token count per peer.
-    fn prepare(&self, rollout: &LmRollout) -> Result<Fixed<B>, LmError> {
+    /// What stays fixed over the updates on one batch, cut into the
+    /// `gradient_accumulation_steps` parts that are backpropagated one at a time: each
+    /// part's rows, `log pi_old`, advantages (eq. GRPO-1, computed on whole groups first)
+    /// and `log pi_ref`, and the whole batch's counts (all peers', shared out).
+    fn prepare(&self, rollout: &LmRollout) -> Result<Vec<Part<B>>, LmError> {
         let c = &self.config;
         let adv = group_advantages(
             &rollout.rewards,
@@ -200,74 +203,109 @@ where
             c.baseline,
             c.scale_rewards,
         );
-        let (n, t) = (rollout.len(), rollout.max_len());
         let device = self.model.devices()[0].clone();
-        let old = rollout.padded(&rollout.logp);
-        let old_logp = Tensor::<B, 2>::from_data(TensorData::new(old, [n, t]), &device);
-        let advantages = Tensor::<B, 1>::from_data(TensorData::new(adv, [n]), &device);
-        let ref_logp = match &self.reference {
-            Some(reference) => {
-                let (lp, _) = completion_log_probs(
-                    reference,
-                    &rollout.prompts,
-                    &rollout.tokens,
-                    self.tokenizer.pad_id(),
-                    c.temperature,
-                )?;
-                Some(Tensor::<B, 2>::from_inner(lp))
-            }
-            None => None,
+        let tokens: usize = rollout.tokens.iter().map(Vec::len).sum();
+        let mut whole = WholeBatch {
+            sequences: rollout.len() as f32,
+            tokens: tokens as f32,
         };
-        // Data parallel: `bnpo`/`dapo` divide by the whole batch's token count, shared out.
-        let tokens_per_peer = match self.peer {
-            Some(peer) => {
-                let tokens: usize = rollout.tokens.iter().map(Vec::len).sum();
-                let local = Tensor::<B::InnerBackend, 1>::from_floats([tokens as f32], &device);
-                let mean = all_reduce::<B::InnerBackend>(
-                    peer,
-                    local.into_primitive().tensor(),
-                    ReduceOperation::Mean,
-                )
-                .map_err(collective_error)?;
-                let mean =
-                    Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(mean));
-                Some(crate::scalar(&mean) as f32)
-            }
-            None => None,
-        };
-        Ok(Fixed {
-            old_logp,
-            advantages,
-            ref_logp,
-            tokens_per_peer,
-        })
+        if let Some(peer) = self.peer {
+            // The mean over the peers of (sequences, tokens): the global counts per peer.
+            let local =
+                Tensor::<B::InnerBackend, 1>::from_floats([whole.sequences, whole.tokens], &device);
+            let mean = all_reduce::<B::InnerBackend>(
+                peer,
+                local.into_primitive().tensor(),
+                ReduceOperation::Mean,
+            )
+            .map_err(collective_error)?;
+            let mean: Vec<f32> =
+                Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(mean))
+                    .into_data()
+                    .to_vec()
+                    .expect("f32 counts");
+            whole = WholeBatch {
+                sequences: mean[0],
+                tokens: mean[1],
+            };
+        }
+        let n = rollout.len();
+        let size = n.div_ceil(c.gradient_accumulation_steps.min(n).max(1));
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(size.max(1)) {
+            let rows = rollout.rows(start..(start + size).min(n));
+            let (len, t) = (rows.len(), rows.max_len());
+            let old_logp = Tensor::<B, 2>::from_data(
+                TensorData::new(rows.padded(&rows.logp), [len, t]),
+                &device,
+            );
+            let advantages = Tensor::<B, 1>::from_data(
+                TensorData::new(adv[start..start + len].to_vec(), [len]),
+                &device,
+            );
+            let ref_logp = match &self.reference {
+                Some(reference) => {
+                    let (lp, _) = completion_log_probs(
+                        reference,
+                        &rows.prompts,
+                        &rows.tokens,
+                        self.tokenizer.pad_id(),
+                        c.temperature,
+                    )?;
+                    Some(Tensor::<B, 2>::from_inner(lp))
+                }
+                None => None,
+            };
+            parts.push(Part {
+                rows,
+                old_logp,
+                advantages,
+                ref_logp,
+                whole,
+            });
+        }
+        Ok(parts)
     }
 
-    /// Step 3: the loss on `[completions, tokens]` with the completion mask (eq. GRPO-2 to
-    /// GRPO-4), backpropagated; all-reduced (mean) over the peers.
-    fn gradients_of(
-        &self,
-        rollout: &LmRollout,
-        fixed: &Fixed<B>,
-    ) -> Result<(GradientsParams, Metrics), LmError> {
-        let (logp, mask) = completion_log_probs(
-            &self.model,
-            &rollout.prompts,
-            &rollout.tokens,
-            self.tokenizer.pad_id(),
-            self.config.temperature,
-        )?;
-        let batch = GrpoBatch {
-            logp,
-            old_logp: fixed.old_logp.clone(),
-            ref_logp: fixed.ref_logp.clone(),
-            advantages: fixed.advantages.clone(),
-            mask,
-            max_completion_length: self.max_completion_length,
-            tokens_per_peer: fixed.tokens_per_peer,
-        };
-        let (loss, m) = grpo_loss(batch, &self.config);
-        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+    /// Step 3: the loss of each part on `[completions, tokens]` with the completion mask
+    /// (eq. GRPO-2 to GRPO-4), backpropagated part by part and added up (the parts' losses
+    /// sum to the whole batch's); then all-reduced (mean) over the peers. The metrics are
+    /// the parts' mean (the loss: their sum).
+    fn gradients_of(&self, parts: &[Part<B>]) -> Result<(GradientsParams, Metrics), LmError> {
+        let mut accumulated = GradientsAccumulator::<Transformer<B>>::new();
+        let mut m = Metrics::new();
+        for part in parts {
+            let (logp, mask) = completion_log_probs(
+                &self.model,
+                &part.rows.prompts,
+                &part.rows.tokens,
+                self.tokenizer.pad_id(),
+                self.config.temperature,
+            )?;
+            let batch = GrpoBatch {
+                logp,
+                old_logp: part.old_logp.clone(),
+                ref_logp: part.ref_logp.clone(),
+                advantages: part.advantages.clone(),
+                mask,
+                max_completion_length: self.max_completion_length,
+                whole: Some(part.whole),
+            };
+            let (loss, stats) = grpo_loss(batch, &self.config);
+            accumulated.accumulate(
+                &self.model,
+                GradientsParams::from_grads(loss.backward(), &self.model),
+            );
+            for (key, value) in stats {
+                let share = if key == "loss" {
+                    1.0
+                } else {
+                    1.0 / parts.len() as f64
+                };
+                *m.entry(key).or_insert(0.0) += value * share;
+            }
+        }
+        let mut grads = accumulated.grads();
         if let Some(peer) = self.peer {
             grads = grads
                 .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
@@ -277,12 +315,13 @@ where
     }
 }
 
-/// See [`GrpoLm::prepare`].
-struct Fixed<B: AutodiffBackend> {
+/// One part of an update's batch; see [`GrpoLm::prepare`].
+struct Part<B: AutodiffBackend> {
+    rows: LmRollout,
     old_logp: Tensor<B, 2>,
     advantages: Tensor<B, 1>,
     ref_logp: Option<Tensor<B, 2>>,
-    tokens_per_peer: Option<f32>,
+    whole: WholeBatch,
 }
 
 fn collective_error(e: burn::collective::CollectiveError) -> LmError {
