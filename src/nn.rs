@@ -62,7 +62,13 @@ impl<B: Backend> Mlp<B> {
             ));
         }
         for (i, (saved, ours)) in record.layers.iter().zip(&self.layers).enumerate() {
-            let (a, b) = (saved.weight.val().dims(), ours.weight.val().dims());
+            // `lazy_shape`, not `val()`: reading the value would draw this fresh network's
+            // initial weights from burn's global generator, unlocked, while another learner
+            // may be seeding it (see `backend::seeded`); a test of resumed runs caught it.
+            let (a, b) = (
+                saved.weight.val().dims(),
+                ours.weight.lazy_shape().dims::<2>(),
+            );
             if a != b {
                 return Err(format!(
                     "layer {i} has weights of shape {a:?}, this network {b:?}"

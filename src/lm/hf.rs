@@ -330,8 +330,10 @@ impl Weights {
         let (d, ff, vocab) = (config.d_model, config.d_ff, config.vocab_size);
         let d_head = d / config.n_heads;
         let kv = config.n_kv_heads.unwrap_or(config.n_heads) * d_head;
-        let tensor1 =
-            |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+        let tensor1 = |v: Vec<f32>| {
+            let n = v.len();
+            Tensor::<B, 1>::from_data(TensorData::new(v, [n]), device)
+        };
         let tensor2 = |v: Vec<f32>, shape: [usize; 2]| {
             Tensor::<B, 2>::from_data(TensorData::new(v, shape), device)
         };
