@@ -387,14 +387,24 @@ pub fn run_rl<B: AutodiffBackend>(
     m.insert("test_accuracy", start.accuracy);
     log.row(m, 0, config.rl.iterations, progress)?;
     let n = config.rl.iterations;
-    let evaluate =
-        |model: &Transformer<B>| evaluate_accuracy(&model.valid(), &tokenizer, &test_env, None);
-    if devices.len() > 1 {
+    let mut last = start.clone();
+    // After each iteration, on one device or on peer 0 of several: the step count (the task
+    // is one step per completion, so environment steps are completions), the held-out
+    // accuracy now and then, a log row.
+    let mut record = |it: usize, mut m: Metrics, model: &Transformer<B>| -> Result<()> {
+        m.insert("iteration", it as f64);
+        m.insert("global_step", m["completions_seen"]);
+        if it % config.rl.eval_every == 0 || it == n {
+            last = evaluate_accuracy(&model.valid(), &tokenizer, &test_env, None)?;
+            m.insert("test_accuracy", last.accuracy);
+        }
+        log.row(m, it, n, progress)
+    };
+    let model = if devices.len() > 1 {
         if config.algo != LmAlgo::Grpo {
             bail!("data parallelism (devices > 1) is implemented for GRPO only");
         }
-        let mut last = start.clone();
-        let model = grpo_data_parallel(
+        grpo_data_parallel(
             config.grpo.clone(),
             max_len,
             loaded.model,
@@ -403,59 +413,36 @@ pub fn run_rl<B: AutodiffBackend>(
             config.seed,
             devices.to_vec(),
             n,
-            |it, mut m, model| {
-                m.insert("iteration", it as f64);
-                m.insert("global_step", m["completions_seen"]);
-                if it % config.rl.eval_every == 0 || it == n {
-                    last = evaluate(model)?;
-                    m.insert("test_accuracy", last.accuracy);
-                }
-                log.row(m, it, n, progress)
-                    .map_err(|e| LmError::Collective(format!("peer 0 could not log: {e:#}")))
-            },
-        )?;
-        return log.finish(&model, &loaded.config, &tokenizer, Some(start), last, n);
-    }
-    let mut learner = match config.algo {
-        LmAlgo::Sft => unreachable!("refused above"),
-        LmAlgo::Grpo => LmLearner::Grpo(Box::new(GrpoLm::new(
-            config.grpo.clone(),
-            max_len,
-            loaded.model,
-            train_env,
-            tokenizer.clone(),
-            config.seed,
-        )?)),
-        LmAlgo::Ppo => LmLearner::Ppo(Box::new(PpoLm::new(
-            config.ppo.clone(),
-            config.grpo.num_groups * config.grpo.num_generations,
-            max_len,
-            loaded.model,
-            train_env,
-            tokenizer.clone(),
-            config.seed,
-        )?)),
-    };
-    let mut last = start.clone();
-    for it in 1..=n {
-        let mut m = learner.iterate()?;
-        m.insert("iteration", it as f64);
-        // The task is one step per completion: environment steps are completions.
-        m.insert("global_step", m["completions_seen"]);
-        if it % config.rl.eval_every == 0 || it == n {
-            last = evaluate(learner.model())?;
-            m.insert("test_accuracy", last.accuracy);
+            |it, m, model| record(it, m, model).map_err(|e| LmError::Stopped(format!("{e:#}"))),
+        )?
+    } else {
+        let mut learner = match config.algo {
+            LmAlgo::Sft => unreachable!("refused above"),
+            LmAlgo::Grpo => LmLearner::Grpo(Box::new(GrpoLm::new(
+                config.grpo.clone(),
+                max_len,
+                loaded.model,
+                train_env,
+                tokenizer.clone(),
+                config.seed,
+            )?)),
+            LmAlgo::Ppo => LmLearner::Ppo(Box::new(PpoLm::new(
+                config.ppo.clone(),
+                config.grpo.num_groups * config.grpo.num_generations,
+                max_len,
+                loaded.model,
+                train_env,
+                tokenizer.clone(),
+                config.seed,
+            )?)),
+        };
+        for it in 1..=n {
+            let m = learner.iterate()?;
+            record(it, m, learner.model())?;
         }
-        log.row(m, it, n, progress)?;
-    }
-    log.finish(
-        learner.model(),
-        &loaded.config,
-        &tokenizer,
-        Some(start),
-        last,
-        n,
-    )
+        learner.model().clone()
+    };
+    log.finish(&model, &loaded.config, &tokenizer, Some(start), last, n)
 }
 
 /// The held-out accuracy of the checkpoint in `model_dir` on `task`.

@@ -28,6 +28,9 @@ pub enum LmError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Config(#[from] crate::ConfigError),
+    /// The caller's step after an iteration failed (logging, evaluation), and the run stops.
+    #[error("{0}")]
+    Stopped(String),
     /// A data-parallel collective operation failed (a peer missing or out of step).
     #[error("data-parallel all-reduce failed: {0}")]
     Collective(String),
