@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
     // ANCHOR: run
     let env = Arithmetic::new(ArithmeticConfig {
         digits: 1,
+        test_size: 20,
         ..ArithmeticConfig::default()
     })?;
     let tokenizer = task_tokenizer();

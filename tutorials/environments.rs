@@ -11,7 +11,12 @@ use rand::{RngExt, SeedableRng};
 fn main() -> anyhow::Result<()> {
     // ANCHOR: run
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    for id in ["BernoulliBandit-v0", "FrozenLake-v1", "Maze-v0", "CartPole-v1"] {
+    for id in [
+        "BernoulliBandit-v0",
+        "FrozenLake-v1",
+        "Maze-v0",
+        "CartPole-v1",
+    ] {
         let (mut env, spec) = make(id)?;
         let (_obs, _info) = env.reset(Some(0));
         let (mut ret, mut steps) = (0.0, 0);
@@ -28,7 +33,9 @@ fn main() -> anyhow::Result<()> {
                 break "truncated (the time limit: bootstrap from the last state)";
             }
         };
-        let limit = spec.max_episode_steps.map_or("none".into(), |n| n.to_string());
+        let limit = spec
+            .max_episode_steps
+            .map_or("none".into(), |n| n.to_string());
         println!("{id:<20} time limit {limit:>4}: a random episode returned {ret:.2} in {steps} steps, {end}");
     }
     // A maze drawn as text, the way `policy-lab play --render ansi` shows it.

@@ -13,6 +13,7 @@ fn main() -> anyhow::Result<()> {
     // ANCHOR: run
     let mut config = LmRunConfig::default();
     config.task.digits = 1; // "3+4=" -> "7"
+    config.task.test_size = 20; // held-out problems, out of the 100 one-digit sums
     config.model.d_model = 64;
     config.model.n_layers = 2;
     config.model.d_ff = 256;

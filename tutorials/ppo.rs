@@ -19,11 +19,17 @@ fn main() -> anyhow::Result<()> {
         ..RunConfig::default()
     };
     let out = std::path::Path::new("runs/tutorial-ppo");
-    let summary = train::<Cpu>(&config, Default::default(), out, false, &mut std::io::sink())?;
+    let summary = train::<Cpu>(
+        &config,
+        Default::default(),
+        out,
+        false,
+        &mut std::io::sink(),
+    )?;
     for row in summary.history.iter().step_by(4) {
         let get = |k: &str| row.get(k).copied().unwrap_or(f64::NAN);
         println!(
-            "step {:>6}  return {:6.1}  approx_kl {:.4}  clipfrac {:.3}  explained_variance {:.2}",
+            "step {:>6}  return {:6.1}  approx_kl {:.1e}  clipfrac {:.3}  explained_variance {:.2}",
             get("global_step"),
             get("episodic_return"),
             get("approx_kl"),
@@ -31,9 +37,17 @@ fn main() -> anyhow::Result<()> {
             get("explained_variance"),
         );
     }
-    println!("greedy mean return: {:.1}", summary.evaluation.mean_return());
+    println!(
+        "greedy mean return: {:.1}",
+        summary.evaluation.mean_return()
+    );
     let curve = read_run(out, XAxis::Steps)?;
-    for file in draw(&average(&[curve]), XAxis::Steps, "PPO on CartPole-v1", &out.join("curve"))? {
+    for file in draw(
+        &average(&[curve]),
+        XAxis::Steps,
+        "PPO on CartPole-v1",
+        &out.join("curve"),
+    )? {
         println!("wrote {}", file.display());
     }
     // ANCHOR_END: run

@@ -19,7 +19,13 @@ fn main() -> anyhow::Result<()> {
     };
     println!("TRPO defaults: {:?}", config.trpo);
     let out = std::path::Path::new("runs/tutorial-trpo");
-    let summary = train::<Cpu>(&config, Default::default(), out, false, &mut std::io::sink())?;
+    let summary = train::<Cpu>(
+        &config,
+        Default::default(),
+        out,
+        false,
+        &mut std::io::sink(),
+    )?;
     for row in summary.history.iter().step_by(5) {
         let get = |k: &str| row.get(k).copied().unwrap_or(f64::NAN);
         println!(
