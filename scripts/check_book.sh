@@ -46,5 +46,9 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 # Every chapter with math.
-pages=$(cd book/book && grep -l 'class="katex' -- *.html | grep -v print.html)
+pages=$(cd book/book && grep -l 'class="katex' -- *.html | grep -v print.html || true)
+if [ -z "$pages" ]; then
+    echo "no page of the book has math: nothing rendered it"
+    exit 1
+fi
 node book/check/check.mjs "$port" $pages
