@@ -19,7 +19,19 @@ pub mod b_ppo_clip;
 pub mod b_ppo_clip;
 
 #[cfg(not(feature = "solution"))]
+pub mod c_trpo_cg;
+#[cfg(feature = "solution")]
+#[path = "../solutions/c_trpo_cg.rs"]
+pub mod c_trpo_cg;
+
+#[cfg(not(feature = "solution"))]
 pub mod d_grpo_k3;
 #[cfg(feature = "solution")]
 #[path = "../solutions/d_grpo_k3.rs"]
 pub mod d_grpo_k3;
+
+#[cfg(not(feature = "solution"))]
+pub mod e_ppo_vs_grpo;
+#[cfg(feature = "solution")]
+#[path = "../solutions/e_ppo_vs_grpo.rs"]
+pub mod e_ppo_vs_grpo;

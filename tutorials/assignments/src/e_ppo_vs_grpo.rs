@@ -1,0 +1,27 @@
+//! Assignment (e): an experiment, PPO against GRPO on a maze, with a written analysis. Book
+//! chapters "PPO" and "GRPO on toy environments".
+//!
+//! 1. Configure one PPO run and one GRPO run on `Maze-v0` (`policy_lab::train::RunConfig`;
+//!    the algorithms' settings are `config.ppo` and `config.grpo`), each within 100,000
+//!    environment steps. The grader trains both with seeds 1 and 2 and asks each to reach 90%
+//!    of the maze's optimal return (greedy evaluation).
+//! 2. Run your experiment (`cargo run --release -- train --config ...`, or the tutorials'
+//!    code), then write `e_analysis.md` next to this crate's Cargo.toml: sections `## Setup`,
+//!    `## Results` (a table with your numbers) and `## Analysis` (what differed and why: the
+//!    critic against group baselines, sample use, variance; at least 200 words in all).
+//!
+//! Grade: `cargo run --release -p policy-lab-assignments --bin e_ppo_vs_grpo`.
+use policy_lab::train::RunConfig;
+
+/// Your PPO run (the seed is set by the grader).
+pub fn ppo_run() -> RunConfig {
+    todo!()
+}
+
+/// Your GRPO run (the seed is set by the grader).
+pub fn grpo_run() -> RunConfig {
+    todo!()
+}
+
+/// Your written analysis.
+pub const ANALYSIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/e_analysis.md");
