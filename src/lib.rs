@@ -9,7 +9,11 @@
 //! * [`backend`]: the burn backends (`cpu`, and with cargo features `wgpu` and `cuda`) and
 //!   the `--device` choice.
 
+/// burn and rand, re-exported for notebooks (an evcxr cell can only name crates it `:dep`s):
+/// `use policy_lab::burn::module::AutodiffModule;`.
+pub use burn;
 pub use policy_lab_envs as envs;
+pub use rand;
 
 pub mod advantage;
 pub mod agents;

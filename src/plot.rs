@@ -252,3 +252,25 @@ where
     area.present().map_err(e)?;
     Ok(())
 }
+
+/// An SVG image that Jupyter's Rust kernel (evcxr) shows inline: evaluate an `Svg` as a
+/// cell's last expression, e.g. `Svg::open(&files[1])?` for the SVG that [`draw`] wrote.
+#[derive(Clone, Debug)]
+pub struct Svg(pub String);
+
+impl Svg {
+    /// Reads an SVG file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Self(text))
+    }
+
+    /// What evcxr calls to show a value: the image between its content markers.
+    pub fn evcxr_display(&self) {
+        println!(
+            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
+            self.0
+        );
+    }
+}
