@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 /// ```
 ///
 /// Returns `(advantages, returns)`.
+// ANCHOR: ac_gae
 pub fn gae(
     rewards: &[f32],
     values: &[f32],
@@ -51,6 +52,7 @@ pub fn gae(
     let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();
     (adv, returns)
 }
+// ANCHOR_END: ac_gae
 
 /// Discounted returns `G_t = r_t + gamma * G_{t+1}` over a time-major rollout, restarting at
 /// each episode end. `bootstrap[k]` is the value added after step `k` when it is the last
@@ -112,6 +114,7 @@ pub const GROUP_STD_EPS: f32 = 1e-4;
 /// ```text
 /// A_i = (r_i - baseline_i) / (std + 1e-4)        std: sample std (n - 1), per group or batch (GRPO-1)
 /// ```
+// ANCHOR: grpo_group_advantages
 pub fn group_advantages(
     rewards: &[f32],
     group_size: usize,
@@ -144,6 +147,7 @@ pub fn group_advantages(
     }
     adv
 }
+// ANCHOR_END: grpo_group_advantages
 
 /// Which groups have rewards that are all equal (their advantages are all zero).
 pub fn zero_std_groups(rewards: &[f32], group_size: usize) -> Vec<bool> {

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, ElementConversion, Tensor};
 
+// ANCHOR: gpus_backends
 /// The CPU backend, with automatic differentiation.
 pub type Cpu = burn::backend::Autodiff<burn::backend::NdArray>;
 /// The wgpu backend, with automatic differentiation.
@@ -22,6 +23,7 @@ pub type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu>;
 /// The CUDA backend, with automatic differentiation.
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Autodiff<burn::backend::Cuda>;
+// ANCHOR_END: gpus_backends
 
 /// Where tensors live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -162,6 +164,7 @@ pub fn keep_freed_memory() {
 /// `n` devices of backend `B`'s default kind, for data-parallel training: GPUs `0..n` on
 /// `cuda` and `wgpu`; on the CPU backend every index is the one CPU device, so the peers
 /// share its cores (useful to test, not faster).
+// ANCHOR: gpus_devices
 pub fn devices<B: Backend>(n: usize) -> Vec<B::Device> {
     use burn::tensor::backend::{Device as _, DeviceId};
     let first = B::Device::default().to_id();
@@ -174,3 +177,4 @@ pub fn devices<B: Backend>(n: usize) -> Vec<B::Device> {
         })
         .collect()
 }
+// ANCHOR_END: gpus_devices

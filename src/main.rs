@@ -117,6 +117,7 @@ enum Command {
     },
 }
 
+// ANCHOR: gpus_lm_on_device
 /// Runs `$body` with `B` the autodiff backend `$device` names and `device` its default device.
 macro_rules! lm_on_device {
     ($device:expr, |$b:ident, $dev:ident| $body:expr) => {
@@ -145,6 +146,7 @@ macro_rules! lm_on_device {
         }
     };
 }
+// ANCHOR_END: gpus_lm_on_device
 
 #[derive(Subcommand)]
 enum LmCommand {

@@ -19,6 +19,7 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
+    // ANCHOR: ppo_orthogonal_init
     /// `input → hidden[0] → ... → output`; hidden layers get orthogonal weights with gain
     /// sqrt(2), the output layer gain `head_gain` (0.01 for a policy head, 1.0 for a critic).
     pub fn new(
@@ -50,6 +51,7 @@ impl<B: Backend> Mlp<B> {
             .collect();
         Self { layers }
     }
+    // ANCHOR_END: ppo_orthogonal_init
 
     /// Checks that `record` (a saved network) has this network's layer shapes, so that
     /// loading it cannot fail halfway; the error names the first difference.
@@ -195,6 +197,7 @@ pub fn clip_grad_norm<B: AutodiffBackend, M: Module<B>>(
         }
     }
     use burn::tensor::ElementConversion;
+    // ANCHOR: ppo_clip_grad_norm
     let mut norm = SquaredNorm::<B> {
         grads,
         total: 0.0,
@@ -211,6 +214,7 @@ pub fn clip_grad_norm<B: AutodiffBackend, M: Module<B>>(
         });
     }
     total
+    // ANCHOR_END: ppo_clip_grad_norm
 }
 
 /// One optimizer step on `loss`: backpropagate, clip the global gradient norm (when

@@ -10,6 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: ppo_ratio
 /// The probability ratio `pi(a|s) / pi_old(a|s) = exp(log pi - log pi_old)`, eq. (PPO-1).
 pub fn ratio<B: Backend, const D: usize>(
     logp: Tensor<B, D>,
@@ -17,7 +18,9 @@ pub fn ratio<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     (logp - old_logp).exp()
 }
+// ANCHOR_END: ppo_ratio
 
+// ANCHOR: grpo_clipped_surrogate
 /// The clipped surrogate loss per token, eq. (PPO-2), with separate low and high clip
 /// ranges (DAPO's clip-higher when `eps_high > eps_low`):
 ///
@@ -34,7 +37,9 @@ pub fn clipped_surrogate<B: Backend, const D: usize>(
     let clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * advantages;
     -unclipped.min_pair(clipped)
 }
+// ANCHOR_END: grpo_clipped_surrogate
 
+// ANCHOR: grpo_kl
 /// An estimator of KL(pi || pi_ref) from samples of pi (Schulman, "Approximating KL
 /// divergence", 2020), with `log_r = log pi_ref - log pi`:
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -61,7 +66,9 @@ pub fn kl<B: Backend, const D: usize>(
         KlEstimator::K3 => log_r.clone().exp() - log_r - 1.0,
     }
 }
+// ANCHOR_END: grpo_kl
 
+// ANCHOR: grpo_aggregate
 /// How per-token losses become one number, eq. (GRPO-4).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Aggregation {
@@ -93,6 +100,7 @@ pub fn aggregate<B: Backend>(
         Aggregation::Constant(c) => masked.sum().reshape([1]) / c,
     }
 }
+// ANCHOR_END: grpo_aggregate
 
 /// The masked mean of `x` (for metrics).
 pub fn masked_mean<B: Backend>(x: Tensor<B, 2>, mask: Tensor<B, 2>) -> Tensor<B, 1> {

@@ -57,6 +57,7 @@ impl Rollout {
             .collect()
     }
 
+    // ANCHOR: ac_next_values
     /// The bootstrap value after every step, from the critic's values: `0` after a
     /// termination, `V(final obs)` after a truncation, `V(s_{t+1})` otherwise (eq. GAE-1).
     pub fn next_values<B: Backend>(
@@ -96,6 +97,7 @@ impl Rollout {
         }
         next
     }
+    // ANCHOR_END: ac_next_values
 }
 
 /// A `[rows, dim]` tensor from a flat slice.
@@ -202,6 +204,7 @@ impl Collector {
             let log_probs = actor_log_probs(actor, &self.obs, dim, device);
             let (actions, logp) = categorical::sample(&log_probs, num_actions, &mut self.rng);
             r.obs.extend_from_slice(&self.obs);
+            // ANCHOR: ac_collect_step
             let out = self.venv.step(&actions)?;
             for i in 0..n {
                 r.rewards.push(out.rewards[i] as f32);
@@ -216,6 +219,7 @@ impl Collector {
                     r.episode_lengths.push(ep.l);
                 }
             }
+            // ANCHOR_END: ac_collect_step
             self.obs
                 .copy_from_slice(out.obs.as_slice().expect("contiguous observations"));
             r.actions.extend(actions);

@@ -44,7 +44,7 @@ fn main() -> anyhow::Result<()> {
         sft.end.accuracy,
         rl.end.accuracy,
         rl.iterations,
-        out.join("metrics.csv").display()
+        out.join("metrics.jsonl").display()
     );
     // ANCHOR_END: run
     Ok(())

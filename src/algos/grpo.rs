@@ -146,6 +146,7 @@ impl GrpoConfig {
             "hidden must list positive layer sizes",
         )
     }
+    // ANCHOR: grpo_loss_type
     fn aggregation(&self, batch: usize, max_len: usize) -> Aggregation {
         match self.loss_type {
             LossType::Grpo => Aggregation::SequenceMean,
@@ -153,6 +154,7 @@ impl GrpoConfig {
             LossType::DrGrpo => Aggregation::Constant((batch * max_len) as f32),
         }
     }
+    // ANCHOR_END: grpo_loss_type
 }
 
 /// What [`grpo_loss`] needs: per-token tensors `[sequences, tokens]` and one advantage per
@@ -188,6 +190,7 @@ pub struct WholeBatch {
 
 /// GRPO's loss (eq. GRPO-2) and TRL's per-update metrics. The one copy, for toy
 /// environments and language models alike.
+// ANCHOR: grpo_loss
 pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoConfig) -> (Tensor<B, 1>, Metrics) {
     let [n, t] = batch.logp.dims();
     let adv = batch.advantages.unsqueeze_dim::<2>(1).repeat_dim(1, t);
@@ -205,6 +208,8 @@ pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoConfig) -> (Tenso
         };
         per_token = per_token + weighted * config.beta;
     }
+    // ANCHOR_END: grpo_loss
+    // ANCHOR: gpus_whole_batch_loss
     let loss = match batch.whole {
         None => aggregate(
             per_token,
@@ -229,6 +234,7 @@ pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoConfig) -> (Tenso
             ),
         },
     };
+    // ANCHOR_END: gpus_whole_batch_loss
 
     // TRL's clip metrics: how often the ratio sits outside the trust region on the side
     // that the clip cuts.
@@ -324,12 +330,14 @@ impl<B: AutodiffBackend> Grpo<B> {
         let policy = self.actor.valid();
         let mut envs = vec![self.env.clone(); groups * g];
         let mut obs: Vec<Vec<f32>> = Vec::with_capacity(envs.len());
+        // ANCHOR: grpo_group_reset
         for chunk in envs.chunks_mut(g) {
             let group_seed: u64 = self.rng.random();
             for env in chunk.iter_mut() {
                 obs.push(env.reset_group_member(group_seed, self.rng.random()).0);
             }
         }
+        // ANCHOR_END: grpo_group_reset
         let n = envs.len();
         let mut traj: Vec<(Vec<f32>, Vec<i64>, Vec<f32>)> = vec![Default::default(); n];
         let (mut rewards, mut done, mut truncated) =
@@ -387,6 +395,7 @@ impl<B: AutodiffBackend> Grpo<B> {
     pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
         let c = self.config.clone();
         let g = c.num_generations;
+        // ANCHOR: grpo_collect
         // 1. Collect; with dynamic sampling, keep only groups whose rewards differ (at most
         //    four batches' worth of tries).
         let mut e = self.generate(c.num_groups)?;
@@ -411,6 +420,7 @@ impl<B: AutodiffBackend> Grpo<B> {
 
         // 2. Group-relative advantages (eq. GRPO-1).
         let adv = group_advantages(&e.rewards, g, c.baseline, c.scale_rewards);
+        // ANCHOR_END: grpo_collect
 
         // 3. Updates.
         let dev = &self.device;
@@ -428,6 +438,7 @@ impl<B: AutodiffBackend> Grpo<B> {
             )
             .reshape([n, t])
         };
+        // ANCHOR: grpo_reference
         let ref_logp = (c.beta > 0.0).then(|| {
             let logits = self.reference.forward(obs.clone().inner()) / c.temperature;
             let lp =
@@ -435,8 +446,10 @@ impl<B: AutodiffBackend> Grpo<B> {
                     .reshape([n, t]);
             Tensor::<B, 2>::from_inner(lp)
         });
+        // ANCHOR_END: grpo_reference
         let max_completion_length = c.max_completion_length.or(self.time_limit).unwrap_or(t);
         let mut m = Metrics::new();
+        // ANCHOR: grpo_update
         for _ in 0..c.num_iterations {
             let logits = self.actor.forward(obs.clone());
             let entropy =
@@ -467,6 +480,7 @@ impl<B: AutodiffBackend> Grpo<B> {
             self.actor = actor;
             m.insert("grad_norm", f64::from(grad_norm));
         }
+        // ANCHOR_END: grpo_update
         self.iteration += 1;
 
         // 4. Metrics (TRL's names; `reward` over every generated group).

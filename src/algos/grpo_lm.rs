@@ -126,6 +126,7 @@ where
     /// Step 1, collect: `num_groups` prompts, `num_generations` completions of each, scored
     /// by the environment; with dynamic sampling, refilled with groups whose rewards differ.
     /// Returns the batch to learn from and the first batch sampled (for the metrics).
+    // ANCHOR: grpolm_collect
     pub fn collect(&mut self) -> Result<(LmRollout, LmRollout), LmError> {
         let c = &self.config;
         let g = c.num_generations;
@@ -161,6 +162,7 @@ where
         }
         Ok((rollout, first))
     }
+    // ANCHOR_END: grpolm_collect
 
     /// Steps 2 and 3: group-relative advantages, then `num_iterations` updates on
     /// `rollout` (whole groups). With a data-parallel peer, the gradients are averaged over
@@ -204,6 +206,7 @@ where
             c.scale_rewards,
         );
         let device = self.model.devices()[0].clone();
+        // ANCHOR: gpus_whole_counts
         let tokens: usize = rollout.tokens.iter().map(Vec::len).sum();
         let mut whole = WholeBatch {
             sequences: rollout.len() as f32,
@@ -229,6 +232,7 @@ where
                 tokens: mean[1],
             };
         }
+        // ANCHOR_END: gpus_whole_counts
         let n = rollout.len();
         let size = n.div_ceil(c.gradient_accumulation_steps.min(n).max(1));
         let mut parts = Vec::new();
@@ -243,6 +247,7 @@ where
                 TensorData::new(adv[start..start + len].to_vec(), [len]),
                 &device,
             );
+            // ANCHOR: grpolm_reference
             let ref_logp = match &self.reference {
                 Some(reference) => {
                     let (lp, _) = completion_log_probs(
@@ -256,6 +261,7 @@ where
                 }
                 None => None,
             };
+            // ANCHOR_END: grpolm_reference
             parts.push(Part {
                 rows,
                 old_logp,
@@ -272,6 +278,7 @@ where
     /// sum to the whole batch's); then all-reduced (mean) over the peers. The metrics are
     /// the parts' mean (the loss: their sum).
     fn gradients_of(&self, parts: &[Part<B>]) -> Result<(GradientsParams, Metrics), LmError> {
+        // ANCHOR: grpolm_gradients
         let mut accumulated = GradientsAccumulator::<Transformer<B>>::new();
         let mut m = Metrics::new();
         for part in parts {
@@ -311,6 +318,7 @@ where
                 .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
                 .map_err(collective_error)?;
         }
+        // ANCHOR_END: grpolm_gradients
         Ok((grads, m))
     }
 }

@@ -54,6 +54,7 @@ pub struct PpoConfig {
     pub hidden: Vec<usize>,
 }
 
+// ANCHOR: ppo_config
 impl Default for PpoConfig {
     fn default() -> Self {
         Self {
@@ -76,6 +77,7 @@ impl Default for PpoConfig {
         }
     }
 }
+// ANCHOR_END: ppo_config
 
 impl PpoConfig {
     /// The number of environment steps per iteration.
@@ -121,6 +123,7 @@ impl PpoConfig {
     }
 }
 
+// ANCHOR: ppo_actor_critic
 /// The actor (a categorical policy over the actions) and the critic (a state value), two
 /// separate networks as in CleanRL.
 #[derive(Module, Debug)]
@@ -137,6 +140,7 @@ impl<B: burn::tensor::backend::Backend> ActorCritic<B> {
         }
     }
 }
+// ANCHOR_END: ppo_actor_critic
 
 /// A PPO learner: its model, optimizer, environments and counters.
 pub struct Ppo<B: AutodiffBackend> {
@@ -171,8 +175,10 @@ impl<B: AutodiffBackend> Ppo<B> {
                 &device,
             )
         });
+        // ANCHOR: ppo_adam
         let optim = AdamConfig::new().with_epsilon(1e-5).init();
         let num_iterations = total_timesteps.div_ceil(config.batch_size()).max(1);
+        // ANCHOR_END: ppo_adam
         Ok(Self {
             config,
             model,
@@ -201,6 +207,7 @@ impl<B: AutodiffBackend> Ppo<B> {
             .collector
             .collect(&inference.actor, c.num_steps, &inner_device)?;
 
+        // ANCHOR: ppo_gae
         // 2. Advantages by GAE, bootstrapping after truncations only (eq. GAE-1, GAE-2).
         let values = critic_values(&inference.critic, &rollout.obs, dim, &inner_device);
         let next_values = rollout.next_values(&values, &inference.critic, &inner_device);
@@ -213,7 +220,9 @@ impl<B: AutodiffBackend> Ppo<B> {
             c.gamma,
             c.gae_lambda,
         );
+        // ANCHOR_END: ppo_gae
 
+        // ANCHOR: ppo_lr
         // 3. Update: epochs of shuffled minibatches.
         let frac = 1.0 - self.iteration as f64 / self.num_iterations as f64;
         let lr = if c.anneal_lr {
@@ -221,6 +230,8 @@ impl<B: AutodiffBackend> Ppo<B> {
         } else {
             c.learning_rate
         };
+        // ANCHOR_END: ppo_lr
+        // ANCHOR: ppo_minibatch
         let batch = rollout.len();
         let mb_size = batch / c.num_minibatches;
         let mut indices: Vec<usize> = (0..batch).collect();
@@ -243,7 +254,9 @@ impl<B: AutodiffBackend> Ppo<B> {
                 let logratio = logp.clone() - old_logp.clone();
                 let r = ratio(logp, old_logp);
                 stats.record_ratio(&r, &logratio, c.clip_coef);
+                // ANCHOR_END: ppo_minibatch
 
+                // ANCHOR: ppo_loss
                 // eq. (PPO-2): the clipped surrogate.
                 let pg_loss = clipped_surrogate(r, adv, c.clip_coef, c.clip_coef).mean();
                 // eq. (PPO-4): the value loss, clipped around the old values.
@@ -263,11 +276,14 @@ impl<B: AutodiffBackend> Ppo<B> {
                 );
                 self.model = model;
                 stats.grad_norm += f64::from(grad_norm);
+                // ANCHOR_END: ppo_loss
             }
+            // ANCHOR: ppo_target_kl
             if c.target_kl.is_some_and(|t| stats.last_approx_kl > t) {
                 stats.stopped_early = true;
                 break 'epochs;
             }
+            // ANCHOR_END: ppo_target_kl
         }
         self.iteration += 1;
 
@@ -281,6 +297,7 @@ impl<B: AutodiffBackend> Ppo<B> {
     }
 }
 
+// ANCHOR: ppo_value_loss
 /// The value loss per state, eq. (PPO-4): `0.5 (V - R)^2`, or with `clip_vloss` (as
 /// CleanRL) the larger of that and the loss of `V` clipped to `old_V ± clip_coef`. Any shape:
 /// PPO on a language model passes `[completions, tokens]` and masks the result.
@@ -298,7 +315,9 @@ pub fn value_loss<B: burn::tensor::backend::Backend, const D: usize>(
     let clipped = (clipped - ret).powi_scalar(2);
     unclipped.max_pair(clipped) * 0.5
 }
+// ANCHOR_END: ppo_value_loss
 
+// ANCHOR: ac_explained_variance
 /// `1 - Var(returns - values) / Var(returns)`: 1 is a perfect critic, 0 no better than a
 /// constant, negative worse (NaN when the returns do not vary).
 pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
@@ -316,6 +335,7 @@ pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
         1.0 - var_diff / var_y
     }
 }
+// ANCHOR_END: ac_explained_variance
 
 /// Running sums of the per-minibatch statistics CleanRL logs.
 #[derive(Default)]
@@ -343,6 +363,7 @@ impl UpdateStats {
         let logratio: Vec<f32> = logratio.clone().inner().into_data().to_vec().expect("f32");
         self.record_ratio_values(&ratio, &logratio, clip);
     }
+    // ANCHOR: ppo_approx_kl
     /// The ratio statistics of one minibatch from plain values (`logratio = log ratio`).
     pub(crate) fn record_ratio_values(&mut self, ratio: &[f32], logratio: &[f32], clip: f32) {
         let n = ratio.len().max(1) as f64;
@@ -359,6 +380,7 @@ impl UpdateStats {
         self.clipfrac += ratio.iter().filter(|r| (*r - 1.0).abs() > clip).count() as f64 / n;
         self.n += 1.0;
     }
+    // ANCHOR_END: ppo_approx_kl
     pub(crate) fn record_losses<B: AutodiffBackend>(
         &mut self,
         pg: &Tensor<B, 1>,

@@ -71,6 +71,7 @@ impl<B: Backend> ValueModel<B> {
         completions: &[Vec<u32>],
         pad: u32,
     ) -> Result<Tensor<B, 2>, ModelError> {
+        // ANCHOR: ppolm_values
         let rows = prompts.len();
         let mut batch = Batch::left_padded(prompts, pad);
         let p_len = batch.len();
@@ -83,6 +84,7 @@ impl<B: Backend> ValueModel<B> {
         }
         let hidden = self.trunk.hidden(&batch)?.narrow(1, p_len - 1, c_len);
         Ok(self.head.forward(hidden).reshape([rows, c_len]))
+        // ANCHOR_END: ppolm_values
     }
 }
 
@@ -229,6 +231,7 @@ where
                 let r = ratio(logp.clone(), old.clone());
                 record_masked_ratio(&mut stats, &r, &(logp - old), &mask, c.clip_coef);
 
+                // ANCHOR: ppolm_loss
                 // eq. (PPO-2), a token mean over the mask.
                 let adv = matrix(mb, &advantages);
                 let pg_loss = masked_mean(
@@ -243,6 +246,7 @@ where
                 );
                 // eq. (PPO-5).
                 let loss = pg_loss.clone() + v_loss.clone() * c.vf_coef;
+                // ANCHOR_END: ppolm_loss
                 let zero = pg_loss.zeros_like();
                 stats.record_losses(&pg_loss, &v_loss, &zero);
                 let (nets, grad_norm) = gradient_step(
@@ -299,6 +303,7 @@ fn token_gae<B: Backend>(
         vec![0.0; n * t],
         vec![false; n * t],
     );
+    // ANCHOR: ppolm_token_gae
     for i in 0..n {
         let len = rollout.tokens[i].len();
         for j in 0..len {
@@ -313,6 +318,7 @@ fn token_gae<B: Backend>(
         }
     }
     let (adv_tm, ret_tm) = gae(&rew, &val, &next, &ends, n, c.gamma, c.gae_lambda);
+    // ANCHOR_END: ppolm_token_gae
     // Back to row-major, keeping only real tokens for the normalization.
     let (mut adv, mut ret, mut v) = (vec![0.0; n * t], vec![0.0; n * t], vec![0.0; n * t]);
     let mut real = Vec::new();

@@ -56,6 +56,7 @@ pub struct TrpoConfig {
     pub hidden: Vec<usize>,
 }
 
+// ANCHOR: trpo_config
 impl Default for TrpoConfig {
     fn default() -> Self {
         Self {
@@ -75,6 +76,7 @@ impl Default for TrpoConfig {
         }
     }
 }
+// ANCHOR_END: trpo_config
 
 impl TrpoConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -114,6 +116,7 @@ impl TrpoConfig {
     }
 }
 
+// ANCHOR: trpo_fvp
 /// `(F + damping I) v` for the policy `actor` on the states `obs` (eq. TRPO-4).
 pub fn fisher_vector_product<B: AutodiffBackend>(
     actor: &Mlp<B>,
@@ -148,7 +151,9 @@ pub fn fisher_vector_product<B: AutodiffBackend>(
     let fv = flat_grads(actor, &grads);
     fv.iter().zip(v).map(|(f, x)| f + damping * x).collect()
 }
+// ANCHOR_END: trpo_fvp
 
+// ANCHOR: trpo_cg
 /// Solves `A x = b` for a symmetric positive definite `A` given as `a(v) = A v`, in at most
 /// `steps` conjugate-gradient iterations (eq. TRPO-5).
 pub fn conjugate_gradient(
@@ -180,7 +185,9 @@ pub fn conjugate_gradient(
     }
     x
 }
+// ANCHOR_END: trpo_cg
 
+// ANCHOR: trpo_kl_surrogate
 /// The mean KL(pi_old || pi_new) over states and the surrogate `mean(ratio * A)`, for the
 /// policy with parameters `theta` (no gradients).
 fn kl_and_surrogate<B: Backend>(
@@ -201,6 +208,7 @@ fn kl_and_surrogate<B: Backend>(
     let surrogate = ((logp - old_logp).exp() * adv.clone()).mean();
     (scalar(&kl.reshape([1])), scalar(&surrogate.reshape([1])))
 }
+// ANCHOR_END: trpo_kl_surrogate
 
 /// A TRPO learner.
 pub struct Trpo<B: AutodiffBackend> {
@@ -254,6 +262,7 @@ impl<B: AutodiffBackend> Trpo<B> {
             .collector
             .collect(&inference.actor, c.num_steps, &self.device)?;
 
+        // ANCHOR: trpo_gradient
         // 2. Advantages (eq. GAE-1, GAE-2), normalized.
         let values = critic_values(&inference.critic, &r.obs, r.obs_dim, &self.device);
         let next_values = r.next_values(&values, &inference.critic, &self.device);
@@ -284,7 +293,9 @@ impl<B: AutodiffBackend> Trpo<B> {
         let surrogate = ((logp - old_logp).exp() * adv_t.clone()).mean();
         let grads = GradientsParams::from_grads(surrogate.backward(), &self.model.actor);
         let g = flat_grads(&self.model.actor, &grads);
+        // ANCHOR_END: trpo_gradient
 
+        // ANCHOR: trpo_step
         // 3b. The natural-gradient direction s = F^-1 g (eq. TRPO-5), scaled to the KL bound
         //     (eq. TRPO-6).
         let fvp = |v: &[f32]| fisher_vector_product(&self.model.actor, &obs, v, c.cg_damping);
@@ -295,7 +306,9 @@ impl<B: AutodiffBackend> Trpo<B> {
         )
         .max(1e-12);
         let step_size = (2.0 * c.target_kl / shs).sqrt();
+        // ANCHOR_END: trpo_step
 
+        // ANCHOR: trpo_line_search
         // 3c. Backtracking line search (eq. TRPO-7).
         let theta = flat_params(&self.model.actor);
         let (obs_i, actions_i, adv_i) =
@@ -330,6 +343,8 @@ impl<B: AutodiffBackend> Trpo<B> {
             }
             fraction *= c.line_search_shrinking_factor;
         }
+        // ANCHOR_END: trpo_line_search
+        // ANCHOR: trpo_accept
         let mut m = Metrics::new();
         match accepted {
             Some((j, candidate, kl, surr)) => {
@@ -344,7 +359,9 @@ impl<B: AutodiffBackend> Trpo<B> {
                 m.insert("kl", 0.0);
             }
         }
+        // ANCHOR_END: trpo_accept
 
+        // ANCHOR: trpo_critic
         // 3d. The critic's regression toward the returns.
         let mut v_loss = 0.0;
         let mut idx = all.clone();
@@ -367,6 +384,7 @@ impl<B: AutodiffBackend> Trpo<B> {
                 self.model.critic = critic;
             }
         }
+        // ANCHOR_END: trpo_critic
         self.iteration += 1;
 
         // 4. Metrics.

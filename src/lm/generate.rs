@@ -95,6 +95,7 @@ pub fn generate<B: Backend>(
         logp: vec![Vec::new(); rows],
         finished: vec![false; rows],
     };
+    // ANCHOR: lm_generate_loop
     for _ in 0..config.max_new_tokens {
         let logits = model.forward_cached(&batch, &mut cache)?;
         let len = batch.len();
@@ -123,11 +124,13 @@ pub fn generate<B: Backend>(
         }
         batch = next;
     }
+    // ANCHOR_END: lm_generate_loop
     Ok(out)
 }
 
 /// Samples a token from one row of `logits / temperature`; returns it and its
 /// log-probability under the unfiltered softmax.
+// ANCHOR: lm_sample_token
 pub fn sample_token(scaled: &[f32], config: &SamplingConfig, rng: &mut impl Rng) -> (u32, f32) {
     let max = scaled.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));
     let log_z = max + scaled.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
@@ -160,6 +163,7 @@ pub fn sample_token(scaled: &[f32], config: &SamplingConfig, rng: &mut impl Rng)
     }
     (pick as u32, scaled[pick] - log_z)
 }
+// ANCHOR_END: lm_sample_token
 
 /// How many positions' full-vocabulary logits [`completion_log_probs`] makes at once.
 pub const LOGIT_CHUNK_POSITIONS: usize = 256;
@@ -168,6 +172,7 @@ pub const LOGIT_CHUNK_POSITIONS: usize = 256;
 /// minus the log-sum-exp of its row (the max subtracted first, for stability, and held
 /// constant: it cancels in the gradient). `logits: [n, t, vocab]`, `targets: [n, t, 1]` →
 /// `[n, t, 1]`. (TRL's `selective_log_softmax`.)
+// ANCHOR: grpolm_selective_log_softmax
 pub fn selective_log_softmax<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 3, Int>,
@@ -176,6 +181,7 @@ pub fn selective_log_softmax<B: Backend>(
     let log_z = (logits.clone() - max.clone()).exp().sum_dim(2).log() + max;
     logits.gather(2, targets) - log_z
 }
+// ANCHOR_END: grpolm_selective_log_softmax
 
 /// `log pi(token)` of every completion token under `model` (with gradients when `B` is an
 /// autodiff backend), from `logits / temperature`: `[rows, max_completion_len]`, and the mask
@@ -193,6 +199,7 @@ pub fn completion_log_probs<B: Backend>(
         prompt_batch.len(),
         completions.iter().map(Vec::len).max().unwrap_or(0),
     );
+    // ANCHOR: lm_completion_batch
     // Each row: the left-padded prompt, then the completion, right-padded.
     let mut batch = prompt_batch;
     let mut targets = Vec::with_capacity(rows * c_len);
@@ -207,6 +214,8 @@ pub fn completion_log_probs<B: Backend>(
             mask.push(if real { 1.0f32 } else { 0.0 });
         }
     }
+    // ANCHOR_END: lm_completion_batch
+    // ANCHOR: grpolm_completion_log_probs
     let hidden = model.hidden(&batch)?;
     let device = hidden.device();
     // The hidden state at position p_len - 1 + j predicts completion token j; the prompt's
@@ -229,5 +238,6 @@ pub fn completion_log_probs<B: Backend>(
     }
     let logp = Tensor::cat(parts, 0).reshape([rows, c_len]);
     let mask = Tensor::from_data(TensorData::new(mask, [rows, c_len]), &device);
+    // ANCHOR_END: grpolm_completion_log_probs
     Ok((logp, mask))
 }

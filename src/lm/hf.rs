@@ -110,6 +110,7 @@ impl HfConfig {
         if self.use_sliding_window == Some(true) {
             bail!("unsupported: use_sliding_window = true");
         }
+        // ANCHOR: gpus_hf_config
         let qkv_bias = arch == "qwen2" || self.attention_bias == Some(true);
         Ok(TransformerConfig::new(self.vocab_size)
             .with_architecture(Architecture::Llama)
@@ -126,6 +127,7 @@ impl HfConfig {
             .with_tie_embeddings(self.tie_word_embeddings.unwrap_or(false))
             .with_norm_eps(self.rms_norm_eps)
             .with_rope_theta(rope_theta))
+        // ANCHOR_END: gpus_hf_config
     }
 
     fn eos_id(&self) -> Option<u32> {
@@ -306,6 +308,7 @@ impl Weights {
     }
 
     /// The `[in, Σ out]` matrix of the Hugging Face `[out, in]` matrices `names`, side by side.
+    // ANCHOR: gpus_hf_linear_weight
     fn linear_weight(&mut self, names: &[&str], outs: &[usize], d_in: usize) -> Result<Vec<f32>> {
         let total: usize = outs.iter().sum();
         let mut w = vec![0.0; d_in * total];
@@ -321,6 +324,7 @@ impl Weights {
         }
         Ok(w)
     }
+    // ANCHOR_END: gpus_hf_linear_weight
 
     fn build<B: Backend>(
         &mut self,
@@ -435,6 +439,7 @@ impl Weights {
 }
 
 /// The values of a tensor stored as float32, float16 or bfloat16 (little-endian), as `f32`.
+// ANCHOR: gpus_hf_to_f32
 fn to_f32(dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     let pairs = || {
         bytes
@@ -451,3 +456,4 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
         other => bail!("unsupported dtype {other:?}: only float32, float16 and bfloat16"),
     })
 }
+// ANCHOR_END: gpus_hf_to_f32

@@ -364,6 +364,7 @@ impl<B: Backend> Transformer<B> {
         }
         let device = self.wte.weight.device();
 
+        // ANCHOR: lm_positions_mask
         // Position ids count real tokens only; pads get position 0 (they are masked anyway).
         let mut positions = Vec::with_capacity(rows * len);
         for r in 0..rows {
@@ -392,6 +393,7 @@ impl<B: Backend> Transformer<B> {
             TensorData::new(masked, [rows, 1, len, total]),
             &device,
         );
+        // ANCHOR_END: lm_positions_mask
         let ids: Vec<i64> = batch.tokens.iter().flatten().map(|&t| t as i64).collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, len]), &device);
         let mut x = self.wte.forward(ids);
@@ -427,6 +429,7 @@ impl<B: Backend> Block<B> {
         rotary: Option<&Rotary<B>>,
         cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
     ) -> Tensor<B, 3> {
+        // ANCHOR: lm_block_forward
         let x = x.clone() + self.attention(self.ln1.forward(x), mask, rotary, cache);
         let h = rowwise(&self.fc, self.ln2.forward(x.clone()));
         let h = if self.gated_mlp {
@@ -437,6 +440,7 @@ impl<B: Backend> Block<B> {
             gelu_tanh(h)
         };
         x + rowwise(&self.fc_out, h)
+        // ANCHOR_END: lm_block_forward
     }
 
     /// Causal multi-head self-attention: `softmax(q kᵀ / sqrt(d_head) + mask) v` per head.
@@ -447,6 +451,7 @@ impl<B: Backend> Block<B> {
         rotary: Option<&Rotary<B>>,
         cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
     ) -> Tensor<B, 3> {
+        // ANCHOR: lm_attention
         let [rows, len, d_model] = x.dims();
         let (heads, kv_heads) = (self.n_heads, self.n_kv_heads);
         let d_head = d_model / heads;
@@ -484,6 +489,7 @@ impl<B: Backend> Block<B> {
         let out = softmax(scores, 3).matmul(v);
         let out = out.swap_dims(1, 2).reshape([rows, len, d_model]);
         rowwise(&self.proj, out)
+        // ANCHOR_END: lm_attention
     }
 }
 
@@ -546,6 +552,7 @@ pub fn rope<B: Backend>(
 impl<B: Backend> Rotary<B> {
     /// `x cos + rotate_half(x) sin`, where `rotate_half([a, b]) = [-b, a]` over the halves of
     /// the last dimension of `x: [rows, heads, len, d_head]`.
+    // ANCHOR: lm_rope_apply
     fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let half = x.dims()[3] / 2;
         let rotated = Tensor::cat(
@@ -557,6 +564,7 @@ impl<B: Backend> Rotary<B> {
         );
         x * self.cos.clone() + rotated * self.sin.clone()
     }
+    // ANCHOR_END: lm_rope_apply
 }
 
 /// GPT-2's GELU, the tanh approximation (Hugging Face's `gelu_new`):

@@ -65,6 +65,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
         &self,
         work: impl Fn(PeerId, B::Device) -> Result<R, LmError> + Sync,
     ) -> Result<Vec<R>, LmError> {
+        // ANCHOR: gpus_parallel_run
         let _session = SESSION.lock().unwrap_or_else(|e| e.into_inner());
         let config = CollectiveConfig::default().with_num_devices(self.peers());
         let collective = |e| LmError::Collective(format!("{e:?}"));
@@ -90,6 +91,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
                 .map(|h| h.join().expect("a data-parallel peer panicked"))
                 .collect()
         })
+        // ANCHOR_END: gpus_parallel_run
     }
 }
 
@@ -126,6 +128,7 @@ where
         ))
         .into());
     }
+    // ANCHOR: gpus_parallel_share
     let share = GrpoConfig {
         num_groups: config.num_groups / peers,
         ..config
@@ -160,6 +163,7 @@ where
         }
         Ok(learner.model)
     })?;
+    // ANCHOR_END: gpus_parallel_share
     Ok(models.swap_remove(0))
 }
 

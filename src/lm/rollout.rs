@@ -111,6 +111,7 @@ where
     E::ActSpace: Space<Item = String>,
     T: Tokenizer,
 {
+    // ANCHOR: grpolm_collect_completions
     let mut prompt_ids: TokenRows = Vec::with_capacity(prompts * group_size);
     let mut envs: Vec<E> = Vec::with_capacity(prompts);
     for _ in 0..prompts {
@@ -138,6 +139,7 @@ where
                 .map_or(0.0, |s| s.reward as f32)
         })
         .collect();
+    // ANCHOR_END: grpolm_collect_completions
     Ok(LmRollout {
         prompts: prompt_ids,
         tokens: out.tokens,

@@ -48,6 +48,7 @@ pub fn encode_prompt(tokenizer: &impl Tokenizer, prompt: &str) -> Result<Vec<u32
 }
 
 /// Token ids of prompts (with BOS in front) and completions (with EOS at the end).
+// ANCHOR: lm_encode_pairs
 pub fn encode_pairs(
     tokenizer: &impl Tokenizer,
     pairs: &[(String, String)],
@@ -63,8 +64,10 @@ pub fn encode_pairs(
     }
     Ok((prompts, completions))
 }
+// ANCHOR_END: lm_encode_pairs
 
 /// The SFT loss of a batch of `(prompt, completion)` pairs (see the module docs).
+// ANCHOR: lm_sft_loss
 pub fn sft_loss<B: AutodiffBackend>(
     model: &Transformer<B>,
     tokenizer: &impl Tokenizer,
@@ -75,6 +78,7 @@ pub fn sft_loss<B: AutodiffBackend>(
         completion_log_probs(model, &prompts, &completions, tokenizer.pad_id(), 1.0)?;
     Ok(-masked_mean(logp, mask))
 }
+// ANCHOR_END: lm_sft_loss
 
 /// Trains `model` on the demonstrations that `batches` yields, one AdamW step per batch;
 /// returns the model and the loss of every step.

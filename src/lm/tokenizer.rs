@@ -15,6 +15,7 @@ pub enum TokenizerError {
     Other(String),
 }
 
+// ANCHOR: lm_tokenizer_trait
 /// Text to token ids and back, with the special tokens generation needs.
 pub trait Tokenizer {
     /// The ids of `text` (no special tokens added).
@@ -33,6 +34,7 @@ pub trait Tokenizer {
     /// model is never paired with a tokenizer it was not trained with.
     fn fingerprint(&self) -> String;
 }
+// ANCHOR_END: lm_tokenizer_trait
 
 /// One token per character of a fixed character set, after three special tokens:
 /// `0` = pad, `1` = bos, `2` = eos.
