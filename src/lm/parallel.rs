@@ -14,12 +14,12 @@
 //! replicas stay equal without ever sending weights. The averaged gradient is the gradient of
 //! the whole batch's loss: `grpo` and `dr_grpo` average over sequences, which the mean over
 //! equal shares preserves, and `bnpo`/`dapo` divide by the token count of the whole batch,
-//! which the peers all-reduce first ([`crate::algos::grpo::GrpoBatch::tokens_per_peer`]).
+//! which the peers all-reduce first ([`crate::algos::grpo::WholeBatch`]).
 //!
 //! On one machine, the peers are threads and the devices are GPUs (`cuda` 0, 1, ...) or, to
 //! test it, several CPU "devices" that share the same cores. burn's collective also spans
 //! machines (a global orchestrator); this module does not: tried with burn 0.21.0, the
-//! second global all-reduce never finished (README, "Multiple machines").
+//! second global all-reduce never finished (README, "A real checkpoint, a GPU, several GPUs" says why).
 
 use std::sync::mpsc;
 use std::sync::Mutex;
