@@ -54,6 +54,7 @@ pub fn gae(
 }
 // ANCHOR_END: ac_gae
 
+// ANCHOR: rf_discounted_returns
 /// Discounted returns `G_t = r_t + gamma * G_{t+1}` over a time-major rollout, restarting at
 /// each episode end. `bootstrap[k]` is the value added after step `k` when it is the last
 /// stored step of an unfinished (or truncated) episode; pass zeros for pure Monte Carlo.
@@ -82,6 +83,7 @@ pub fn discounted_returns(
     }
     out
 }
+// ANCHOR_END: rf_discounted_returns
 
 /// The baseline a group's rewards are compared with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -236,6 +236,7 @@ impl Env for Bandit {
         self.reset_to_context(context)
             .expect("a sampled context is valid")
     }
+    // ANCHOR: env_bandit_step
     fn step(&mut self, arm: usize) -> Result<Step<usize>> {
         check_action(&self.action_space, &arm)?;
         self.phase.check_running()?;
@@ -258,6 +259,7 @@ impl Env for Bandit {
             info,
         })
     }
+    // ANCHOR_END: env_bandit_step
     fn render_ansi(&self) -> Option<String> {
         let arms: Vec<String> = self.means[self.context]
             .iter()

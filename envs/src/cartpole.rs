@@ -103,6 +103,7 @@ impl Env for CartPole {
         (self.reset_to_state(state), Info::default())
     }
 
+    // ANCHOR: env_cartpole_step
     fn step(&mut self, action: usize) -> Result<Step<Obs<Self>>> {
         check_action(&self.action_space, &action)?;
         self.phase.check_running()?;
@@ -136,6 +137,7 @@ impl Env for CartPole {
             info: Info::default(),
         })
     }
+    // ANCHOR_END: env_cartpole_step
 
     /// One line: a track with the cart's position and the pole's lean.
     fn render_ansi(&self) -> Option<String> {

@@ -87,6 +87,7 @@ impl Info {
     }
 }
 
+// ANCHOR: env_step
 /// What `step` returns: Gymnasium's `(obs, reward, terminated, truncated, info)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step<O> {
@@ -103,7 +104,9 @@ impl<O> Step<O> {
         self.terminated || self.truncated
     }
 }
+// ANCHOR_END: env_step
 
+// ANCHOR: env_trait
 /// The element type of an environment's observation space.
 pub type Obs<E> = <<E as Env>::ObsSpace as Space>::Item;
 /// The element type of an environment's action space.
@@ -134,6 +137,7 @@ pub trait Env {
         None
     }
 }
+// ANCHOR_END: env_trait
 
 /// Checks `action` against the action space, returning the typed error if it is outside.
 pub(crate) fn check_action<S: Space>(space: &S, action: &S::Item) -> Result<()> {

@@ -247,6 +247,7 @@ impl GridWorld {
         Self::new(&generate_maze(config)?, config.rules.clone())
     }
 
+    // ANCHOR: env_grid_model
     /// The cell reached by moving from `s` in direction `a` (walls and edges stop the move).
     fn moved(&self, s: usize, a: usize) -> usize {
         let (r, c) = (s / self.ncol, s % self.ncol);
@@ -302,6 +303,7 @@ impl GridWorld {
             vec![outcome(a, 1.0)]
         }
     }
+    // ANCHOR_END: env_grid_model
 
     /// The possible outcomes of action `a` in state `s`.
     pub fn transitions(&self, s: usize, a: usize) -> &[Transition] {
@@ -336,6 +338,7 @@ impl GridWorld {
             .collect()
     }
 
+    // ANCHOR: env_value_iteration
     /// Solves the gridworld by value iteration with discount `gamma`, until no value changes
     /// by more than `tol`. Returns the optimal state values and a greedy policy.
     pub fn value_iteration(&self, gamma: f64, tol: f64) -> (Vec<f64>, Vec<usize>) {
@@ -373,6 +376,7 @@ impl GridWorld {
             .collect();
         (v, policy)
     }
+    // ANCHOR_END: env_value_iteration
 }
 
 impl Env for GridWorld {
@@ -496,6 +500,7 @@ impl MazeConfig {
     }
 }
 
+// ANCHOR: env_generate_maze
 /// Generates a maze map that always has a path from `S` to `G`.
 pub fn generate_maze(config: &MazeConfig) -> Result<Vec<String>> {
     let (rows, cols) = (config.rows, config.cols);
@@ -533,6 +538,7 @@ pub fn generate_maze(config: &MazeConfig) -> Result<Vec<String>> {
         }
     }
 }
+// ANCHOR_END: env_generate_maze
 
 /// Breadth-first search from the top-left cell to a `G` through non-obstacle cells.
 fn has_path(grid: &[Vec<char>]) -> bool {

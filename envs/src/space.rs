@@ -67,6 +67,7 @@ impl fmt::Display for Discrete {
     }
 }
 
+// ANCHOR: env_discrete_space
 impl Space for Discrete {
     type Item = usize;
 
@@ -87,6 +88,7 @@ impl Space for Discrete {
         BoxSpace::uniform(0.0, 1.0, vec![self.n]).expect("a valid unit box")
     }
 }
+// ANCHOR_END: env_discrete_space
 
 /// Storage for a real-valued observation: a `Vec<f32>` or, without allocation, `[f32; N]`.
 pub trait FloatObs: AsRef<[f32]> + AsMut<[f32]> + Clone + fmt::Debug + PartialEq {

@@ -148,6 +148,7 @@ impl<E: Env> SyncVectorEnv<E> {
         (&self.out.obs, infos)
     }
 
+    // ANCHOR: env_vector_step
     /// Steps copy `i` with `actions[i]`, resetting the copies whose episode ended.
     pub fn step(&mut self, actions: &[Act<E>]) -> Result<&VecStep> {
         if actions.len() != self.envs.len() {
@@ -189,4 +190,5 @@ impl<E: Env> SyncVectorEnv<E> {
         }
         Ok(&self.out)
     }
+    // ANCHOR_END: env_vector_step
 }

@@ -80,6 +80,7 @@ impl<E: Env> Env for TimeLimit<E> {
         self.phase = Phase::Running;
         self.env.reset(seed)
     }
+    // ANCHOR: env_time_limit_step
     fn step(&mut self, action: Act<E>) -> Result<Step<Obs<E>>> {
         // The inner env checks the action first, so a bad action gets the action error.
         if self.phase == Phase::Done {
@@ -94,6 +95,7 @@ impl<E: Env> Env for TimeLimit<E> {
         self.phase = Phase::after(step.done());
         Ok(step)
     }
+    // ANCHOR_END: env_time_limit_step
     fn render_ansi(&self) -> Option<String> {
         self.env.render_ansi()
     }
@@ -162,6 +164,7 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         self.episode_start = Instant::now();
         self.env.reset(seed)
     }
+    // ANCHOR: env_episode_stats_step
     fn step(&mut self, action: Act<E>) -> Result<Step<Obs<E>>> {
         let mut step = self.env.step(action)?;
         self.episode_return += step.reward;
@@ -181,6 +184,7 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         }
         Ok(step)
     }
+    // ANCHOR_END: env_episode_stats_step
     fn render_ansi(&self) -> Option<String> {
         self.env.render_ansi()
     }

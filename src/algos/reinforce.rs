@@ -22,6 +22,7 @@ use crate::nn::{categorical, gradient_step, Mlp};
 use crate::rollout::{critic_values, obs_and_actions, tensor1, Collector, VecEnv};
 use crate::{scalar, ConfigError, Metrics};
 
+// ANCHOR: rf_config
 /// REINFORCE's hyperparameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,7 +39,8 @@ pub struct ReinforceConfig {
     /// Normalize the advantages of each batch.
     pub norm_adv: bool,
     pub ent_coef: f32,
-    /// Subtract the critic's baseline (turn off to see the variance it saves).
+    /// Subtract the critic's baseline (turn off, with `norm_adv`, to see the variance it saves:
+    /// normalizing subtracts the batch mean, itself a constant baseline).
     pub baseline: bool,
     pub hidden: Vec<usize>,
 }
@@ -59,6 +61,7 @@ impl Default for ReinforceConfig {
         }
     }
 }
+// ANCHOR_END: rf_config
 
 impl ReinforceConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -133,12 +136,15 @@ impl<B: AutodiffBackend> Reinforce<B> {
     /// One iteration: collect, advantages, update, metrics.
     pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
         let c = self.config.clone();
+        // ANCHOR: rf_collect
         // 1. Collect.
         let inference = self.model.valid();
         let r = self
             .collector
             .collect(&inference.actor, c.num_steps, &self.device)?;
+        // ANCHOR_END: rf_collect
 
+        // ANCHOR: rf_returns
         // 2. Returns-to-go, bootstrapped where the episode was cut (eq. RF-3), minus the
         //    baseline (eq. RF-4).
         let values = critic_values(&inference.critic, &r.obs, r.obs_dim, &self.device);
@@ -150,6 +156,8 @@ impl<B: AutodiffBackend> Reinforce<B> {
             c.num_envs,
             c.gamma,
         );
+        // ANCHOR_END: rf_returns
+        // ANCHOR: rf_baseline
         let mut adv: Vec<f32> = if c.baseline {
             returns.iter().zip(&values).map(|(g, v)| g - v).collect()
         } else {
@@ -158,7 +166,9 @@ impl<B: AutodiffBackend> Reinforce<B> {
         if c.norm_adv {
             normalize(&mut adv, 1e-8);
         }
+        // ANCHOR_END: rf_baseline
 
+        // ANCHOR: rf_policy_step
         // 3. One policy-gradient step (eq. RF-2), then the critic's regression.
         let all: Vec<usize> = (0..r.len()).collect();
         let (obs, actions) = obs_and_actions::<B>(&r, &all, &self.device);
@@ -175,7 +185,9 @@ impl<B: AutodiffBackend> Reinforce<B> {
             None,
         );
         self.model.actor = actor;
+        // ANCHOR_END: rf_policy_step
 
+        // ANCHOR: rf_critic
         let ev = super::ppo::explained_variance(&values, &returns);
         let target = tensor1::<B>(returns, &self.device);
         let mut v_loss = 0.0;
@@ -192,8 +204,10 @@ impl<B: AutodiffBackend> Reinforce<B> {
             );
             self.model.critic = critic;
         }
+        // ANCHOR_END: rf_critic
         self.iteration += 1;
 
+        // ANCHOR: rf_metrics
         // 4. Metrics.
         let mut m = Metrics::new();
         m.insert("policy_loss", scalar(&pg_loss));
@@ -203,5 +217,6 @@ impl<B: AutodiffBackend> Reinforce<B> {
         m.insert("global_step", self.global_step() as f64);
         crate::rollout::episode_metrics(&r, &mut m);
         Ok(m)
+        // ANCHOR_END: rf_metrics
     }
 }
