@@ -111,7 +111,7 @@ use policy_lab::train::{train, Algo, RunConfig};
 let out = std::path::Path::new("../runs/notebook-ppo");
 let config = RunConfig { algo: Algo::Ppo, env: "CartPole-v1".into(), seed: 1, total_timesteps: 30_000, ..RunConfig::default() };
 let summary = train::<Cpu>(&config, Default::default(), out, false, &mut std::io::sink())?;
-let last = summary.history.last().unwrap();
+let last = summary.history.last().unwrap().clone(); // owned: evcxr keeps only owned values between cells
 println!("approx_kl {:.1e}, clipfrac {:.3}, explained variance {:.2}", last["approx_kl"], last["clipfrac"], last["explained_variance"]);"""),
         ("code", """let files = draw(&average(&[read_run(out, XAxis::Steps)?]), XAxis::Steps, "PPO on CartPole-v1", &out.join("curve"))?;
 Svg::open(&files[1])?"""),
@@ -120,7 +120,8 @@ Svg::open(&files[1])?"""),
         ("md", """# GRPO on toy environments
 
 GRPO (no critic: groups of episodes from the same start, group-relative advantages) on a
-generated maze, and the learned policy drawn as arrows over the maze."""),
+generated maze, the learned policy drawn as arrows over the maze, and PPO's policy and values
+on the same maze for comparison."""),
         ("code", DEP),
         ("code", """use policy_lab::burn::module::AutodiffModule;
 use policy_lab::algos::grpo::{Grpo, GrpoConfig};
@@ -136,7 +137,23 @@ for it in 1..=40 {
 }"""),
         ("code", """let (mut maze, _) = make("Maze-v0")?;
 std::fs::create_dir_all("../runs/notebook-grpo")?;
-let files = draw_grid_policy(&learner.actor.valid(), &mut maze, std::path::Path::new("../runs/notebook-grpo/policy"), &Default::default())?;
+let files = draw_grid_policy(&learner.actor.valid(), None, &mut maze, std::path::Path::new("../runs/notebook-grpo/policy"), &Default::default())?;
+Svg::open(&files[1])?"""),
+        ("md", """Each arrow is as long as the probability of its action; the red line is one greedy episode.
+GRPO has no critic, so there are no values to draw. PPO on the same maze (CleanRL's settings,
+100,000 steps) learns a critic too: its value of each cell colours the cell, bright where
+the goal is near."""),
+        ("code", """use policy_lab::algos::ppo::{Ppo, PpoConfig};
+use policy_lab::rollout::make_vec_env;
+let budget = 100_000;
+let config = PpoConfig::default();
+let mut ppo = Ppo::<Cpu>::new(config.clone(), make_vec_env("Maze-v0", config.num_envs)?, 1, budget, Default::default())?;
+while ppo.global_step() < budget {
+    ppo.iterate()?;
+}
+let (mut maze, _) = make("Maze-v0")?;
+let (actor, critic) = (ppo.model.actor.valid(), ppo.model.critic.valid());
+let files = draw_grid_policy(&actor, Some(&critic), &mut maze, std::path::Path::new("../runs/notebook-grpo/ppo-policy"), &Default::default())?;
 Svg::open(&files[1])?"""),
     ],
     "lm_sft": [

@@ -4,7 +4,7 @@ use burn::tensor::backend::Backend;
 use policy_lab_envs::{AnyEnv, Env};
 
 use crate::nn::{categorical, Mlp};
-use crate::rollout::actor_log_probs;
+use crate::rollout::{actor_log_probs, critic_values};
 
 /// The outcome of an evaluation.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,10 +57,13 @@ pub fn evaluate<B: Backend>(
     Ok(out)
 }
 
-/// Draws a gridworld policy: the action probabilities of every cell as arrows, and the cells
-/// one greedy episode visits. Writes `<stem>.png` and `<stem>.svg`; returns their paths.
+/// Draws a gridworld policy: the action probabilities of every cell as arrows, the cells one
+/// greedy episode visits and, given a critic (REINFORCE's, TRPO's or PPO's; GRPO has none),
+/// its value of every cell as the cell's colour. Writes `<stem>.png` and `<stem>.svg`;
+/// returns their paths.
 pub fn draw_grid_policy<B: Backend>(
     actor: &Mlp<B>,
+    critic: Option<&Mlp<B>>,
     env: &mut AnyEnv,
     stem: &std::path::Path,
     device: &B::Device,
@@ -89,10 +92,19 @@ pub fn draw_grid_policy<B: Backend>(
             break;
         }
     }
-    let picture = policy_lab_envs::render::GridPicture::new(&grid)
+    let values: Option<Vec<f64>> = critic.map(|critic| {
+        critic_values(critic, &one_hot, n, device)
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    });
+    let mut picture = policy_lab_envs::render::GridPicture::new(&grid)
         .action_probs(&probs)
         .path(&path)
         .agent(*path.last().unwrap_or(&0));
+    if let Some(values) = &values {
+        picture = picture.values(values);
+    }
     let (png, svg) = (stem.with_extension("png"), stem.with_extension("svg"));
     picture.save_png(&png)?;
     picture.save_svg(&svg)?;

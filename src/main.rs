@@ -308,7 +308,7 @@ fn main() -> Result<()> {
                 eval.success_rate()
             );
             if env.grid().is_some() {
-                for f in draw_grid_policy(&policy, &mut env, &run.join("policy"), &device)? {
+                for f in draw_grid_policy(&policy, None, &mut env, &run.join("policy"), &device)? {
                     println!("wrote {}", f.display());
                 }
             }

@@ -41,7 +41,9 @@ fn main() -> anyhow::Result<()> {
     println!("greedy return {:.3}", eval.mean_return());
     let out = std::path::Path::new("runs/tutorial-grpo");
     std::fs::create_dir_all(out)?;
-    for file in draw_grid_policy(&actor, &mut env, &out.join("policy"), &Default::default())? {
+    // No critic (GRPO has none), so no values: arrows and the greedy path only.
+    let stem = out.join("policy");
+    for file in draw_grid_policy(&actor, None, &mut env, &stem, &Default::default())? {
         println!("wrote {}", file.display());
     }
     // ANCHOR_END: run
