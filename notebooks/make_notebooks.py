@@ -152,8 +152,11 @@ while ppo.global_step() < budget {
     ppo.iterate()?;
 }
 let (mut maze, _) = make("Maze-v0")?;
-let (actor, critic) = (ppo.model.actor.valid(), ppo.model.critic.valid());
-let files = draw_grid_policy(&actor, Some(&critic), &mut maze, std::path::Path::new("../runs/notebook-grpo/ppo-policy"), &Default::default())?;
+let files = {
+    // In a block: evcxr keeps a cell's variables for later cells only if it can name their types.
+    let (actor, critic) = (ppo.model.actor.valid(), ppo.model.critic.valid());
+    draw_grid_policy(&actor, Some(&critic), &mut maze, std::path::Path::new("../runs/notebook-grpo/ppo-policy"), &Default::default())?
+};
 Svg::open(&files[1])?"""),
     ],
     "lm_sft": [
