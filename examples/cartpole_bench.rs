@@ -8,8 +8,10 @@
 
 use std::time::Instant;
 
+use policy_lab::algos::{ppo::Ppo, trpo::Trpo};
 use policy_lab::backend::Cpu;
-use policy_lab::train::{Algo, Learner, RunConfig};
+use policy_lab::rollout::{make_vec_env, Collector};
+use policy_lab::train::{Algo, RunConfig};
 
 fn main() {
     policy_lab::backend::keep_freed_memory();
@@ -28,27 +30,51 @@ fn main() {
         total_timesteps: total,
         ..RunConfig::default()
     };
-    let mut learner = Learner::<Cpu>::new(&config, Default::default()).expect("valid config");
+    // The concrete learner, for its collector's episode returns.
+    let venv = |n| make_vec_env(&config.env, n).expect("CartPole");
+    let (mut ppo, mut trpo) = (None, None);
+    match algo {
+        Algo::Ppo => {
+            let c = config.ppo.clone();
+            let l = Ppo::<Cpu>::new(c.clone(), venv(c.num_envs), seed, total, Default::default());
+            ppo = Some(l.expect("valid config"));
+        }
+        _ => {
+            let c = config.trpo.clone();
+            let l = Trpo::<Cpu>::new(c.clone(), venv(c.num_envs), seed, Default::default());
+            trpo = Some(l.expect("valid config"));
+        }
+    }
+    // One iteration; the steps so far and the returns of the last 20 training episodes.
+    let mut step = || -> (usize, Vec<f64>) {
+        let last20 = |c: &Collector| c.recent_returns.iter().rev().take(20).copied().collect();
+        match (&mut ppo, &mut trpo) {
+            (Some(l), _) => {
+                l.iterate().expect("valid actions");
+                (l.global_step(), last20(&l.collector))
+            }
+            (_, Some(l)) => {
+                l.iterate().expect("valid actions");
+                (l.global_step(), last20(&l.collector))
+            }
+            _ => unreachable!("one learner is made above"),
+        }
+    };
     let start = Instant::now();
     let mut reached: Option<(f64, usize)> = None;
-    while learner.global_step() < total {
-        learner.iterate().expect("valid actions");
-        let r = &learner
-            .collector()
-            .expect("an on-policy learner")
-            .recent_returns;
+    let mut global_step = 0;
+    while global_step < total {
+        let (steps, r) = step();
+        global_step = steps;
         if reached.is_none()
             && r.len() >= 20
             && r.iter().rev().take(20).sum::<f64>() / 20.0 >= 475.0
         {
-            reached = Some((start.elapsed().as_secs_f64(), learner.global_step()));
+            reached = Some((start.elapsed().as_secs_f64(), global_step));
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "steps_per_second {:.0}",
-        learner.global_step() as f64 / secs
-    );
+    println!("steps_per_second {:.0}", global_step as f64 / secs);
     println!("total_s {secs:.2}");
     match reached {
         Some((s, steps)) => println!("reached_475_s {s:.2}\nreached_475_steps {steps}"),

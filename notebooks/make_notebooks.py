@@ -91,13 +91,14 @@ with conjugate gradient on Fisher-vector products (eqs. TRPO-4, TRPO-5), then a 
 keeps the KL within its bound."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
+use policy_lab::run::Start;
 use policy_lab::train::{train, Algo, RunConfig};
 let config = RunConfig { algo: Algo::Trpo, env: "FrozenLake-v1".into(), seed: 1, total_timesteps: 20_000, ..RunConfig::default() };
-let summary = train::<Cpu>(&config, Default::default(), std::path::Path::new("../runs/notebook-trpo"), false, &mut std::io::sink())?;
+let summary = train::<Cpu>(&config, Default::default(), std::path::Path::new("../runs/notebook-trpo"), Start::Overwrite, &mut std::io::sink())?;
 for row in summary.history.iter().step_by(4) {
     println!("step {:6}: KL {:.4} (bound {}), backtracks {}", row["global_step"], row["kl"], config.trpo.target_kl, row["line_search_steps"]);
 }
-println!("greedy success rate {:.2}", summary.evaluation.success_rate());"""),
+println!("greedy success rate {:.2}", summary.evaluation.success_rate().unwrap_or_default());"""),
     ],
     "ppo": [
         ("md", """# PPO
@@ -107,10 +108,11 @@ curve drawn inline."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
 use policy_lab::plot::{average, draw, read_run, Svg, XAxis};
+use policy_lab::run::Start;
 use policy_lab::train::{train, Algo, RunConfig};
 let out = std::path::Path::new("../runs/notebook-ppo");
 let config = RunConfig { algo: Algo::Ppo, env: "CartPole-v1".into(), seed: 1, total_timesteps: 30_000, ..RunConfig::default() };
-let summary = train::<Cpu>(&config, Default::default(), out, false, &mut std::io::sink())?;
+let summary = train::<Cpu>(&config, Default::default(), out, Start::Overwrite, &mut std::io::sink())?;
 let last = summary.history.last().unwrap().clone(); // owned: evcxr keeps only owned values between cells
 println!("approx_kl {:.1e}, clipfrac {:.3}, explained variance {:.2}", last["approx_kl"], last["clipfrac"], last["explained_variance"]);"""),
         ("code", """let files = draw(&average(&[read_run(out, XAxis::Steps)?]), XAxis::Steps, "PPO on CartPole-v1", &out.join("curve"))?;
@@ -167,6 +169,7 @@ the warm start for RL. Tokens are actions; a completion is an episode."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
 use policy_lab::lm::run::{run_sft, LmRunConfig};
+use policy_lab::run::Start;
 let mut config = LmRunConfig::default();
 config.task.digits = 1;
 config.task.test_size = 20;
@@ -175,7 +178,7 @@ config.model.n_layers = 2;
 config.model.d_ff = 256;
 config.sft.steps = 200;
 config.sft.stop_at_accuracy = 0.5;
-let summary = run_sft::<Cpu>(&config, &Default::default(), std::path::Path::new("../runs/notebook-lm-sft"), &mut std::io::sink())?;
+let summary = run_sft::<Cpu>(&config, &Default::default(), std::path::Path::new("../runs/notebook-lm-sft"), Start::Overwrite, &mut std::io::sink())?;
 println!("held-out accuracy {:.2} after {} steps", summary.end.accuracy, summary.iterations);"""),
     ],
     "grpo_lm": [
@@ -186,6 +189,7 @@ and the held-out accuracy curve inline."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
 use policy_lab::lm::run::{run_rl, run_sft, LmAlgo, LmRunConfig};
+use policy_lab::run::Start;
 use policy_lab::plot::{average, draw, read_run, Svg, XAxis};
 let mut config = LmRunConfig::default();
 config.task.digits = 1;
@@ -195,7 +199,7 @@ config.model.n_layers = 2;
 config.model.d_ff = 256;
 config.sft.steps = 300;
 config.sft.stop_at_accuracy = 0.3;
-let sft = run_sft::<Cpu>(&config, &Default::default(), std::path::Path::new("../runs/notebook-grpo-lm/sft"), &mut std::io::sink())?;
+let sft = run_sft::<Cpu>(&config, &Default::default(), std::path::Path::new("../runs/notebook-grpo-lm/sft"), Start::Overwrite, &mut std::io::sink())?;
 config.algo = LmAlgo::Grpo;
 config.grpo.num_groups = 8;
 config.grpo.num_generations = 8;
@@ -203,7 +207,7 @@ config.grpo.learning_rate = 1e-4;
 config.rl.iterations = 20;
 config.rl.eval_every = 5;
 let out = std::path::Path::new("../runs/notebook-grpo-lm/grpo");
-let rl = run_rl::<Cpu>(&config, &sft.model, &[Default::default()], out, &mut std::io::sink())?;
+let rl = run_rl::<Cpu>(&config, &sft.model, &[Default::default()], out, Start::Overwrite, &mut std::io::sink())?;
 println!("held-out accuracy {:.3} -> {:.3}", sft.end.accuracy, rl.end.accuracy);"""),
         ("code", """let files = draw(&average(&[read_run(out, XAxis::Steps)?]), XAxis::Steps, "GRPO on add:1", &out.join("curve"))?;
 Svg::open(&files[1])?"""),

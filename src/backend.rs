@@ -25,6 +25,10 @@ pub type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu>;
 pub type Cuda = burn::backend::Autodiff<burn::backend::Cuda>;
 // ANCHOR_END: gpus_backends
 
+/// The CPU backend without automatic differentiation: for evaluating and playing a policy,
+/// where no gradient is needed and an autodiff graph would only grow.
+pub type Inference = burn::backend::NdArray;
+
 /// Where tensors live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

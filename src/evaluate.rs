@@ -11,20 +11,29 @@ use crate::rollout::{actor_log_probs, critic_values};
 pub struct Evaluation {
     pub returns: Vec<f64>,
     pub lengths: Vec<usize>,
+    /// Whether the environment has a goal to reach (a maze, a lake), so that an episode
+    /// succeeds or fails; CartPole and the bandits have none.
+    pub has_goal: bool,
 }
 
 impl Evaluation {
     pub fn mean_return(&self) -> f64 {
         self.returns.iter().sum::<f64>() / self.returns.len().max(1) as f64
     }
-    /// The fraction of episodes with a positive return (success in a maze or on the lake).
-    pub fn success_rate(&self) -> f64 {
-        self.returns.iter().filter(|r| **r > 0.0).count() as f64 / self.returns.len().max(1) as f64
+    /// The fraction of episodes that reached the goal (a positive return in a maze or on the
+    /// lake); `None` for an environment without a goal.
+    pub fn success_rate(&self) -> Option<f64> {
+        self.has_goal.then(|| {
+            self.returns.iter().filter(|r| **r > 0.0).count() as f64
+                / self.returns.len().max(1) as f64
+        })
     }
 }
 
 /// Plays `episodes` episodes of `env` with the greedy action of `actor`, the first reset
-/// seeded with `seed`.
+/// seeded with `seed`. Give it a policy on a backend without autodiff (`actor.valid()`, or
+/// one loaded on `backend::Inference`): on an autodiff backend every step would add to a
+/// graph that nothing frees.
 pub fn evaluate<B: Backend>(
     actor: &Mlp<B>,
     env: &mut AnyEnv,
@@ -32,10 +41,29 @@ pub fn evaluate<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> policy_lab_envs::Result<Evaluation> {
+    evaluate_with_progress(actor, env, episodes, seed, device, &mut |_, _| {})
+}
+
+/// [`evaluate`], calling `after_episode(episodes done, its return)` after each episode (for
+/// a progress bar).
+pub fn evaluate_with_progress<B: Backend>(
+    actor: &Mlp<B>,
+    env: &mut AnyEnv,
+    episodes: usize,
+    seed: u64,
+    device: &B::Device,
+    after_episode: &mut dyn FnMut(usize, f64),
+) -> policy_lab_envs::Result<Evaluation> {
     let (dim, num_actions) = (env.obs_dim(), env.num_actions());
+    if episodes == 0 {
+        return Err(policy_lab_envs::EnvError::InvalidConfig(
+            "an evaluation needs at least 1 episode".to_string(),
+        ));
+    }
     let mut out = Evaluation {
         returns: Vec::new(),
         lengths: Vec::new(),
+        has_goal: env.grid().is_some(),
     };
     for ep in 0..episodes {
         let (mut obs, _) = env.reset(if ep == 0 { Some(seed) } else { None });
@@ -53,6 +81,7 @@ pub fn evaluate<B: Backend>(
         }
         out.returns.push(ret);
         out.lengths.push(len);
+        after_episode(out.returns.len(), ret);
     }
     Ok(out)
 }

@@ -12,6 +12,7 @@ use anyhow::Result;
 
 use crate::backend::Cpu;
 use crate::plot::{average, draw, read_run, XAxis};
+use crate::run::Start;
 use crate::train::{train, Algo, RunConfig};
 
 /// The environment of the ladder and each rung's step budget.
@@ -67,7 +68,13 @@ pub fn run_ladder(
             algo.name(),
             config.total_timesteps
         )?;
-        let summary = train::<Cpu>(&config, Default::default(), &dir, false, progress)?;
+        let summary = train::<Cpu>(
+            &config,
+            Default::default(),
+            &dir,
+            Start::Overwrite,
+            progress,
+        )?;
         let steps_to_90 = summary.history.iter().find_map(|m| {
             let r = m.get("episodic_return").or(m.get("reward"))?;
             (*r >= 0.9 * optimum).then(|| m["global_step"])
@@ -77,7 +84,7 @@ pub fn run_ladder(
             steps: summary.global_step,
             seconds: summary.seconds,
             greedy_return: summary.evaluation.mean_return(),
-            success_rate: summary.evaluation.success_rate(),
+            success_rate: summary.evaluation.success_rate().unwrap_or(0.0),
             steps_to_90,
         });
         dirs.push(dir);

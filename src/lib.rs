@@ -7,7 +7,10 @@
 //! * [`agents`]: simple agents that play them (random, and a hand-made or planned heuristic
 //!   for each environment), used by `policy-lab play` and as baselines;
 //! * [`backend`]: the burn backends (`cpu`, and with cargo features `wgpu` and `cuda`) and
-//!   the `--device` choice.
+//!   the `--device` choice;
+//! * [`learner`] and [`run`]: what every algorithm is to the run layer, and the run layer
+//!   itself (the run folder, checkpoints, resume, Ctrl-C, progress), shared by the toy and
+//!   language-model runs.
 
 /// burn and rand, re-exported for notebooks (an evcxr cell can only name crates it `:dep`s):
 /// `use policy_lab::burn::module::AutodiffModule;`.
@@ -20,15 +23,18 @@ pub mod agents;
 pub mod algos;
 pub mod backend;
 pub mod checkpoint;
+pub mod config;
 pub mod evaluate;
 pub mod flat;
 pub mod ladder;
+pub mod learner;
 pub mod lm;
 pub mod nn;
 pub mod objective;
 pub mod play;
 pub mod plot;
 pub mod rollout;
+pub mod run;
 pub mod train;
 
 /// The metrics of one iteration, by name (`approx_kl`, `clipfrac`, `episodic_return`, ...).

@@ -16,13 +16,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use policy_lab::backend::Inference;
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
-use policy_lab::evaluate::{draw_grid_policy, evaluate};
+use policy_lab::evaluate::{draw_grid_policy, evaluate_with_progress};
 use policy_lab::ladder::run_ladder;
 use policy_lab::play::{play, AgentKind, PlayConfig, RenderMode};
 use policy_lab::plot::{average, draw, read_run, XAxis};
+use policy_lab::run::{Progress, Start};
 use policy_lab::train::{load_policy, train, Algo, RunConfig, RunSummary};
+use policy_lab::Metrics;
 
 #[derive(Parser)]
 #[command(
@@ -45,8 +48,8 @@ enum Command {
         env: String,
         #[arg(long, value_enum, default_value_t = AgentKind::Heuristic)]
         agent: AgentKind,
-        #[arg(long, default_value_t = 3)]
-        episodes: usize,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        episodes: u64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long, value_enum, default_value_t = RenderMode::Image)]
@@ -80,15 +83,19 @@ enum Command {
         /// Continue the run in this folder from its latest checkpoint, with its saved
         /// config (only --total-timesteps and --device may change); on the CPU it gives the
         /// same numbers as a run that never stopped.
-        #[arg(long, conflicts_with_all = ["algo", "env", "config", "seed", "out"])]
+        #[arg(long, conflicts_with_all = ["algo", "env", "config", "seed", "out", "overwrite"])]
         resume: Option<PathBuf>,
+        /// Replace the run already in the folder (without it, training into a folder that
+        /// holds a run is refused).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Evaluate a trained run's policy greedily.
     Eval {
         /// The run's folder.
         run: PathBuf,
-        #[arg(long, default_value_t = 100)]
-        episodes: usize,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        episodes: u64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -197,12 +204,54 @@ struct LmArgs {
     /// The run's folder (default runs/lm-ALGO-TASK).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue the run in this folder from its newest checkpoint, with its saved config
+    /// (only --iterations and --device may change); on the CPU it gives the same numbers
+    /// as a run that never stopped.
+    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "init"])]
+    resume: Option<PathBuf>,
+    /// Replace the run already in the folder (without it, a folder that holds a run is
+    /// refused).
+    #[arg(long)]
+    overwrite: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     policy_lab::backend::keep_freed_memory();
+    restore_sigpipe();
+    policy_lab::run::progress::bars_on_terminal();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (`policy-lab play | head`) is the reader's choice, not an error.
+            if let Some(io) = e.root_cause().downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return std::process::ExitCode::SUCCESS;
+                }
+            }
+            eprintln!("Error: {e:#}");
+            match e.downcast_ref::<policy_lab::run::Interrupted>() {
+                Some(_) => {
+                    std::process::ExitCode::from(policy_lab::run::interrupt::EXIT_STATUS as u8)
+                }
+                None => std::process::ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// Lets a closed pipe end the program quietly, as it does any Unix tool (Rust ignores
+/// SIGPIPE and turns it into write errors instead).
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resets one signal's disposition to the default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let stdout = &mut std::io::stdout();
-    match Cli::parse().command {
+    match cli.command {
         None => {
             // The main job: the whole ladder on a maze, compared.
             let out = PathBuf::from("runs/ladder");
@@ -225,7 +274,7 @@ fn main() -> Result<()> {
                 &PlayConfig {
                     env,
                     agent,
-                    episodes,
+                    episodes: episodes as usize,
                     seed,
                     render,
                     out,
@@ -242,17 +291,17 @@ fn main() -> Result<()> {
             total_timesteps,
             out,
             resume,
+            overwrite,
         }) => {
             let mut run = match (&resume, config) {
-                (Some(dir), _) => RunConfig::from_toml(
-                    &std::fs::read_to_string(dir.join("config.toml")).with_context(|| {
-                        format!("{} is not a run folder (no config.toml)", dir.display())
-                    })?,
-                )?,
-                (None, Some(path)) => RunConfig::from_toml(
-                    &std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?,
-                )?,
+                (Some(dir), _) => {
+                    let path = dir.join("config.toml");
+                    if !path.exists() {
+                        anyhow::bail!("{} is not a run folder (no config.toml)", dir.display());
+                    }
+                    RunConfig::from_file(&path)?
+                }
+                (None, Some(path)) => RunConfig::from_file(&path)?,
                 (None, None) => RunConfig::default(),
             };
             if let Some(a) = algo {
@@ -274,16 +323,21 @@ fn main() -> Result<()> {
                 let env = run.env.split(':').next().unwrap_or("env").to_lowercase();
                 PathBuf::from(format!("runs/{}-{env}-{}", run.algo.name(), run.seed))
             });
-            let summary = train_on_device(&run, &out, resume.is_some())?;
+            let start = match (resume.is_some(), overwrite) {
+                (true, _) => Start::Resume,
+                (false, true) => Start::Overwrite,
+                (false, false) => Start::New,
+            };
+            let summary = train_on_device(&run, &out, start)?;
             println!(
-                "{} on {}: {} steps in {:.1}s; greedy evaluation over {} episodes: mean return {:.3}, success rate {:.2}",
+                "{} on {}: {} steps in {:.1}s; greedy evaluation over {} episodes: mean return {:.3}{}",
                 run.algo.name(),
                 run.env,
                 summary.global_step,
                 summary.seconds,
                 summary.evaluation.returns.len(),
                 summary.evaluation.mean_return(),
-                summary.evaluation.success_rate()
+                success(&summary.evaluation)
             );
             println!(
                 "wrote {}/{{config.toml, metrics.jsonl, metrics.csv, policy.mpk, resume/, eval.json}}",
@@ -295,17 +349,27 @@ fn main() -> Result<()> {
             episodes,
             seed,
         }) => {
+            // No autodiff: evaluation needs no gradient, and a graph would only grow.
             let device = Default::default();
-            let (config, policy) = load_policy::<policy_lab::backend::Cpu>(&run, &device)?;
+            let (config, policy) = load_policy::<Inference>(&run, &device)?;
             let (mut env, _) = policy_lab::envs::make(&config.env)?;
-            let eval = evaluate(&policy, &mut env, episodes, seed, &device)?;
+            let episodes = episodes as usize;
+            let mut sink = std::io::stderr();
+            let mut bar = Progress::new("eval", episodes, "episodes", 10, episodes, &mut sink);
+            let mut returns = Metrics::new();
+            let eval =
+                evaluate_with_progress(&policy, &mut env, episodes, seed, &device, &mut |n, r| {
+                    returns.insert("episodic_return", r);
+                    let _ = bar.update(n, &returns);
+                })?;
+            bar.finish();
             println!(
-                "{} ({} on {}): mean return {:.3} over {episodes} episodes, success rate {:.2}",
+                "{} ({} on {}): mean return {:.3} over {episodes} episodes{}",
                 run.display(),
                 config.algo.name(),
                 config.env,
                 eval.mean_return(),
-                eval.success_rate()
+                success(&eval)
             );
             if env.grid().is_some() {
                 for f in draw_grid_policy(&policy, None, &mut env, &run.join("policy"), &device)? {
@@ -318,8 +382,16 @@ fn main() -> Result<()> {
                 .iter()
                 .map(|r| read_run(r, x))
                 .collect::<Result<Vec<_>>>()?;
-            if let Some(parent) = out.parent() {
-                std::fs::create_dir_all(parent)?;
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if parent.exists() && !parent.is_dir() {
+                    anyhow::bail!(
+                        "--out {}: {} is a file, not a folder",
+                        out.display(),
+                        parent.display()
+                    );
+                }
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating the folder {}", parent.display()))?;
             }
             for f in draw(&average(&curves), x, "Learning curves", &out)? {
                 println!("wrote {}", f.display());
@@ -343,8 +415,15 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// ", success rate S" for an environment with a goal; nothing for one without (CartPole).
+fn success(eval: &policy_lab::evaluate::Evaluation) -> String {
+    eval.success_rate()
+        .map(|s| format!(", success rate {s:.2}"))
+        .unwrap_or_default()
+}
+
 /// Runs `train` on the backend the config names.
-fn train_on_device(run: &RunConfig, out: &std::path::Path, resume: bool) -> Result<RunSummary> {
+fn train_on_device(run: &RunConfig, out: &std::path::Path, resume: Start) -> Result<RunSummary> {
     let p = &mut std::io::stderr();
     match run.device {
         Device::Cpu => train::<policy_lab::backend::Cpu>(run, Default::default(), out, resume, p),
@@ -387,13 +466,31 @@ fn lm_command(command: LmCommand) -> Result<()> {
             } else {
                 model.clone()
             };
-            let saved = std::fs::read_to_string(run_dir.join("config.toml"))
-                .ok()
-                .map(|t| LmRunConfig::from_toml(&t))
-                .transpose()?
-                .unwrap_or_default();
+            if run_dir.join("policy.mpk").exists() {
+                anyhow::bail!(
+                    "{} is a run on a toy environment (`policy-lab train`), not a language \
+                     model: evaluate it with `policy-lab eval {}`",
+                    run_dir.display(),
+                    run_dir.display()
+                );
+            }
+            let config_path = run_dir.join("config.toml");
+            let saved = match config_path.exists() {
+                true => LmRunConfig::from_file(&config_path)?,
+                false => LmRunConfig::default(),
+            };
+            // Another task than the run's is that task's own test set (its own size), not
+            // the run's test set cut to the run's size.
             let task = match task {
-                Some(t) => parse_task(&t, &saved.task)?,
+                Some(t) => {
+                    let asked = parse_task(&t, &Default::default())?;
+                    let same = (asked.op, asked.digits) == (saved.task.op, saved.task.digits);
+                    if same {
+                        saved.task
+                    } else {
+                        asked
+                    }
+                }
                 None => saved.task,
             };
             let acc = run_eval::<burn::backend::NdArray>(&model_dir, &task, &Default::default())?;
@@ -413,12 +510,34 @@ fn lm_command(command: LmCommand) -> Result<()> {
         LmCommand::Grpo(a) => (LmAlgo::Grpo, a),
         LmCommand::Ppo(a) => (LmAlgo::Ppo, a),
     };
-    let mut config = match &args.config {
-        Some(path) => LmRunConfig::from_toml(
-            &std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        )?,
-        None => LmRunConfig::default(),
+    if algo == LmAlgo::Sft {
+        if args.init.is_some() || args.devices.is_some() {
+            anyhow::bail!(
+                "lm sft trains a fresh model on one device: --init and --devices are for \
+                 `lm grpo` and `lm ppo`"
+            );
+        }
+    }
+    let mut config = match (&args.resume, &args.config) {
+        (Some(dir), _) => {
+            let path = dir.join("config.toml");
+            if !path.exists() {
+                anyhow::bail!("{} is not a run folder (no config.toml)", dir.display());
+            }
+            let saved = LmRunConfig::from_file(&path)?;
+            if saved.algo != algo {
+                anyhow::bail!(
+                    "{} is an `lm {}` run; resume it with `policy-lab lm {} --resume {}`",
+                    dir.display(),
+                    saved.algo.name(),
+                    saved.algo.name(),
+                    dir.display()
+                );
+            }
+            saved
+        }
+        (None, Some(path)) => LmRunConfig::from_file(path)?,
+        (None, None) => LmRunConfig::default(),
     };
     config.algo = algo;
     if let Some(t) = &args.task {
@@ -439,29 +558,42 @@ fn lm_command(command: LmCommand) -> Result<()> {
     if let Some(n) = args.devices {
         config.rl.devices = n;
     }
-    config.validate()?;
     let task_name = format!("{}{}", config.task.op, config.task.digits);
+    if algo != LmAlgo::Sft && args.resume.is_none() {
+        let init = args
+            .init
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("runs/lm-sft-{task_name}")));
+        config.init = Some(model_folder(&init));
+    }
+    config.validate()?;
     let name = algo.name();
     let out = args
-        .out
+        .resume
         .clone()
+        .or(args.out.clone())
         .unwrap_or_else(|| PathBuf::from(format!("runs/lm-{name}-{task_name}")));
+    let start = match (args.resume.is_some(), args.overwrite) {
+        (true, _) => Start::Resume,
+        (false, true) => Start::Overwrite,
+        (false, false) => Start::New,
+    };
     let p = &mut std::io::stderr();
     let summary = match algo {
         LmAlgo::Sft => lm_on_device!(config.device, |B, device| run_sft::<B>(
-            &config, &device, &out, p
+            &config, &device, &out, start, p
         )),
         _ => {
-            let init = args
+            let init = config
                 .init
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("runs/lm-sft-{task_name}")));
-            let init = model_folder(&init);
+                .context("RL starts from a model (--init)")?;
             lm_on_device!(config.device, |B, _device| run_rl::<B>(
                 &config,
                 &init,
                 &policy_lab::backend::devices::<B>(config.rl.devices),
                 &out,
+                start,
                 p
             ))
         }

@@ -73,12 +73,12 @@ pub fn read_run(dir: &Path, x: XAxis) -> Result<RunCurve> {
             )
         }
     };
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .with_context(|| format!("reading {}/metrics.jsonl", dir.display()))?;
+    let path = dir.join("metrics.jsonl");
+    let text = crate::run::folder::read_text(&path)?;
+    let lines: Vec<&str> = text.lines().collect();
     let mut points = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let m: BTreeMap<String, f64> = serde_json::from_str(line)
-            .with_context(|| format!("a bad line in {}/metrics.jsonl", dir.display()))?;
+    // A bad line is named by its number; undefined metrics (`null`) are left out.
+    for m in crate::run::folder::parse_rows(&path, &lines)? {
         let yv = y_keys.iter().find_map(|k| m.get(*k));
         if let (Some(x), Some(yv)) = (m.get(x.key()), yv) {
             points.push((*x, *yv));

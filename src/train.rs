@@ -12,15 +12,18 @@
 //! runs/NAME/resume/         everything `--resume` needs to go on exactly (see `checkpoint`)
 //! runs/NAME/eval.json       the final greedy evaluation
 //! ```
+//!
+//! The folder is the run layer's ([`crate::run`]): locked while written, refused if it
+//! already holds a run (unless `--resume` or `--overwrite`), written atomically, checkpointed
+//! every `checkpoint_every` iterations and on Ctrl-C.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use burn::module::{AutodiffModule, Module};
-use burn::record::{CompactRecorder, Recorder};
-use burn::tensor::backend::AutodiffBackend;
+use burn::record::{CompactRecorder, HalfPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::algos::grpo::{Grpo, GrpoConfig};
@@ -28,11 +31,15 @@ use crate::algos::ppo::{Ppo, PpoConfig};
 use crate::algos::reinforce::{Reinforce, ReinforceConfig};
 use crate::algos::trpo::{Trpo, TrpoConfig};
 use crate::backend::Device;
-use crate::checkpoint::{self, RunState};
 use crate::evaluate::{evaluate, Evaluation};
+use crate::learner::Learner;
 use crate::nn::Mlp;
-use crate::rollout::{make_vec_env, Collector};
-use crate::{ConfigError, Metrics};
+use crate::rollout::make_vec_env;
+use crate::run::folder::{read_text, write_atomic};
+use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
+use crate::ConfigError;
+
+pub use crate::run::MetricsRow;
 
 /// The rungs of the ladder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -97,21 +104,35 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
-    /// Reads a TOML file; unknown keys and invalid values are errors that name them.
+    /// Reads a TOML file's text; unknown keys and invalid values are errors that name them.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let config: RunConfig =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid config: {}", e.message()))?;
+        let config: RunConfig = crate::config::parse_toml(text)?;
         config.validate()?;
         Ok(config)
     }
+    /// Reads the TOML file at `path`; an error names the file, the line and the key.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = read_text(path)?;
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+    /// The settings as TOML, each value as the user would write it (`gamma = 0.99`).
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("a run config always serializes")
+        crate::config::to_toml(self)
+    }
+    /// The hidden layers of the algorithm's networks.
+    pub fn hidden(&self) -> &[usize] {
+        match self.algo {
+            Algo::Reinforce => &self.reinforce.hidden,
+            Algo::Trpo => &self.trpo.hidden,
+            Algo::Ppo => &self.ppo.hidden,
+            Algo::Grpo => &self.grpo.hidden,
+        }
     }
     pub fn validate(&self) -> Result<(), ConfigError> {
-        policy_lab_envs::make(&self.env).map_err(|e| ConfigError(e.to_string()))?;
-        if self.total_timesteps == 0 || self.checkpoint_every == 0 {
+        let (env, _) = policy_lab_envs::make(&self.env).map_err(|e| ConfigError(e.to_string()))?;
+        if self.total_timesteps == 0 || self.checkpoint_every == 0 || self.eval_episodes == 0 {
             return Err(ConfigError(
-                "total_timesteps and checkpoint_every must be at least 1".into(),
+                "total_timesteps, checkpoint_every and eval_episodes must be at least 1".into(),
             ));
         }
         match self.algo {
@@ -119,90 +140,55 @@ impl RunConfig {
             Algo::Trpo => self.trpo.validate(),
             Algo::Ppo => self.ppo.validate(),
             Algo::Grpo => self.grpo.validate(),
-        }
+        }?;
+        // The actor and (but for GRPO) a critic of the same hidden layers.
+        let layers: Vec<u128> = std::iter::once(env.obs_dim())
+            .chain(self.hidden().iter().copied())
+            .map(|n| n as u128)
+            .collect();
+        let body: u128 = layers.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        let last = *layers.last().unwrap_or(&0);
+        let actor = body + last * env.num_actions() as u128 + env.num_actions() as u128;
+        let critic = body + last + 1;
+        let networks = if self.algo == Algo::Grpo {
+            2 * actor
+        } else {
+            actor + critic
+        };
+        crate::config::check_network_fits(&format!("{}.hidden", self.algo.name()), networks)
     }
 }
 
-/// A learner of any rung.
-pub enum Learner<B: AutodiffBackend> {
-    Reinforce(Reinforce<B>),
-    Trpo(Trpo<B>),
-    Ppo(Ppo<B>),
-    Grpo(Grpo<B>),
+/// The learner `config` describes, on `device`: the one place where a toy algorithm is
+/// chosen by name (adding an algorithm is its file and one line here).
+pub fn make_learner<B: AutodiffBackend>(
+    config: &RunConfig,
+    device: B::Device,
+) -> Result<Box<dyn Learner<Policy = Mlp<B>>>> {
+    let (id, seed) = (&config.env, config.seed);
+    Ok(match config.algo {
+        Algo::Reinforce => {
+            let c = config.reinforce.clone();
+            let venv = make_vec_env(id, c.num_envs)?;
+            Box::new(Reinforce::new(c, venv, seed, device)?)
+        }
+        Algo::Trpo => {
+            let c = config.trpo.clone();
+            let venv = make_vec_env(id, c.num_envs)?;
+            Box::new(Trpo::new(c, venv, seed, device)?)
+        }
+        Algo::Ppo => {
+            let c = config.ppo.clone();
+            let venv = make_vec_env(id, c.num_envs)?;
+            Box::new(Ppo::new(c, venv, seed, config.total_timesteps, device)?)
+        }
+        Algo::Grpo => {
+            let (env, spec) = policy_lab_envs::make(id)?;
+            let limit = spec.max_episode_steps;
+            Box::new(Grpo::new(config.grpo.clone(), env, limit, seed, device)?)
+        }
+    })
 }
-
-impl<B: AutodiffBackend> Learner<B> {
-    /// The learner `config` describes, on `device`.
-    pub fn new(config: &RunConfig, device: B::Device) -> Result<Self> {
-        let id = &config.env;
-        let seed = config.seed;
-        Ok(match config.algo {
-            Algo::Reinforce => {
-                let c = config.reinforce.clone();
-                let venv = make_vec_env(id, c.num_envs)?;
-                Learner::Reinforce(Reinforce::new(c, venv, seed, device)?)
-            }
-            Algo::Trpo => {
-                let c = config.trpo.clone();
-                let venv = make_vec_env(id, c.num_envs)?;
-                Learner::Trpo(Trpo::new(c, venv, seed, device)?)
-            }
-            Algo::Ppo => {
-                let c = config.ppo.clone();
-                let venv = make_vec_env(id, c.num_envs)?;
-                Learner::Ppo(Ppo::new(c, venv, seed, config.total_timesteps, device)?)
-            }
-            Algo::Grpo => {
-                let (env, spec) = policy_lab_envs::make(id)?;
-                Learner::Grpo(Grpo::new(
-                    config.grpo.clone(),
-                    env,
-                    spec.max_episode_steps,
-                    seed,
-                    device,
-                )?)
-            }
-        })
-    }
-    pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
-        match self {
-            Learner::Reinforce(l) => l.iterate(),
-            Learner::Trpo(l) => l.iterate(),
-            Learner::Ppo(l) => l.iterate(),
-            Learner::Grpo(l) => l.iterate(),
-        }
-    }
-    pub fn global_step(&self) -> usize {
-        match self {
-            Learner::Reinforce(l) => l.global_step(),
-            Learner::Trpo(l) => l.global_step(),
-            Learner::Ppo(l) => l.global_step(),
-            Learner::Grpo(l) => l.global_step(),
-        }
-    }
-    /// The environments and episode statistics of REINFORCE, TRPO and PPO (GRPO plays its
-    /// groups without one).
-    pub fn collector(&self) -> Option<&Collector> {
-        match self {
-            Learner::Reinforce(l) => Some(&l.collector),
-            Learner::Trpo(l) => Some(&l.collector),
-            Learner::Ppo(l) => Some(&l.collector),
-            Learner::Grpo(_) => None,
-        }
-    }
-    /// The policy network.
-    pub fn actor(&self) -> &Mlp<B> {
-        match self {
-            Learner::Reinforce(l) => &l.model.actor,
-            Learner::Trpo(l) => &l.model.actor,
-            Learner::Ppo(l) => &l.model.actor,
-            Learner::Grpo(l) => &l.actor,
-        }
-    }
-}
-
-/// One iteration's metrics as read back from `metrics.jsonl`.
-pub type MetricsRow = BTreeMap<String, f64>;
 
 /// What a finished run reports.
 #[derive(Clone, Debug)]
@@ -215,194 +201,133 @@ pub struct RunSummary {
     pub history: Vec<MetricsRow>,
 }
 
-/// Trains as `config` says on backend `B`, writing into `out` (see the module docs);
-/// `progress` gets one line per iteration. With `resume`, the run in `out` goes on from its
-/// latest checkpoint (`resume/`): the metrics logged after it are dropped and made again,
-/// and on the CPU they come out the same as in an uninterrupted run.
+/// Trains as `config` says on backend `B`, in the run folder `out` (see the module docs and
+/// [`crate::run::folder`]): a new run ([`Start::New`], refused if `out` holds a run), a
+/// replacement ([`Start::Overwrite`]), or the run in `out` going on from its newest
+/// checkpoint ([`Start::Resume`]; the rows logged after it are dropped and made again, and on
+/// the CPU they come out the same as in an uninterrupted run). Progress goes to `progress`
+/// (or a bar on a terminal, see [`crate::run::progress`]).
 pub fn train<B: AutodiffBackend>(
     config: &RunConfig,
     device: B::Device,
     out: &Path,
-    resume: bool,
+    start: Start,
     progress: &mut dyn Write,
 ) -> Result<RunSummary> {
     config.validate()?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut learner = Learner::<B>::new(config, device.clone())?;
-    let metrics_path = out.join("metrics.jsonl");
-    let mut lines: Vec<String> = Vec::new();
-    let mut run = RunState::default();
-    if resume {
-        run = checkpoint::load(&mut learner, out, &device)?;
-        let text = std::fs::read_to_string(&metrics_path)
-            .with_context(|| format!("reading {}", metrics_path.display()))?;
-        lines = text
-            .lines()
-            .take(run.iterations)
-            .map(String::from)
-            .collect();
-        if lines.len() < run.iterations {
-            bail!(
-                "{} has {} lines but the checkpoint is at iteration {}",
-                metrics_path.display(),
-                lines.len(),
-                run.iterations
-            );
-        }
+    let config_toml = config.to_toml();
+    let resume = format!("policy-lab train --resume {}", out.display());
+    let mut learner = make_learner::<B>(config, device.clone())?;
+    let mut folder = RunFolder::open(out, start, &config_toml, resume)?;
+    let (mut state, mut history) = (RunState::default(), Vec::new());
+    if start == Start::Resume {
+        let (ckpt, s, rows) = folder.resume_at(&config_toml, RESUMABLE)?;
+        learner.load(&ckpt)?;
+        (state, history) = (s, rows);
     }
-    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
-    write_atomic(
-        &metrics_path,
-        lines
-            .iter()
-            .map(|l| l.clone() + "\n")
-            .collect::<String>()
-            .as_bytes(),
+    let total = config.total_timesteps;
+    let title = format!("{} {}", config.algo.name(), config.env);
+    let mut bar = Progress::new(
+        &title,
+        total,
+        "steps",
+        20,
+        expected_iterations(config),
+        progress,
+    );
+    let driven = drive(
+        learner.as_mut(),
+        &mut folder,
+        state,
+        history,
+        Drive {
+            config_toml: &config_toml,
+            checkpoint_every: config.checkpoint_every,
+            done: &|l, _| l.global_step() >= total,
+            position: &|l, _| l.global_step(),
+            after: &mut |_, _, _| Ok(()),
+            save_policy: &|l, dir| save_policy(l.policy(), dir),
+        },
+        &mut bar,
     )?;
-    let mut history: Vec<MetricsRow> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("a bad line in {}", metrics_path.display()))?;
-    let mut jsonl = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)?;
-    let started = std::time::Instant::now();
-    let seconds = || run.seconds + started.elapsed().as_secs_f64();
-    let mut iterations = run.iterations;
-    while learner.global_step() < config.total_timesteps {
-        let mut m = learner.iterate()?;
-        iterations += 1;
-        m.insert("iteration", iterations as f64);
-        m.insert("time", seconds());
-        m.insert("SPS", learner.global_step() as f64 / seconds());
-        // A non-finite loss or reward stops the run; the last checkpoint stays as it was.
-        if let Some((k, v)) = m
-            .iter()
-            .find(|(k, v)| !v.is_finite() && !NAN_ALLOWED.contains(k))
-        {
-            bail!(
-                "update {iterations} produced {k} = {v}; stopping. The last good checkpoint is in {}",
-                out.display()
-            );
-        }
-        writeln!(jsonl, "{}", serde_json::to_string(&m)?)?;
-        let frac = (learner.global_step() as f64 / config.total_timesteps as f64).min(1.0);
-        let bar: String = (0..30)
-            .map(|i| if (i as f64) < frac * 30.0 { '#' } else { '.' })
-            .collect();
-        let score = m
-            .get("episodic_return")
-            .or(m.get("reward"))
-            .map(|r| format!("{r:.3}"))
-            .unwrap_or("-".into());
-        writeln!(
-            progress,
-            "[{bar}] {:>3.0}% step {:>8}  return {score:>9}  {:.1}s",
-            frac * 100.0,
-            learner.global_step(),
-            seconds()
-        )?;
-        history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
-        if iterations % config.checkpoint_every == 0 {
-            jsonl.flush()?;
-            save_checkpoint(&learner, iterations, seconds(), out)?;
-        }
-    }
-    save_checkpoint(&learner, iterations, seconds(), out)?;
-    write_csv(&history, &out.join("metrics.csv"))?;
+    bar.finish();
+    write_csv(&driven.history, &out.join("metrics.csv"))?;
     let (mut env, _) = policy_lab_envs::make(&config.env)?;
     let evaluation = evaluate(
-        &learner.actor().valid(),
+        &learner.policy().valid(),
         &mut env,
         config.eval_episodes,
         config.seed.wrapping_add(10_000),
         &device,
     )?;
-    let eval_json = serde_json::json!({
+    let mut eval_json = serde_json::json!({
         "episodes": config.eval_episodes,
         "mean_return": evaluation.mean_return(),
-        "success_rate": evaluation.success_rate(),
         "returns": evaluation.returns,
         "global_step": learner.global_step(),
-        "seconds": seconds(),
+        "seconds": driven.seconds,
     });
-    write_atomic(
-        &out.join("eval.json"),
+    if let Some(rate) = evaluation.success_rate() {
+        eval_json["success_rate"] = rate.into();
+    }
+    folder.write(
+        "eval.json",
         serde_json::to_string_pretty(&eval_json)?.as_bytes(),
     )?;
     Ok(RunSummary {
         evaluation,
-        iterations,
+        iterations: driven.iterations,
         global_step: learner.global_step(),
-        seconds: seconds(),
-        history,
+        seconds: driven.seconds,
+        history: driven.history,
     })
 }
 
-/// Writes the policy for `eval` (`policy.mpk`) and the full state for `--resume`.
-fn save_checkpoint<B: AutodiffBackend>(
-    learner: &Learner<B>,
-    iterations: usize,
-    seconds: f64,
-    out: &Path,
-) -> Result<()> {
-    save_policy(learner.actor(), out)?;
-    checkpoint::save(
-        learner,
-        RunState {
-            iterations,
-            seconds,
-        },
-        out,
-    )
+/// The settings `--resume` may change: the budget and the device.
+pub const RESUMABLE: &[&str] = &["total_timesteps", "device"];
+
+/// About how many iterations `config` runs (for spacing progress lines).
+fn expected_iterations(config: &RunConfig) -> usize {
+    let per = match config.algo {
+        Algo::Reinforce => config.reinforce.num_envs * config.reinforce.num_steps,
+        Algo::Trpo => config.trpo.num_envs * config.trpo.num_steps,
+        Algo::Ppo => config.ppo.num_envs * config.ppo.num_steps,
+        // GRPO's episodes have no fixed length: a rough guess of 16 steps per episode.
+        Algo::Grpo => config.grpo.num_groups * config.grpo.num_generations * 16,
+    };
+    config.total_timesteps.div_ceil(per.max(1))
 }
 
-/// Metrics that are NaN by definition in some iterations (no variance to explain).
-const NAN_ALLOWED: [&str; 2] = ["explained_variance", "grad_norm"];
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so that a crash never
-/// leaves a half-written file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
-/// Saves the policy as `policy.mpk` in `dir`, atomically.
-pub fn save_policy<B: AutodiffBackend>(actor: &Mlp<B>, dir: &Path) -> Result<()> {
-    let tmp = dir.join("policy.tmp");
-    actor
-        .clone()
-        .save_file(&tmp, &CompactRecorder::new())
-        .context("saving the policy")?;
-    std::fs::rename(tmp.with_extension("mpk"), dir.join("policy.mpk"))
-        .context("moving the checkpoint into place")?;
-    Ok(())
+/// Saves the policy as `policy.mpk` in `dir` (half precision, as burn's `CompactRecorder`
+/// writes it), atomically.
+pub fn save_policy<B: Backend>(actor: &Mlp<B>, dir: &Path) -> Result<()> {
+    let bytes = NamedMpkBytesRecorder::<HalfPrecisionSettings>::new()
+        .record(actor.clone().into_record(), ())
+        .context("encoding the policy")?;
+    write_atomic(&dir.join("policy.mpk"), &bytes)
 }
 
 /// Loads `policy.mpk` from a run folder into a policy shaped as that run's config says;
-/// a checkpoint of another shape is an error that says so.
-pub fn load_policy<B: burn::tensor::backend::Backend>(
-    run: &Path,
-    device: &B::Device,
-) -> Result<(RunConfig, Mlp<B>)> {
-    let text = std::fs::read_to_string(run.join("config.toml"))
-        .with_context(|| format!("reading {}/config.toml", run.display()))?;
-    let config = RunConfig::from_toml(&text)?;
+/// a checkpoint of another shape, or a damaged one, is an error that says so. Load it on a
+/// backend without autodiff (`backend::Inference`) to evaluate or play: no graph is built.
+pub fn load_policy<B: Backend>(run: &Path, device: &B::Device) -> Result<(RunConfig, Mlp<B>)> {
+    let path = run.join("config.toml");
+    if !path.exists() {
+        bail!("{} is not a run folder (no config.toml)", run.display());
+    }
+    let config = RunConfig::from_file(&path)?;
     let (env, _) = policy_lab_envs::make(&config.env)?;
-    let hidden = match config.algo {
-        Algo::Reinforce => &config.reinforce.hidden,
-        Algo::Trpo => &config.trpo.hidden,
-        Algo::Ppo => &config.ppo.hidden,
-        Algo::Grpo => &config.grpo.hidden,
-    };
-    let fresh = Mlp::<B>::new(env.obs_dim(), hidden, env.num_actions(), 0.01, device);
+    let fresh = Mlp::<B>::new(
+        env.obs_dim(),
+        config.hidden(),
+        env.num_actions(),
+        0.01,
+        device,
+    );
     let path = run.join("policy.mpk");
     let record = CompactRecorder::new()
         .load(path.clone(), device)
-        .with_context(|| format!("reading the checkpoint {}", path.display()))?;
+        .map_err(|e| crate::checkpoint::damaged(&path.with_extension(""), e))?;
     if let Err(why) = fresh.check_record(&record) {
         bail!("the checkpoint {} was saved by another architecture than its config.toml describes: {why}", path.display());
     }

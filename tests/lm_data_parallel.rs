@@ -177,6 +177,7 @@ fn lm_grpo_with_two_devices_runs_and_saves() {
         &init,
         &policy_lab::backend::devices::<B>(2),
         &out,
+        policy_lab::run::Start::New,
         &mut std::io::sink(),
     )
     .unwrap();

@@ -209,6 +209,7 @@ fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
         &fixture("hf-tiny-qwen2"),
         &[Default::default()],
         &out,
+        policy_lab::run::Start::New,
         &mut std::io::sink(),
     )
     .unwrap();

@@ -8,6 +8,7 @@ use policy_lab::lm::model::TransformerConfig;
 use policy_lab::lm::run::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
 use policy_lab::lm::task::{parse_task, task_tokenizer};
 use policy_lab::lm::tokenizer::{CharTokenizer, LmTokenizer, Tokenizer};
+use policy_lab::run::Start;
 
 type B = policy_lab::backend::Cpu;
 type Inner = burn::backend::NdArray;
@@ -45,7 +46,7 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
     let device = Default::default();
     let sink = &mut std::io::sink();
     let mut config = tiny_config();
-    let sft = run_sft::<B>(&config, &device, &dir.join("sft"), sink).unwrap();
+    let sft = run_sft::<B>(&config, &device, &dir.join("sft"), Start::New, sink).unwrap();
     assert_eq!(sft.iterations, 60);
     assert!(sft.start.is_none());
     assert_eq!(sft.end.problems, 40);
@@ -68,7 +69,7 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
     for algo in [LmAlgo::Grpo, LmAlgo::Ppo] {
         config.algo = algo;
         let out = dir.join(algo.name());
-        let rl = run_rl::<B>(&config, &sft.model, &[device], &out, sink).unwrap();
+        let rl = run_rl::<B>(&config, &sft.model, &[device], &out, Start::New, sink).unwrap();
         assert_eq!(rl.start.as_ref(), Some(&sft.end), "{algo:?}");
         assert_eq!(rl.iterations, 4);
         let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -177,6 +178,7 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
         &dir,
         &[device],
         &dir.join("rl"),
+        Start::New,
         &mut std::io::sink(),
     )
     .unwrap_err()

@@ -7,6 +7,7 @@
 
 use policy_lab::backend::Cpu;
 use policy_lab::lm::run::{run_rl, run_sft, LmAlgo, LmRunConfig};
+use policy_lab::run::Start;
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: run
@@ -19,7 +20,13 @@ fn main() -> anyhow::Result<()> {
     config.sft.steps = 300;
     config.sft.stop_at_accuracy = 0.3; // a weak start leaves GRPO room
     let sft_dir = std::path::Path::new("runs/tutorial-grpo-lm/sft");
-    let sft = run_sft::<Cpu>(&config, &Default::default(), sft_dir, &mut std::io::sink())?;
+    let sft = run_sft::<Cpu>(
+        &config,
+        &Default::default(),
+        sft_dir,
+        Start::Overwrite,
+        &mut std::io::sink(),
+    )?;
     println!("SFT warm start: held-out accuracy {:.3}", sft.end.accuracy);
 
     config.algo = LmAlgo::Grpo;
@@ -34,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         &sft.model,
         &[Default::default()],
         out,
+        Start::Overwrite,
         &mut std::io::stdout(),
     )?;
     // One-digit addition has only 60 training problems: the training reward (above) climbs

@@ -8,6 +8,7 @@
 
 use policy_lab::backend::Cpu;
 use policy_lab::lm::run::{run_sft, LmRunConfig};
+use policy_lab::run::Start;
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: run
@@ -20,7 +21,13 @@ fn main() -> anyhow::Result<()> {
     config.sft.steps = 300;
     config.sft.stop_at_accuracy = 0.5; // a partial warm start, for RL to improve
     let out = std::path::Path::new("runs/tutorial-lm-sft");
-    let summary = run_sft::<Cpu>(&config, &Default::default(), out, &mut std::io::stdout())?;
+    let summary = run_sft::<Cpu>(
+        &config,
+        &Default::default(),
+        out,
+        Start::Overwrite,
+        &mut std::io::stdout(),
+    )?;
     println!(
         "after {} steps: held-out accuracy {:.3} on {} problems (well-formed answers {:.3}); model in {}",
         summary.iterations,

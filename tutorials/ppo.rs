@@ -7,6 +7,7 @@
 
 use policy_lab::backend::Cpu;
 use policy_lab::plot::{average, draw, read_run, XAxis};
+use policy_lab::run::Start;
 use policy_lab::train::{train, Algo, RunConfig};
 
 fn main() -> anyhow::Result<()> {
@@ -23,7 +24,7 @@ fn main() -> anyhow::Result<()> {
         &config,
         Default::default(),
         out,
-        false,
+        Start::Overwrite,
         &mut std::io::sink(),
     )?;
     for row in summary.history.iter().step_by(4) {

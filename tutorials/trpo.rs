@@ -6,6 +6,7 @@
 //! ```
 
 use policy_lab::backend::Cpu;
+use policy_lab::run::Start;
 use policy_lab::train::{train, Algo, RunConfig};
 
 fn main() -> anyhow::Result<()> {
@@ -23,7 +24,7 @@ fn main() -> anyhow::Result<()> {
         &config,
         Default::default(),
         out,
-        false,
+        Start::Overwrite,
         &mut std::io::sink(),
     )?;
     for row in summary.history.iter().step_by(5) {
@@ -41,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "greedy success rate over {} episodes: {:.2}; metrics in {}",
         config.eval_episodes,
-        summary.evaluation.success_rate(),
+        summary.evaluation.success_rate().unwrap_or_default(),
         out.display()
     );
     // ANCHOR_END: run

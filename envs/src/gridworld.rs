@@ -237,7 +237,7 @@ impl GridWorld {
             "4x4" => Self::new(&MAP_4X4, rules),
             "8x8" => Self::new(&MAP_8X8, rules),
             other => Err(EnvError::config(format!(
-                "unknown FrozenLake map '{other}'; use \"4x4\" or \"8x8\""
+                "unknown FrozenLake map '{other}': map_name must be \"4x4\" or \"8x8\""
             ))),
         }
     }
@@ -457,9 +457,18 @@ impl fmt::Display for GridWorld {
     }
 }
 
-/// How to generate a maze: a `rows x cols` grid, start at the top-left, goal at the
-/// bottom-right, each other cell an obstacle with probability `obstacle_prob`; regenerated
-/// (with the same seed stream) until a path from start to goal exists.
+/// The largest number of rows or columns of a generated maze.
+pub const MAX_MAZE_SIDE: usize = 64;
+
+/// How many cells [`generate_maze`] may draw, over all its attempts, before it gives up:
+/// `MAZE_DRAW_BUDGET / (rows * cols)` attempts (312,500 for an 8x8 maze, 4,882 for 64x64),
+/// a fraction of a second in a release build.
+pub const MAZE_DRAW_BUDGET: usize = 20_000_000;
+
+/// How to generate a maze: a `rows x cols` grid (each side 1 to [`MAX_MAZE_SIDE`], at least
+/// 2 cells), start at the top-left, goal at the bottom-right, each other cell an obstacle
+/// with probability `obstacle_prob`; regenerated (with the same seed stream) until a path
+/// from start to goal exists, or an error once [`MAZE_DRAW_BUDGET`] cells have been drawn.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MazeConfig {
@@ -498,26 +507,53 @@ impl MazeConfig {
             ..Self::default()
         }
     }
+
+    /// Checks the size and the obstacle probability.
+    fn validate(&self) -> Result<()> {
+        let (rows, cols) = (self.rows, self.cols);
+        if rows == 0 || cols == 0 || rows > MAX_MAZE_SIDE || cols > MAX_MAZE_SIDE {
+            return Err(EnvError::config(format!(
+                "a maze needs rows and cols from 1 to {MAX_MAZE_SIDE}, got {rows}x{cols}"
+            )));
+        }
+        if rows * cols < 2 {
+            return Err(EnvError::config(format!(
+                "a maze needs at least 2 cells (a start and a goal), got {rows}x{cols}"
+            )));
+        }
+        if !(0.0..=0.75).contains(&self.obstacle_prob) {
+            return Err(EnvError::config(format!(
+                "obstacle_prob must be in [0, 0.75], got {}",
+                self.obstacle_prob
+            )));
+        }
+        Ok(())
+    }
+
+    /// The error when no attempt had a path: what was tried and what to change.
+    fn no_path_error(&self, attempts: usize) -> EnvError {
+        let advice = if self.obstacle_prob > 0.4 {
+            "try obstacle_prob <= 0.4 (above it, a path across a large maze is rare) or a smaller maze"
+        } else {
+            "try a lower obstacle_prob or a smaller maze"
+        };
+        EnvError::config(format!(
+            "no path from S to G in {attempts} random {}x{} mazes with obstacle_prob={}; {advice}",
+            self.rows, self.cols, self.obstacle_prob
+        ))
+    }
 }
 
 // ANCHOR: env_generate_maze
-/// Generates a maze map that always has a path from `S` to `G`.
+/// Generates a maze map that always has a path from `S` to `G`, or an error if
+/// `MAZE_DRAW_BUDGET / (rows * cols)` attempts found none.
 pub fn generate_maze(config: &MazeConfig) -> Result<Vec<String>> {
+    config.validate()?;
     let (rows, cols) = (config.rows, config.cols);
-    if rows * cols < 2 || rows > 256 || cols > 256 {
-        return Err(EnvError::config(format!(
-            "a maze needs 2 to 65536 cells and sides up to 256, got {rows}x{cols}"
-        )));
-    }
-    if !(0.0..=0.75).contains(&config.obstacle_prob) {
-        return Err(EnvError::config(format!(
-            "obstacle_prob must be in [0, 0.75], got {}",
-            config.obstacle_prob
-        )));
-    }
     let obstacle = if config.holes { 'H' } else { '#' };
     let mut rng = EnvRng::seed_from_u64(config.seed);
-    loop {
+    let attempts = MAZE_DRAW_BUDGET / (rows * cols);
+    for _ in 0..attempts {
         let mut grid: Vec<Vec<char>> = (0..rows)
             .map(|_| {
                 (0..cols)
@@ -537,6 +573,7 @@ pub fn generate_maze(config: &MazeConfig) -> Result<Vec<String>> {
             return Ok(grid.into_iter().map(String::from_iter).collect());
         }
     }
+    Err(config.no_path_error(attempts))
 }
 // ANCHOR_END: env_generate_maze
 

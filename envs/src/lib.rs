@@ -47,8 +47,10 @@ pub use cartpole::CartPole;
 pub use check::check_env;
 pub use env::{seeded_rng, Act, Env, EnvRng, EpisodeStats, Info, Obs, Step};
 pub use error::{EnvError, Result};
-pub use gridworld::{generate_maze, GridRules, GridWorld, MazeConfig, Tile};
-pub use registry::{make, AnyEnv, EnvKind, EnvSpec, ENV_IDS};
+pub use gridworld::{
+    generate_maze, GridRules, GridWorld, MazeConfig, Tile, MAX_MAZE_SIDE, MAZE_DRAW_BUDGET,
+};
+pub use registry::{make, AnyEnv, EnvKind, EnvSpec, ENV_IDS, MAX_ARMS, MAX_CONTEXTS};
 pub use space::{BoxSpace, Discrete, FloatObs, Space, Text};
 pub use vector::{SyncVectorEnv, VecStep};
 pub use wrappers::{

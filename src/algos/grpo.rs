@@ -127,16 +127,27 @@ impl GrpoConfig {
             "learning_rate must be positive",
         )?;
         check(
-            self.epsilon > 0.0 && self.epsilon_high.is_none_or(|e| e > 0.0),
-            "epsilon and epsilon_high must be > 0",
+            self.epsilon > 0.0
+                && self.epsilon.is_finite()
+                && self.epsilon_high.is_none_or(|e| e > 0.0 && e.is_finite()),
+            "epsilon and epsilon_high must be > 0 and finite",
         )?;
-        check(self.beta >= 0.0, "beta must be >= 0")?;
+        check(
+            self.beta >= 0.0 && self.beta.is_finite(),
+            "beta must be >= 0 and finite",
+        )?;
         check(
             self.num_iterations >= 1,
             "num_iterations must be at least 1",
         )?;
-        check(self.temperature > 0.0, "temperature must be > 0")?;
-        check(self.max_grad_norm > 0.0, "max_grad_norm must be > 0")?;
+        check(
+            self.temperature > 0.0 && self.temperature.is_finite(),
+            "temperature must be > 0 and finite",
+        )?;
+        check(
+            self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite(),
+            "max_grad_norm must be > 0 and finite",
+        )?;
         check(
             self.gradient_accumulation_steps >= 1,
             "gradient_accumulation_steps must be at least 1",
@@ -562,4 +573,52 @@ fn merge_informative(a: Episodes, b: Episodes, g: usize, want: usize) -> Episode
         }
     }
     out
+}
+
+/// What GRPO keeps besides networks and optimizers (`state.json`).
+#[derive(Serialize, Deserialize)]
+struct GrpoState {
+    rng: EnvRng,
+    steps: usize,
+    iteration: usize,
+}
+
+// The run layer's view of GRPO on a toy environment: iterate, and the checkpoint (the
+// policy, its frozen reference, the optimizer, the generator that seeds the groups).
+impl<B: AutodiffBackend> crate::learner::Learner for Grpo<B> {
+    type Policy = Mlp<B>;
+    fn iterate(&mut self) -> anyhow::Result<Metrics> {
+        Ok(Grpo::iterate(self)?)
+    }
+    fn global_step(&self) -> usize {
+        Grpo::global_step(self)
+    }
+    fn policy(&self) -> &Mlp<B> {
+        &self.actor
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        save_module(&self.actor, &dir.join("networks"))?;
+        save_module(&self.reference, &dir.join("reference"))?;
+        save_optim(&self.optim, &dir.join("optim"))?;
+        let state = GrpoState {
+            rng: self.rng.clone(),
+            steps: self.steps,
+            iteration: self.iteration,
+        };
+        save_json(&state, &dir.join("state.json"))
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        let d = &self.device;
+        self.actor = load_module(self.actor.clone(), &dir.join("networks"), d)?;
+        self.reference = load_module(self.reference.clone(), &dir.join("reference"), d)?;
+        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), d)?;
+        let s: GrpoState = load_json(&dir.join("state.json"))?;
+        (self.rng, self.steps, self.iteration) = (s.rng, s.steps, s.iteration);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::checkpoint::all_finite(&self.actor)
+    }
 }

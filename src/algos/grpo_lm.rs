@@ -335,3 +335,67 @@ struct Part<B: AutodiffBackend> {
 fn collective_error(e: burn::collective::CollectiveError) -> LmError {
     LmError::Collective(format!("{e:?}"))
 }
+
+/// What GRPO on a language model keeps besides networks and the optimizer (`state.json`):
+/// the prompt source mid-stream and the sampling generator.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GrpoLmState<E> {
+    env: E,
+    rng: EnvRng,
+    completions: usize,
+    iteration: usize,
+}
+
+// The run layer's view of GRPO on a language model: iterate, and the checkpoint (the model,
+// its frozen reference when the KL term needs one, Adam's moments, the prompt source and
+// the sampling generator).
+impl<B, E, T> crate::learner::Learner for GrpoLm<B, E, T>
+where
+    B: AutodiffBackend,
+    E: Env + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    E::ObsSpace: Space<Item = String>,
+    E::ActSpace: Space<Item = String>,
+    T: Tokenizer,
+{
+    type Policy = Transformer<B>;
+    fn iterate(&mut self) -> anyhow::Result<Metrics> {
+        Ok(GrpoLm::iterate(self)?)
+    }
+    fn global_step(&self) -> usize {
+        self.completions
+    }
+    fn policy(&self) -> &Transformer<B> {
+        &self.model
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        save_module(&self.model, &dir.join("model"))?;
+        if let Some(reference) = &self.reference {
+            save_module(reference, &dir.join("reference"))?;
+        }
+        save_optim(&self.optim, &dir.join("optim"))?;
+        let state = GrpoLmState {
+            env: self.env.clone(),
+            rng: self.rng.clone(),
+            completions: self.completions,
+            iteration: self.iteration,
+        };
+        save_json(&state, &dir.join("state.json"))
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        let device = self.model.devices()[0].clone();
+        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
+        if let Some(reference) = self.reference.take() {
+            self.reference = Some(load_module(reference, &dir.join("reference"), &device)?);
+        }
+        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
+        let s: GrpoLmState<E> = load_json(&dir.join("state.json"))?;
+        (self.env, self.rng) = (s.env, s.rng);
+        (self.completions, self.iteration) = (s.completions, s.iteration);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::checkpoint::all_finite(&self.model)
+    }
+}

@@ -110,11 +110,21 @@ impl PpoConfig {
             "num_minibatches must divide num_envs * num_steps",
         )?;
         check(self.update_epochs >= 1, "update_epochs must be at least 1")?;
-        check(self.clip_coef > 0.0, "clip_coef must be > 0")?;
-        check(self.max_grad_norm > 0.0, "max_grad_norm must be > 0")?;
         check(
-            self.target_kl.is_none_or(|k| k > 0.0),
-            "target_kl must be > 0",
+            self.clip_coef > 0.0 && self.clip_coef.is_finite(),
+            "clip_coef must be > 0 and finite",
+        )?;
+        check(
+            self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite(),
+            "max_grad_norm must be > 0 and finite",
+        )?;
+        check(
+            self.ent_coef.is_finite() && self.vf_coef.is_finite(),
+            "ent_coef and vf_coef must be finite",
+        )?;
+        check(
+            self.target_kl.is_none_or(|k| k > 0.0 && k.is_finite()),
+            "target_kl must be > 0 and finite (leave it out for no early stop)",
         )?;
         check(
             !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
@@ -408,3 +418,43 @@ impl UpdateStats {
 }
 
 use burn::tensor::ElementConversion;
+
+// The run layer's view of PPO: iterate, and the checkpoint (actor and critic, their one
+// optimizer, the environments mid-episode).
+impl<B: AutodiffBackend> crate::learner::Learner for Ppo<B> {
+    type Policy = Mlp<B>;
+    fn iterate(&mut self) -> anyhow::Result<Metrics> {
+        Ok(Ppo::iterate(self)?)
+    }
+    fn global_step(&self) -> usize {
+        Ppo::global_step(self)
+    }
+    fn policy(&self) -> &Mlp<B> {
+        &self.model.actor
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        save_module(&self.model, &dir.join("networks"))?;
+        save_optim(&self.optim, &dir.join("optim"))?;
+        let (collector, iteration) = (self.collector.clone(), self.iteration);
+        save_json(
+            &OnPolicyState {
+                collector,
+                iteration,
+            },
+            &dir.join("state.json"),
+        )
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        let d = &self.device;
+        self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
+        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), d)?;
+        let s: OnPolicyState = load_json(&dir.join("state.json"))?;
+        (self.collector, self.iteration) = (s.collector, s.iteration);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::checkpoint::all_finite(&self.model)
+    }
+}

@@ -464,3 +464,56 @@ mod tests {
         assert_eq!(v[4..], [0.0, 0.0]);
     }
 }
+
+/// What PPO on a language model keeps besides networks and the optimizer (`state.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PpoLmState<E> {
+    env: E,
+    rng: EnvRng,
+    completions: usize,
+}
+
+// The run layer's view of PPO on a language model: iterate, and the checkpoint (policy and
+// value head, Adam's moments, the prompt source and the sampling generator).
+impl<B, E, T> crate::learner::Learner for PpoLm<B, E, T>
+where
+    B: AutodiffBackend,
+    E: Env + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    E::ObsSpace: Space<Item = String>,
+    E::ActSpace: Space<Item = String>,
+    T: Tokenizer,
+{
+    type Policy = Transformer<B>;
+    fn iterate(&mut self) -> anyhow::Result<Metrics> {
+        Ok(PpoLm::iterate(self)?)
+    }
+    fn global_step(&self) -> usize {
+        self.completions
+    }
+    fn policy(&self) -> &Transformer<B> {
+        &self.nets.policy
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        save_module(&self.nets, &dir.join("networks"))?;
+        save_optim(&self.optim, &dir.join("optim"))?;
+        let state = PpoLmState {
+            env: self.env.clone(),
+            rng: self.rng.clone(),
+            completions: self.completions,
+        };
+        save_json(&state, &dir.join("state.json"))
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        let device = self.nets.devices()[0].clone();
+        self.nets = load_module(self.nets.clone(), &dir.join("networks"), &device)?;
+        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
+        let s: PpoLmState<E> = load_json(&dir.join("state.json"))?;
+        (self.env, self.rng, self.completions) = (s.env, s.rng, s.completions);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::checkpoint::all_finite(&self.nets)
+    }
+}

@@ -77,8 +77,11 @@ impl ReinforceConfig {
             "num_envs and num_steps must be at least 1",
         )?;
         check(
-            self.learning_rate > 0.0 && self.vf_learning_rate > 0.0,
-            "learning rates must be positive",
+            self.learning_rate > 0.0
+                && self.vf_learning_rate > 0.0
+                && self.learning_rate.is_finite()
+                && self.vf_learning_rate.is_finite(),
+            "learning rates must be positive and finite",
         )?;
         check((0.0..=1.0).contains(&self.gamma), "gamma must be in [0, 1]")?;
         check(
@@ -218,5 +221,47 @@ impl<B: AutodiffBackend> Reinforce<B> {
         crate::rollout::episode_metrics(&r, &mut m);
         Ok(m)
         // ANCHOR_END: rf_metrics
+    }
+}
+
+// The run layer's view of REINFORCE: iterate, and the checkpoint (both networks, both
+// optimizers, the environments mid-episode).
+impl<B: AutodiffBackend> crate::learner::Learner for Reinforce<B> {
+    type Policy = Mlp<B>;
+    fn iterate(&mut self) -> anyhow::Result<Metrics> {
+        Ok(Reinforce::iterate(self)?)
+    }
+    fn global_step(&self) -> usize {
+        Reinforce::global_step(self)
+    }
+    fn policy(&self) -> &Mlp<B> {
+        &self.model.actor
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        save_module(&self.model, &dir.join("networks"))?;
+        save_optim(&self.actor_optim, &dir.join("optim_actor"))?;
+        save_optim(&self.critic_optim, &dir.join("optim_critic"))?;
+        let (collector, iteration) = (self.collector.clone(), self.iteration);
+        save_json(
+            &OnPolicyState {
+                collector,
+                iteration,
+            },
+            &dir.join("state.json"),
+        )
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        let d = &self.device;
+        self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
+        self.actor_optim = load_optim(self.actor_optim.clone(), &dir.join("optim_actor"), d)?;
+        self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
+        let s: OnPolicyState = load_json(&dir.join("state.json"))?;
+        (self.collector, self.iteration) = (s.collector, s.iteration);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::checkpoint::all_finite(&self.model)
     }
 }

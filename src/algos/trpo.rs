@@ -91,7 +91,10 @@ impl TrpoConfig {
             self.num_envs >= 1 && self.num_steps >= 1,
             "num_envs and num_steps must be at least 1",
         )?;
-        check(self.target_kl > 0.0, "target_kl must be > 0")?;
+        check(
+            self.target_kl > 0.0 && self.target_kl.is_finite(),
+            "target_kl must be > 0 and finite",
+        )?;
         check(
             self.cg_max_steps >= 1 && self.cg_damping >= 0.0,
             "cg_max_steps >= 1 and cg_damping >= 0",
@@ -102,7 +105,7 @@ impl TrpoConfig {
             "line_search_shrinking_factor must be in (0, 1)",
         )?;
         check(
-            self.learning_rate > 0.0 && self.batch_size >= 1,
+            self.learning_rate > 0.0 && self.learning_rate.is_finite() && self.batch_size >= 1,
             "learning_rate must be positive and batch_size at least 1",
         )?;
         check(
@@ -518,5 +521,45 @@ mod tests {
                 x[i]
             );
         }
+    }
+}
+
+// The run layer's view of TRPO: iterate, and the checkpoint (both networks, the critic's
+// optimizer; the actor has none, its step is the natural gradient's).
+impl<B: AutodiffBackend> crate::learner::Learner for Trpo<B> {
+    type Policy = Mlp<B>;
+    fn iterate(&mut self) -> anyhow::Result<Metrics> {
+        Ok(Trpo::iterate(self)?)
+    }
+    fn global_step(&self) -> usize {
+        Trpo::global_step(self)
+    }
+    fn policy(&self) -> &Mlp<B> {
+        &self.model.actor
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        save_module(&self.model, &dir.join("networks"))?;
+        save_optim(&self.critic_optim, &dir.join("optim_critic"))?;
+        let (collector, iteration) = (self.collector.clone(), self.iteration);
+        save_json(
+            &OnPolicyState {
+                collector,
+                iteration,
+            },
+            &dir.join("state.json"),
+        )
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        let d = &self.device;
+        self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
+        self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
+        let s: OnPolicyState = load_json(&dir.join("state.json"))?;
+        (self.collector, self.iteration) = (s.collector, s.iteration);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::checkpoint::all_finite(&self.model)
     }
 }

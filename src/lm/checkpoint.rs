@@ -17,8 +17,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -26,13 +24,32 @@ use super::hf::load_hf;
 use super::model::{Transformer, TransformerConfig};
 use super::tokenizer::{CharTokenizer, LmTokenizer, Tokenizer};
 
-type Exact = NamedMpkFileRecorder<FullPrecisionSettings>;
-
 /// `tokenizer.json`: the tokenizer and the fingerprint it had when the model was saved.
 #[derive(Serialize, Deserialize)]
 struct SavedTokenizer {
     fingerprint: String,
     tokenizer: LmTokenizer,
+}
+
+/// What the weights' shapes alone cannot tell (the same widths split into other heads), as
+/// the model was trained: `shape.json`, written beside `model.json`.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SavedShape {
+    n_heads: usize,
+    n_kv_heads: Option<usize>,
+    architecture: String,
+    rope_theta: f64,
+}
+
+impl SavedShape {
+    fn of(config: &TransformerConfig) -> Self {
+        Self {
+            n_heads: config.n_heads,
+            n_kv_heads: config.n_kv_heads,
+            architecture: format!("{:?}", config.architecture),
+            rope_theta: config.rope_theta,
+        }
+    }
 }
 
 /// A model loaded from a checkpoint, with its shape and its tokenizer.
@@ -55,12 +72,14 @@ pub fn save_lm<B: Backend>(
         std::fs::remove_dir_all(&tmp)?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    Exact::new()
-        .record(model.clone().into_record(), tmp.join("model"))
-        .context("saving the model's weights")?;
+    crate::checkpoint::save_module(model, &tmp.join("model"))?;
     std::fs::write(
         tmp.join("model.json"),
         serde_json::to_string_pretty(config)?,
+    )?;
+    std::fs::write(
+        tmp.join("shape.json"),
+        serde_json::to_string_pretty(&SavedShape::of(config))?,
     )?;
     let saved = SavedTokenizer {
         fingerprint: tokenizer.fingerprint(),
@@ -70,17 +89,7 @@ pub fn save_lm<B: Backend>(
         tmp.join("tokenizer.json"),
         serde_json::to_string_pretty(&saved)?,
     )?;
-    let old = sibling(dir, "old");
-    if old.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
-    if dir.exists() {
-        std::fs::rename(dir, &old)?;
-    }
-    std::fs::rename(&tmp, dir).with_context(|| format!("moving {} into place", dir.display()))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
+    crate::run::folder::swap_in(&tmp, dir)?;
     Ok(())
 }
 
@@ -119,14 +128,15 @@ pub fn load_lm<B: Backend>(
             )
         })
     };
-    let config: TransformerConfig =
-        serde_json::from_str(&read("model.json")?).with_context(|| {
-            format!(
-                "reading {}/model.json (a checkpoint saved before policy-lab had the Llama \
-                 architecture, 2026-11-23, cannot be read by this version: train it again)",
-                dir.display()
-            )
-        })?;
+    let config: TransformerConfig = serde_json::from_str(&read("model.json")?).map_err(|e| {
+        anyhow::anyhow!(
+            "{}/model.json is not a model description: {e}",
+            dir.display()
+        )
+    })?;
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}/model.json: {}", dir.display(), e.0))?;
     let saved: SavedTokenizer = serde_json::from_str(&read("tokenizer.json")?)
         .with_context(|| format!("reading {}/tokenizer.json", dir.display()))?;
     if saved.tokenizer.fingerprint() != saved.fingerprint {
@@ -162,10 +172,21 @@ pub fn load_lm<B: Backend>(
             saved.tokenizer.vocab_size()
         );
     }
-    let record = Exact::new()
-        .load(dir.join("model.mpk"), device)
-        .with_context(|| format!("reading {}/model.mpk", dir.display()))?;
-    let model = config.init::<B>(device).load_record(record);
+    let model =
+        crate::checkpoint::load_module(config.init::<B>(device), &dir.join("model"), device)?;
+    let saved_heads: Option<SavedShape> = std::fs::read_to_string(dir.join("shape.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(saved) = saved_heads {
+        if saved != SavedShape::of(&config) {
+            bail!(
+                "{}/model.json was edited after the weights were saved: the weights were \
+                 trained with {saved:?}, model.json now says {:?}",
+                dir.display(),
+                SavedShape::of(&config)
+            );
+        }
+    }
     Ok(LoadedLm {
         model,
         config,

@@ -87,6 +87,9 @@ impl HfConfig {
         if self.hidden_act != "silu" {
             bail!("unsupported hidden_act {:?}: only silu", self.hidden_act);
         }
+        if self.num_attention_heads == 0 {
+            bail!("num_attention_heads in config.json is 0; it must be at least 1");
+        }
         let d_head = self.hidden_size / self.num_attention_heads;
         if self.hidden_size % self.num_attention_heads != 0
             || self.head_dim.unwrap_or(d_head) != d_head
@@ -128,6 +131,11 @@ impl HfConfig {
             .with_norm_eps(self.rms_norm_eps)
             .with_rope_theta(rope_theta))
         // ANCHOR_END: gpus_hf_config
+        .and_then(|c| {
+            c.validate()
+                .map_err(|e| anyhow::anyhow!("config.json: {}", e.0))?;
+            Ok(c)
+        })
     }
 
     fn eos_id(&self) -> Option<u32> {
@@ -183,6 +191,16 @@ impl HfTokenizer {
             .pad_token_id
             .or_else(|| token_id("pad_token"))
             .unwrap_or(eos);
+        for (name, id) in [("eos_token_id", eos), ("pad_token_id", pad)] {
+            if id as usize >= config.vocab_size {
+                bail!(
+                    "{name} {id} in config.json is not a token: the vocabulary has {} ids \
+                     (0 to {})",
+                    config.vocab_size,
+                    config.vocab_size.saturating_sub(1)
+                );
+            }
+        }
         Ok(Self {
             inner,
             bos,

@@ -84,6 +84,50 @@ pub struct TransformerConfig {
 }
 
 impl TransformerConfig {
+    /// Checks that the shape makes a model: every size at least 1, heads that divide the
+    /// width and key-value heads that divide the heads, a positive finite rotary base and
+    /// normalization epsilon. A message names the field, its value and what is allowed.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let bad = |m: String| Err(crate::ConfigError(m));
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("max_seq_len", self.max_seq_len),
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("d_ff", self.d_ff),
+        ];
+        if let Some((name, v)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return bad(format!("{name} is {v}; it must be at least 1"));
+        }
+        if self.d_model % self.n_heads != 0 {
+            return bad(format!(
+                "d_model ({}) must be a multiple of n_heads ({})",
+                self.d_model, self.n_heads
+            ));
+        }
+        let kv = self.n_kv_heads.unwrap_or(self.n_heads);
+        if kv == 0 || self.n_heads % kv != 0 {
+            return bad(format!(
+                "n_kv_heads ({kv}) must be at least 1 and divide n_heads ({})",
+                self.n_heads
+            ));
+        }
+        if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
+            return bad(format!(
+                "rope_theta is {}; it must be positive and finite",
+                self.rope_theta
+            ));
+        }
+        if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
+            return bad(format!(
+                "norm_eps is {}; it must be positive and finite",
+                self.norm_eps
+            ));
+        }
+        Ok(())
+    }
+
     /// A model with GPT-2's initialization (normal, std 0.02).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Transformer<B> {
         assert!(

@@ -8,24 +8,28 @@
 //! metrics.jsonl   one line per step (SFT) or iteration (RL, after a line for the start);
 //!                 `test_accuracy` at evaluations,
 //!                 `global_step` = demonstrations (SFT) or completions (RL) so far
-//! model/          the checkpoint (weights, shape, tokenizer; see `lm::checkpoint`)
+//! model/          the model (weights, shape, tokenizer; see `lm::checkpoint`), written at
+//!                 every checkpoint and at the end
+//! resume/         everything `--resume` needs to go on exactly (see `run::folder`)
 //! summary.json    the held-out accuracy at the start and the end, and the wall time
 //! ```
+//!
+//! The folder is the run layer's ([`crate::run`]), as for the toy runs: locked while
+//! written, refused if it already holds a run (unless `--resume` or `--overwrite`),
+//! checkpointed every `checkpoint_every` iterations and on Ctrl-C, and resumed exactly.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use policy_lab_envs::{Arithmetic, ArithmeticConfig, EnvRng, Split};
-use rand::SeedableRng;
+use policy_lab_envs::{Arithmetic, ArithmeticConfig, Split};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{load_policy, save_lm};
 use super::model::{Transformer, TransformerConfig};
-use super::sft::{sft_loss, LmError};
+use super::sft::{LmError, Sft};
 use super::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use super::tokenizer::{LmTokenizer, Tokenizer};
 use crate::algos::grpo::GrpoConfig;
@@ -33,8 +37,9 @@ use crate::algos::grpo_lm::GrpoLm;
 use crate::algos::ppo::PpoConfig;
 use crate::algos::ppo_lm::PpoLm;
 use crate::backend::Device;
+use crate::learner::Learner;
 use crate::lm::parallel::grpo_data_parallel;
-use crate::train::write_atomic;
+use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
 use crate::{ConfigError, Metrics};
 
 /// The shape of a new model (the vocabulary comes from the task's tokenizer).
@@ -121,6 +126,12 @@ pub struct LmRunConfig {
     pub algo: LmAlgo,
     pub seed: u64,
     pub device: Device,
+    /// Write a checkpoint (`resume/` and `model/`) every this many SFT steps or RL
+    /// iterations, and at the end.
+    pub checkpoint_every: usize,
+    /// The model RL starts from (`--init`, recorded so that `--resume` starts from the same
+    /// one); none for SFT.
+    pub init: Option<PathBuf>,
     pub task: ArithmeticConfig,
     pub model: ModelShape,
     pub sft: SftConfig,
@@ -137,6 +148,8 @@ impl Default for LmRunConfig {
             algo: LmAlgo::Sft,
             seed: 1,
             device: Device::Cpu,
+            checkpoint_every: 50,
+            init: None,
             task: ArithmeticConfig::default(),
             model: ModelShape::default(),
             sft: SftConfig::default(),
@@ -172,15 +185,23 @@ impl LmRunConfig {
         // The file's values go over these defaults, key by key: a `[grpo]` table that sets
         // only `temperature` keeps the language-model defaults of the other GRPO settings
         // (not `GrpoConfig::default()`, which is tuned for the toy environments).
-        let file: toml::Value = toml::from_str(text).context("reading the lm config")?;
+        // Unknown keys and values of the wrong type, reported at the file's own lines.
+        crate::config::parse_toml::<Self>(text)?;
+        let file: toml::Value = crate::config::parse_toml(text)?;
         let mut merged = toml::Value::try_from(Self::default())?;
-        merge(&mut merged, file);
+        crate::config::merge(&mut merged, file);
         let config: Self = merged.try_into().context("reading the lm config")?;
         config.validate()?;
         Ok(config)
     }
+    /// Reads the TOML file at `path`; an error names the file, the line and the key.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = crate::run::folder::read_text(path)?;
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+    /// The settings as TOML, each value as the user would write it.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("an lm config is always TOML")
+        crate::config::to_toml(self)
     }
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
@@ -204,6 +225,9 @@ impl LmRunConfig {
         }
         if self.rl.eval_every == 0 || self.rl.max_completion_length == Some(0) {
             return bad("rl: eval_every and max_completion_length must be at least 1".into());
+        }
+        if self.checkpoint_every == 0 {
+            return bad("checkpoint_every must be at least 1".into());
         }
         if self.rl.devices == 0 {
             return bad("rl: devices must be at least 1".into());
@@ -244,23 +268,6 @@ impl LmRunConfig {
     }
 }
 
-/// `over`'s keys written into `base`, tables merged key by key.
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(base), toml::Value::Table(over)) => {
-            for (key, value) in over {
-                match base.get_mut(&key) {
-                    Some(b) if b.is_table() && value.is_table() => merge(b, value),
-                    _ => {
-                        base.insert(key, value);
-                    }
-                }
-            }
-        }
-        (base, over) => *base = over,
-    }
-}
-
 /// What an `lm` run does: the SFT warm start, or RL from a checkpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -294,61 +301,84 @@ pub struct LmSummary {
     pub model: PathBuf,
 }
 
-/// SFT from a fresh model on the task's demonstrations, stopping at `sft.stop_at_accuracy`.
+/// SFT from a fresh model on the task's demonstrations, stopping at `sft.stop_at_accuracy`,
+/// in the run folder `out` (`start`: a new run, a replacement, or going on from the newest
+/// checkpoint).
 pub fn run_sft<B: AutodiffBackend>(
     config: &LmRunConfig,
     device: &B::Device,
     out: &Path,
+    start: Start,
     progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
     config.validate()?;
-    let mut log = RunLog::create(out, config)?;
+    let config_toml = config.to_toml();
+    let mut folder = RunFolder::open(out, start, &config_toml, resume_command("sft", out))?;
     let tokenizer = task_tokenizer();
     let shape = config.transformer(tokenizer.vocab_size());
-    let mut model: Transformer<B> =
+    let model: Transformer<B> =
         crate::backend::seeded::<B, _>(device, config.seed, || shape.init(device));
-    let train_env = config.env(Split::Train)?;
-    let test_env = config.env(Split::Test)?;
-    let mut rng = EnvRng::seed_from_u64(config.seed);
     let s = &config.sft;
-    let mut optim = burn::optim::AdamWConfig::new()
-        .with_weight_decay(0.0)
-        .init();
-    let mut last = Accuracy::default();
-    let mut steps = 0;
-    while steps < s.steps {
-        let pairs: Vec<(String, String)> = (0..s.batch_size)
-            .map(|_| train_env.demonstration(&mut rng))
-            .collect();
-        let loss = sft_loss(&model, &tokenizer, &pairs)?;
-        let mut m = Metrics::new();
-        m.insert("loss", crate::scalar(&loss));
-        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
-        model = burn::optim::Optimizer::step(&mut optim, s.learning_rate, model, grads);
-        steps += 1;
-        m.insert("step", steps as f64);
-        m.insert("global_step", (steps * s.batch_size) as f64);
-        let done = steps % s.eval_every == 0 || steps == s.steps;
-        if done {
-            last = evaluate_accuracy(&model.valid(), &tokenizer, &test_env, None)?;
-            m.insert("test_accuracy", last.accuracy);
-        }
-        log.row(m, steps, s.steps, progress)?;
-        if done && last.accuracy >= s.stop_at_accuracy {
-            break;
-        }
-    }
-    let tokenizer = LmTokenizer::Char(tokenizer);
-    log.finish(&model, &shape, &tokenizer, None, last, steps)
+    let test_env = config.env(Split::Test)?;
+    let train_env = config.env(Split::Train)?;
+    let mut learner = Sft::new(
+        model,
+        tokenizer.clone(),
+        train_env,
+        s.batch_size,
+        s.learning_rate,
+        config.seed,
+    );
+    let (state, history) = resume_from(&mut folder, &mut learner, &config_toml, start)?;
+    // The accuracy last measured, and whether it reached the stopping point.
+    let mut last = history
+        .iter()
+        .rev()
+        .find_map(|row| row.get("test_accuracy"))
+        .map(|&accuracy| Accuracy {
+            accuracy,
+            ..Accuracy::default()
+        })
+        .unwrap_or_default();
+    let reached = std::cell::Cell::new(last.accuracy >= s.stop_at_accuracy);
+    let lm_tokenizer = LmTokenizer::Char(tokenizer.clone());
+    let mut bar = Progress::new("sft", s.steps, "steps", 20, s.steps, progress);
+    let driven = drive(
+        &mut learner,
+        &mut folder,
+        state,
+        history,
+        Drive {
+            config_toml: &config_toml,
+            checkpoint_every: config.checkpoint_every,
+            done: &|_, it| it >= s.steps || reached.get(),
+            position: &|_, it| it,
+            after: &mut |it, m, l| {
+                if it % s.eval_every == 0 || it == s.steps {
+                    last = evaluate_accuracy(&l.model.valid(), &tokenizer, &test_env, None)?;
+                    m.insert("test_accuracy", last.accuracy);
+                    reached.set(last.accuracy >= s.stop_at_accuracy);
+                }
+                Ok(())
+            },
+            save_policy: &|l, dir| save_lm(&dir.join("model"), &l.model, &shape, &lm_tokenizer),
+        },
+        &mut bar,
+    );
+    let driven = driven?;
+    bar.finish();
+    finish(&mut folder, None, last, &driven)
 }
-
 /// RL (`algo`) from the checkpoint in `init`, with the held-out accuracy measured along
-/// the way, on `devices` (more than one: data-parallel GRPO, one peer per device).
+/// the way, in the run folder `out` (`start`: a new run, a replacement, or going on from
+/// the newest checkpoint), on `devices` (more than one: data-parallel GRPO, one peer per
+/// device).
 pub fn run_rl<B: AutodiffBackend>(
     config: &LmRunConfig,
     init: &Path,
     devices: &[B::Device],
     out: &Path,
+    start: Start,
     progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
     let device = devices.first().context("run_rl needs a device")?;
@@ -358,7 +388,7 @@ pub fn run_rl<B: AutodiffBackend>(
     }
     let tokenizer = task_tokenizer();
     let loaded = load_policy::<B>(init, Some(&tokenizer), device)?;
-    let tokenizer = loaded.tokenizer;
+    let tokenizer = loaded.tokenizer.clone();
     let needed = 1 + config.task.digits as usize * 2 + 2 + config.max_completion_length();
     if needed > loaded.config.max_seq_len {
         bail!(
@@ -370,79 +400,212 @@ pub fn run_rl<B: AutodiffBackend>(
             loaded.config.max_seq_len
         );
     }
-    let mut log = RunLog::create(out, config)?;
+    let config_toml = config.to_toml();
+    let name = config.algo.name();
+    let mut folder = RunFolder::open(out, start, &config_toml, resume_command(name, out))?;
     let train_env = config.env(Split::Train)?;
     let test_env = config.env(Split::Test)?;
     let max_len = config.max_completion_length();
-    let start = evaluate_accuracy(&loaded.model.valid(), &tokenizer, &test_env, None)?;
-    writeln!(
-        progress,
-        "start: held-out accuracy {:.3} on {} problems",
-        start.accuracy, start.problems
-    )?;
-    // The curve starts at the checkpoint's accuracy.
-    let mut m = Metrics::new();
-    m.insert("iteration", 0.0);
-    m.insert("global_step", 0.0);
-    m.insert("test_accuracy", start.accuracy);
-    log.row(m, 0, config.rl.iterations, progress)?;
     let n = config.rl.iterations;
-    let mut last = start.clone();
-    // After each iteration, on one device or on peer 0 of several: the step count (the task
-    // is one step per completion, so environment steps are completions), the held-out
-    // accuracy now and then, a log row.
-    let mut record = |it: usize, mut m: Metrics, model: &Transformer<B>| -> Result<()> {
-        m.insert("iteration", it as f64);
-        m.insert("global_step", m["completions_seen"]);
-        if it % config.rl.eval_every == 0 || it == n {
-            last = evaluate_accuracy(&model.valid(), &tokenizer, &test_env, None)?;
-            m.insert("test_accuracy", last.accuracy);
-        }
-        log.row(m, it, n, progress)
-    };
-    let model = if devices.len() > 1 {
-        if config.algo != LmAlgo::Grpo {
-            bail!("data parallelism (devices > 1) is implemented for GRPO only");
-        }
-        grpo_data_parallel(
+    let shape = loaded.config.clone();
+    if devices.len() > 1 {
+        return run_data_parallel(
+            config, loaded, train_env, &test_env, devices, folder, progress,
+        );
+    }
+    let mut learner: Box<dyn Learner<Policy = Transformer<B>>> = match config.algo {
+        LmAlgo::Sft => unreachable!("refused above"),
+        LmAlgo::Grpo => Box::new(GrpoLm::new(
             config.grpo.clone(),
             max_len,
             loaded.model,
             train_env,
             tokenizer.clone(),
             config.seed,
-            devices.to_vec(),
-            n,
-            |it, m, model| record(it, m, model).map_err(|e| LmError::Stopped(format!("{e:#}"))),
-        )?
-    } else {
-        let mut learner = match config.algo {
-            LmAlgo::Sft => unreachable!("refused above"),
-            LmAlgo::Grpo => LmLearner::Grpo(Box::new(GrpoLm::new(
-                config.grpo.clone(),
-                max_len,
-                loaded.model,
-                train_env,
-                tokenizer.clone(),
-                config.seed,
-            )?)),
-            LmAlgo::Ppo => LmLearner::Ppo(Box::new(PpoLm::new(
-                config.ppo.clone(),
-                config.grpo.num_groups * config.grpo.num_generations,
-                max_len,
-                loaded.model,
-                train_env,
-                tokenizer.clone(),
-                config.seed,
-            )?)),
-        };
-        for it in 1..=n {
-            let m = learner.iterate()?;
-            record(it, m, learner.model())?;
-        }
-        learner.model().clone()
+        )?),
+        LmAlgo::Ppo => Box::new(PpoLm::new(
+            config.ppo.clone(),
+            config.grpo.num_groups * config.grpo.num_generations,
+            max_len,
+            loaded.model,
+            train_env,
+            tokenizer.clone(),
+            config.seed,
+        )?),
     };
-    log.finish(&model, &loaded.config, &tokenizer, Some(start), last, n)
+    let (state, history) = resume_from(&mut folder, learner.as_mut(), &config_toml, start)?;
+    let (start_accuracy, history) = match history.first() {
+        // The first row, written at the start, holds the checkpoint's accuracy.
+        Some(row) => (
+            Accuracy {
+                accuracy: row.get("test_accuracy").copied().unwrap_or(f64::NAN),
+                ..Accuracy::default()
+            },
+            history,
+        ),
+        None => {
+            let accuracy =
+                evaluate_accuracy(&learner.policy().valid(), &tokenizer, &test_env, None)?;
+            let mut m = Metrics::new();
+            m.insert("iteration", 0.0);
+            m.insert("global_step", 0.0);
+            m.insert("test_accuracy", accuracy.accuracy);
+            folder.log(0, &m)?;
+            (
+                accuracy,
+                vec![m.iter().map(|(k, v)| (k.to_string(), *v)).collect()],
+            )
+        }
+    };
+    writeln!(
+        progress,
+        "start: held-out accuracy {:.3} on {} problems",
+        start_accuracy.accuracy, start_accuracy.problems
+    )?;
+    let mut last = start_accuracy.clone();
+    let mut bar = Progress::new(name, n, "iterations", 20, n, progress);
+    let driven = drive(
+        learner.as_mut(),
+        &mut folder,
+        state,
+        history,
+        Drive {
+            config_toml: &config_toml,
+            checkpoint_every: config.checkpoint_every,
+            done: &|_, it| it >= n,
+            position: &|_, it| it,
+            after: &mut |it, m, l| {
+                // The task is one step per completion: environment steps are completions.
+                m.insert("global_step", m["completions_seen"]);
+                if it % config.rl.eval_every == 0 || it == n {
+                    last = evaluate_accuracy(&l.policy().valid(), &tokenizer, &test_env, None)?;
+                    m.insert("test_accuracy", last.accuracy);
+                }
+                Ok(())
+            },
+            save_policy: &|l, dir| save_lm(&dir.join("model"), l.policy(), &shape, &tokenizer),
+        },
+        &mut bar,
+    )?;
+    bar.finish();
+    finish(&mut folder, Some(start_accuracy), last, &driven)
+}
+
+/// Data-parallel GRPO (`devices > 1`) in the run folder: logged and checked as every run,
+/// its model saved at the end. It is not checkpointed mid-run yet: each peer's prompt
+/// stream would have to be saved too.
+fn run_data_parallel<B: AutodiffBackend>(
+    config: &LmRunConfig,
+    loaded: super::checkpoint::LoadedLm<B>,
+    train_env: Arithmetic,
+    test_env: &Arithmetic,
+    devices: &[B::Device],
+    mut folder: RunFolder,
+    progress: &mut (dyn Write + Send),
+) -> Result<LmSummary> {
+    if config.algo != LmAlgo::Grpo {
+        bail!("data parallelism (devices > 1) is implemented for GRPO only");
+    }
+    let tokenizer = loaded.tokenizer.clone();
+    let n = config.rl.iterations;
+    let started = std::time::Instant::now();
+    let start = evaluate_accuracy(&loaded.model.valid(), &tokenizer, test_env, None)?;
+    let mut m = Metrics::new();
+    m.insert("iteration", 0.0);
+    m.insert("global_step", 0.0);
+    m.insert("test_accuracy", start.accuracy);
+    folder.log(0, &m)?;
+    let mut last = start.clone();
+    let mut history = Vec::new();
+    let model = grpo_data_parallel(
+        config.grpo.clone(),
+        config.max_completion_length(),
+        loaded.model,
+        train_env,
+        tokenizer.clone(),
+        config.seed,
+        devices.to_vec(),
+        n,
+        |it, mut m, model| {
+            let mut record = || -> Result<()> {
+                m.insert("iteration", it as f64);
+                m.insert("global_step", m["completions_seen"]);
+                m.insert("time", started.elapsed().as_secs_f64());
+                if it % config.rl.eval_every == 0 || it == n {
+                    last = evaluate_accuracy(&model.valid(), &tokenizer, test_env, None)?;
+                    m.insert("test_accuracy", last.accuracy);
+                }
+                folder.log(it, &m)?;
+                if it % 10 == 0 || it == n {
+                    writeln!(
+                        progress,
+                        "{it}/{n} iterations  test accuracy {:.3}",
+                        last.accuracy
+                    )?;
+                }
+                history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+                Ok(())
+            };
+            record().map_err(|e| LmError::Stopped(format!("{e:#}")))
+        },
+    )?;
+    save_lm(
+        &folder.dir().join("model"),
+        &model,
+        &loaded.config,
+        &tokenizer,
+    )?;
+    let driven = crate::run::Driven {
+        iterations: n,
+        seconds: started.elapsed().as_secs_f64(),
+        history,
+    };
+    finish(&mut folder, Some(start), last, &driven)
+}
+
+/// `policy-lab lm ALGO --resume DIR`.
+fn resume_command(algo: &str, out: &Path) -> String {
+    format!("policy-lab lm {algo} --resume {}", out.display())
+}
+
+/// For [`Start::Resume`], restores `learner` from the folder's newest checkpoint and returns
+/// where the loop stood and the rows kept; for a new run, nothing.
+fn resume_from<L: Learner + ?Sized>(
+    folder: &mut RunFolder,
+    learner: &mut L,
+    config_toml: &str,
+    start: Start,
+) -> Result<(RunState, Vec<crate::run::MetricsRow>)> {
+    if start != Start::Resume {
+        return Ok((RunState::default(), Vec::new()));
+    }
+    let (ckpt, state, rows) = folder.resume_at(config_toml, RESUMABLE)?;
+    learner.load(&ckpt)?;
+    Ok((state, rows))
+}
+
+/// The settings `--resume` may change: the budget and the device.
+pub const RESUMABLE: &[&str] = &["sft.steps", "rl.iterations", "device"];
+
+/// Writes `summary.json` and returns the summary.
+fn finish(
+    folder: &mut RunFolder,
+    start: Option<Accuracy>,
+    end: Accuracy,
+    driven: &crate::run::Driven,
+) -> Result<LmSummary> {
+    let summary = LmSummary {
+        start,
+        end,
+        iterations: driven.iterations,
+        seconds: driven.seconds,
+        model: folder.dir().join("model"),
+    };
+    folder.write(
+        "summary.json",
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    Ok(summary)
 }
 
 /// The held-out accuracy of the checkpoint in `model_dir` on `task`.
@@ -462,97 +625,4 @@ pub fn run_eval<B: burn::tensor::backend::Backend>(
         &env,
         None,
     )?)
-}
-
-/// GRPO or PPO, behind one `iterate`.
-enum LmLearner<B: AutodiffBackend> {
-    Grpo(Box<GrpoLm<B, Arithmetic, LmTokenizer>>),
-    Ppo(Box<PpoLm<B, Arithmetic, LmTokenizer>>),
-}
-
-impl<B: AutodiffBackend> LmLearner<B> {
-    fn iterate(&mut self) -> Result<Metrics, LmError> {
-        match self {
-            LmLearner::Grpo(l) => l.iterate(),
-            LmLearner::Ppo(l) => l.iterate(),
-        }
-    }
-    fn model(&self) -> &Transformer<B> {
-        match self {
-            LmLearner::Grpo(l) => &l.model,
-            LmLearner::Ppo(l) => l.policy(),
-        }
-    }
-}
-
-/// The run folder being written: config, metrics and progress.
-struct RunLog {
-    out: PathBuf,
-    jsonl: std::fs::File,
-    started: Instant,
-}
-
-impl RunLog {
-    fn create(out: &Path, config: &LmRunConfig) -> Result<Self> {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
-        let jsonl = std::fs::File::create(out.join("metrics.jsonl"))?;
-        Ok(Self {
-            out: out.to_path_buf(),
-            jsonl,
-            started: Instant::now(),
-        })
-    }
-
-    /// Writes one row; a non-finite value stops the run, naming it.
-    fn row(
-        &mut self,
-        mut m: Metrics,
-        done: usize,
-        total: usize,
-        progress: &mut (dyn Write + Send),
-    ) -> Result<()> {
-        m.insert("time", self.started.elapsed().as_secs_f64());
-        if let Some((k, v)) = m.iter().find(|(k, v)| !v.is_finite() && **k != "grad_norm") {
-            bail!("step {done} produced {k} = {v}; stopping");
-        }
-        writeln!(self.jsonl, "{}", serde_json::to_string(&m)?)?;
-        let show = |k: &str| m.get(k).map_or("-".into(), |v| format!("{v:.3}"));
-        if m.contains_key("test_accuracy") || done == total || done % 10 == 0 {
-            writeln!(
-                progress,
-                "{done:>6}/{total}  loss {}  reward {}  test accuracy {}  {:.0}s",
-                show("loss"),
-                show("reward"),
-                show("test_accuracy"),
-                m["time"]
-            )?;
-        }
-        Ok(())
-    }
-
-    fn finish<B: burn::tensor::backend::Backend>(
-        self,
-        model: &Transformer<B>,
-        shape: &TransformerConfig,
-        tokenizer: &LmTokenizer,
-        start: Option<Accuracy>,
-        end: Accuracy,
-        iterations: usize,
-    ) -> Result<LmSummary> {
-        let model_dir = self.out.join("model");
-        save_lm(&model_dir, model, shape, tokenizer)?;
-        let summary = LmSummary {
-            start,
-            end,
-            iterations,
-            seconds: self.started.elapsed().as_secs_f64(),
-            model: model_dir,
-        };
-        write_atomic(
-            &self.out.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?.as_bytes(),
-        )?;
-        Ok(summary)
-    }
 }

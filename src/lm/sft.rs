@@ -9,7 +9,7 @@
 //! L = - (1 / #tokens) * sum over completion tokens t of log pi(t | prompt, tokens before t)
 //! ```
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
@@ -102,4 +102,106 @@ pub fn train_sft<B: AutodiffBackend>(
 /// The inference copy of a model (no autodiff), for generation.
 pub fn inference<B: AutodiffBackend>(model: &Transformer<B>) -> Transformer<B::InnerBackend> {
     model.valid()
+}
+
+/// Supervised fine-tuning as a [`crate::learner::Learner`], so that `policy-lab lm sft` runs,
+/// checkpoints and resumes as every other run does: one iteration is one optimizer step on
+/// `batch_size` demonstrations drawn from `env` (eq. above: the completion tokens' mean
+/// negative log-likelihood).
+pub struct Sft<B: AutodiffBackend, T> {
+    pub model: Transformer<B>,
+    optim: burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, Transformer<B>, B>,
+    pub tokenizer: T,
+    env: policy_lab_envs::Arithmetic,
+    rng: policy_lab_envs::EnvRng,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Optimizer steps done.
+    pub steps: usize,
+}
+
+impl<B: AutodiffBackend, T: Tokenizer> Sft<B, T> {
+    /// SFT of `model` on demonstrations of `env` (its training split), `batch_size` a step.
+    pub fn new(
+        model: Transformer<B>,
+        tokenizer: T,
+        env: policy_lab_envs::Arithmetic,
+        batch_size: usize,
+        learning_rate: f64,
+        seed: u64,
+    ) -> Self {
+        use rand::SeedableRng;
+        Self {
+            model,
+            optim: AdamWConfig::new().with_weight_decay(0.0).init(),
+            tokenizer,
+            env,
+            rng: policy_lab_envs::EnvRng::seed_from_u64(seed),
+            batch_size,
+            learning_rate,
+            steps: 0,
+        }
+    }
+
+    /// One optimizer step on a fresh batch of demonstrations; returns its loss.
+    pub fn step(&mut self) -> Result<f64, LmError> {
+        let pairs: Vec<(String, String)> = (0..self.batch_size)
+            .map(|_| self.env.demonstration(&mut self.rng))
+            .collect();
+        let loss = sft_loss(&self.model, &self.tokenizer, &pairs)?;
+        let value = crate::scalar(&loss);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self
+            .optim
+            .step(self.learning_rate, self.model.clone(), grads);
+        self.steps += 1;
+        Ok(value)
+    }
+}
+
+/// What SFT keeps besides the model and the optimizer (`state.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SftState {
+    rng: policy_lab_envs::EnvRng,
+    steps: usize,
+}
+
+impl<B: AutodiffBackend, T: Tokenizer> crate::learner::Learner for Sft<B, T> {
+    type Policy = Transformer<B>;
+    fn iterate(&mut self) -> anyhow::Result<crate::Metrics> {
+        let loss = self.step()?;
+        let mut m = crate::Metrics::new();
+        m.insert("loss", loss);
+        m.insert("step", self.steps as f64);
+        m.insert("global_step", (self.steps * self.batch_size) as f64);
+        Ok(m)
+    }
+    fn global_step(&self) -> usize {
+        self.steps * self.batch_size
+    }
+    fn policy(&self) -> &Transformer<B> {
+        &self.model
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        save_module(&self.model, &dir.join("model"))?;
+        save_optim(&self.optim, &dir.join("optim"))?;
+        let state = SftState {
+            rng: self.rng.clone(),
+            steps: self.steps,
+        };
+        save_json(&state, &dir.join("state.json"))
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::checkpoint::*;
+        let device = self.model.devices()[0].clone();
+        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
+        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
+        let s: SftState = load_json(&dir.join("state.json"))?;
+        (self.rng, self.steps) = (s.rng, s.steps);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::checkpoint::all_finite(&self.model)
+    }
 }

@@ -3,6 +3,7 @@
 //! optimal return within its budget, with two seeds; and the analysis must be written.
 
 use policy_lab::backend::Cpu;
+use policy_lab::run::Start;
 use policy_lab::train::{train, Algo, RunConfig};
 use policy_lab_assignments::e_ppo_vs_grpo::{grpo_run, ppo_run, ANALYSIS};
 use policy_lab_assignments::grade::{grade, Check};
@@ -45,8 +46,14 @@ fn learns(config: RunConfig) -> Result<(), String> {
             run.algo.name(),
             std::process::id()
         ));
-        let summary = train::<Cpu>(&run, Default::default(), &dir, false, &mut std::io::sink())
-            .map_err(|e| format!("{e:#}"))?;
+        let summary = train::<Cpu>(
+            &run,
+            Default::default(),
+            &dir,
+            Start::Overwrite,
+            &mut std::io::sink(),
+        )
+        .map_err(|e| format!("{e:#}"))?;
         let _ = std::fs::remove_dir_all(&dir);
         let got = summary.evaluation.mean_return();
         println!(

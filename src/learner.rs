@@ -1,0 +1,35 @@
+//! The `Learner` trait: what every rung of the ladder is to the run layer (`run`), toy or
+//! language model. Each algorithm implements it in its own file; the run layer drives it
+//! (iterate, log, checkpoint, resume) without knowing which algorithm it is.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::Metrics;
+
+/// One learning algorithm on one task, mid-run.
+pub trait Learner {
+    /// What a user evaluates and plays: the toy rungs' actor network, or a language model.
+    type Policy;
+
+    /// One iteration: collect, advantages, update; returns its metrics.
+    fn iterate(&mut self) -> Result<Metrics>;
+
+    /// Environment steps (toy tasks) or completions (language models) seen so far.
+    fn global_step(&self) -> usize;
+
+    /// The current policy.
+    fn policy(&self) -> &Self::Policy;
+
+    /// Writes into the folder `dir` everything needed to go on exactly as if the run had
+    /// never stopped: networks, optimizer moments, random-number generators, environments.
+    fn save(&self, dir: &Path) -> Result<()>;
+
+    /// Restores the state that [`Learner::save`] wrote into `dir`, into a learner freshly
+    /// made from the same settings.
+    fn load(&mut self, dir: &Path) -> Result<()>;
+
+    /// Whether every weight is finite; a learner whose weights are not is never saved.
+    fn is_finite(&self) -> bool;
+}
