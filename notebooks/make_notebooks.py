@@ -54,7 +54,7 @@ probability to the best arm (the book's chapter derives eqs. RF-1 to RF-4)."""),
         ("code", """use policy_lab::burn::module::AutodiffModule;
 use policy_lab::algos::reinforce::{Reinforce, ReinforceConfig};
 use policy_lab::backend::Cpu;
-use policy_lab::rollout::{actor_log_probs, make_vec_env};
+use policy_lab::core::rollout::{actor_log_probs, make_vec_env};
 let config = ReinforceConfig { num_envs: 8, num_steps: 16, learning_rate: 3e-2, ..ReinforceConfig::default() };
 let mut learner = Reinforce::<Cpu>::new(config, make_vec_env("BernoulliBandit-v0", 8)?, 0, Default::default())?;
 for it in 0..20 {
@@ -73,7 +73,7 @@ Generalized advantage estimation (eqs. GAE-1 and GAE-2) on a hand-made rollout w
 ends after the third step. Change `lambda` and see the bias-variance trade-off: 0 is the
 one-step TD error, 1 the Monte-Carlo return minus the baseline."""),
         ("code", DEP),
-        ("code", """use policy_lab::advantage::gae;
+        ("code", """use policy_lab::core::advantage::gae;
 let rewards = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
 let values = [0.5, 0.6, 0.8, 0.4, 0.5, 0.6];
 let next_values = [0.6, 0.8, 0.0, 0.5, 0.6, 0.7]; // 0 after the terminal step 3
@@ -92,7 +92,7 @@ keeps the KL within its bound."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
 use policy_lab::run::Start;
-use policy_lab::train::{train, Algo, RunConfig};
+use policy_lab::run::train::{train, Algo, RunConfig};
 let config = RunConfig { algo: Algo::Trpo, env: "FrozenLake-v1".into(), seed: 1, total_timesteps: 20_000, ..RunConfig::default() };
 let summary = train::<Cpu>(&config, Default::default(), std::path::Path::new("../runs/notebook-trpo"), Start::Overwrite, &mut std::io::sink())?;
 for row in summary.history.iter().step_by(4) {
@@ -107,9 +107,9 @@ PPO with CleanRL's settings on CartPole for 30,000 steps, its diagnostics, and t
 curve drawn inline."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
-use policy_lab::plot::{average, draw, read_run, Svg, XAxis};
+use policy_lab::run::plot::{average, draw, read_run, Svg, XAxis};
 use policy_lab::run::Start;
-use policy_lab::train::{train, Algo, RunConfig};
+use policy_lab::run::train::{train, Algo, RunConfig};
 let out = std::path::Path::new("../runs/notebook-ppo");
 let config = RunConfig { algo: Algo::Ppo, env: "CartPole-v1".into(), seed: 1, total_timesteps: 30_000, ..RunConfig::default() };
 let summary = train::<Cpu>(&config, Default::default(), out, Start::Overwrite, &mut std::io::sink())?;
@@ -129,8 +129,8 @@ on the same maze for comparison."""),
 use policy_lab::algos::grpo::{Grpo, GrpoConfig};
 use policy_lab::backend::Cpu;
 use policy_lab::envs::make;
-use policy_lab::evaluate::draw_grid_policy;
-use policy_lab::plot::Svg;
+use policy_lab::run::evaluate::draw_grid_policy;
+use policy_lab::run::plot::Svg;
 let (env, spec) = make("Maze-v0")?;
 let mut learner = Grpo::<Cpu>::new(GrpoConfig { learning_rate: 1e-3, ..GrpoConfig::default() }, env, spec.max_episode_steps, 1, Default::default())?;
 for it in 1..=40 {
@@ -146,7 +146,7 @@ GRPO has no critic, so there are no values to draw. PPO on the same maze (CleanR
 100,000 steps) learns a critic too: its value of each cell colours the cell, bright where
 the goal is near."""),
         ("code", """use policy_lab::algos::ppo::{Ppo, PpoConfig};
-use policy_lab::rollout::make_vec_env;
+use policy_lab::core::rollout::make_vec_env;
 let budget = 100_000;
 let config = PpoConfig::default();
 let mut ppo = Ppo::<Cpu>::new(config.clone(), make_vec_env("Maze-v0", config.num_envs)?, 1, budget, Default::default())?;
@@ -168,7 +168,7 @@ A small transformer learns one-digit addition from demonstrations (supervised fi
 the warm start for RL. Tokens are actions; a completion is an episode."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
-use policy_lab::lm::run::{run_sft, LmRunConfig};
+use policy_lab::run::lm::{run_sft, LmRunConfig};
 use policy_lab::run::Start;
 let mut config = LmRunConfig::default();
 config.task.digits = 1;
@@ -188,9 +188,9 @@ A warm start by SFT, then GRPO from it with the same `grpo_loss` the toy environ
 and the held-out accuracy curve inline."""),
         ("code", DEP),
         ("code", """use policy_lab::backend::Cpu;
-use policy_lab::lm::run::{run_rl, run_sft, LmAlgo, LmRunConfig};
+use policy_lab::run::lm::{run_rl, run_sft, LmAlgo, LmRunConfig};
 use policy_lab::run::Start;
-use policy_lab::plot::{average, draw, read_run, Svg, XAxis};
+use policy_lab::run::plot::{average, draw, read_run, Svg, XAxis};
 let mut config = LmRunConfig::default();
 config.task.digits = 1;
 config.task.test_size = 40;
@@ -223,7 +223,7 @@ groups, and burn's all-reduce averages the gradients before every step. With
 use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
-use policy_lab::lm::parallel::grpo_data_parallel;
+use policy_lab::run::parallel::grpo_data_parallel;
 use policy_lab::lm::task::task_tokenizer;
 use policy_lab::lm::tokenizer::Tokenizer;
 let env = Arithmetic::new(ArithmeticConfig { digits: 1, test_size: 20, ..ArithmeticConfig::default() })?;

@@ -11,8 +11,8 @@ total=${2:-500000}
 seed=${3:-1}
 python3 -c "import stable_baselines3, sb3_contrib" 2>/dev/null \
   || python3 -m pip install --quiet "stable-baselines3==2.*" "sb3-contrib==2.*"
-cargo build --release --quiet --example cartpole_bench
-ours=$(./target/release/examples/cartpole_bench "$algo" "$total" "$seed")
+cargo bench --no-run --quiet --bench cartpole_bench
+ours=$(cargo bench --quiet --bench cartpole_bench -- "$algo" "$total" "$seed")
 theirs=$(python3 scripts/sb3_cartpole.py "$algo" "$total" "$seed")
 python3 - "$algo" "$ours" "$theirs" <<'PY'
 import sys

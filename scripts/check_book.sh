@@ -5,7 +5,7 @@
 #
 # Needs mdbook and mdbook-katex (cargo install --locked mdbook@0.5.4 mdbook-katex@0.10.0),
 # Debian's chromium, and Node with npm (for playwright-core, which drives Chromium);
-# .ci/run installs them. Every listing in the book is included from tutorials/ and src/,
+# .ci/run installs them. Every listing in the book is included from examples/ and src/,
 # which `cargo test` builds, so a listing cannot drift from compiled code; mdbook fails on an
 # include whose file or anchor is missing (checked below too).
 set -euo pipefail

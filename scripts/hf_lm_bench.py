@@ -1,5 +1,5 @@
 """The Hugging Face side of scripts/bench_lm.sh: `transformers` generation and TRL's GRPOTrainer
-on the CPU, on the same GPT-2-like shape as examples/lm_bench.rs (4 layers, width 128, 4 heads,
+on the CPU, on the same GPT-2-like shape as benches/lm_bench.rs (4 layers, width 128, 4 heads,
 MLP 512, context 32, the 17-token arithmetic vocabulary: pad, bos, eos, "0123456789+*= ").
 
     python3 scripts/hf_lm_bench.py generate [rows] [reps]

@@ -18,24 +18,12 @@ pub use burn;
 pub use policy_lab_envs as envs;
 pub use rand;
 
-pub mod advantage;
 pub mod agents;
 pub mod algos;
 pub mod backend;
-pub mod checkpoint;
-pub mod config;
-pub mod evaluate;
-pub mod flat;
-pub mod ladder;
-pub mod learner;
+pub mod core;
 pub mod lm;
-pub mod nn;
-pub mod objective;
-pub mod play;
-pub mod plot;
-pub mod rollout;
 pub mod run;
-pub mod train;
 
 /// The metrics of one iteration, by name (`approx_kl`, `clipfrac`, `episodic_return`, ...).
 pub type Metrics = std::collections::BTreeMap<&'static str, f64>;

@@ -19,12 +19,12 @@ use clap::{Args, Parser, Subcommand};
 use policy_lab::backend::Inference;
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
-use policy_lab::evaluate::{draw_grid_policy, evaluate_with_progress};
-use policy_lab::ladder::run_ladder;
-use policy_lab::play::{play, AgentKind, PlayConfig, RenderMode};
-use policy_lab::plot::{average, draw, read_run, XAxis};
+use policy_lab::run::evaluate::{draw_grid_policy, evaluate_with_progress};
+use policy_lab::run::ladder::run_ladder;
+use policy_lab::run::play::{play, AgentKind, PlayConfig, RenderMode};
+use policy_lab::run::plot::{average, draw, read_run, XAxis};
+use policy_lab::run::train::{load_policy, train, Algo, RunConfig, RunSummary};
 use policy_lab::run::{Progress, Start};
-use policy_lab::train::{load_policy, train, Algo, RunConfig, RunSummary};
 use policy_lab::Metrics;
 
 #[derive(Parser)]
@@ -416,7 +416,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// ", success rate S" for an environment with a goal; nothing for one without (CartPole).
-fn success(eval: &policy_lab::evaluate::Evaluation) -> String {
+fn success(eval: &policy_lab::run::evaluate::Evaluation) -> String {
     eval.success_rate()
         .map(|s| format!(", success rate {s:.2}"))
         .unwrap_or_default()
@@ -450,8 +450,8 @@ fn model_folder(path: &std::path::Path) -> PathBuf {
 }
 
 fn lm_command(command: LmCommand) -> Result<()> {
-    use policy_lab::lm::run::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
     use policy_lab::lm::task::{parse_task, TASKS};
+    use policy_lab::run::lm::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
     let (algo, args) = match command {
         LmCommand::Tasks => {
             for (name, about) in TASKS {

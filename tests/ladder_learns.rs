@@ -7,10 +7,10 @@ use policy_lab::algos::ppo::{Ppo, PpoConfig};
 use policy_lab::algos::reinforce::{Reinforce, ReinforceConfig};
 use policy_lab::algos::trpo::{Trpo, TrpoConfig};
 use policy_lab::backend::Cpu;
+use policy_lab::core::nn::Mlp;
+use policy_lab::core::rollout::{actor_log_probs, make_vec_env};
 use policy_lab::envs::{make, EnvKind};
-use policy_lab::evaluate::evaluate;
-use policy_lab::nn::Mlp;
-use policy_lab::rollout::{actor_log_probs, make_vec_env};
+use policy_lab::run::evaluate::evaluate;
 
 type Inner = <Cpu as burn::tensor::backend::AutodiffBackend>::InnerBackend;
 

@@ -10,12 +10,12 @@
 use burn::module::Module;
 use policy_lab::algos::grpo::{GrpoConfig, LossType};
 use policy_lab::algos::grpo_lm::GrpoLm;
+use policy_lab::core::flat::flat_grads;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
-use policy_lab::flat::flat_grads;
 use policy_lab::lm::model::{Transformer, TransformerConfig};
-use policy_lab::lm::parallel::{grpo_data_parallel, DataParallel};
 use policy_lab::lm::task::task_tokenizer;
 use policy_lab::lm::tokenizer::Tokenizer;
+use policy_lab::run::parallel::{grpo_data_parallel, DataParallel};
 
 type B = policy_lab::backend::Cpu;
 
@@ -155,7 +155,7 @@ fn two_peers_take_the_single_device_step_and_a_run_works() {
 
 #[test]
 fn lm_grpo_with_two_devices_runs_and_saves() {
-    use policy_lab::lm::run::{run_rl, LmAlgo, LmRunConfig};
+    use policy_lab::run::lm::{run_rl, LmAlgo, LmRunConfig};
     // What `policy-lab lm grpo --task add:2 --init tests/fixtures/hf-tiny-qwen2 --devices 2`
     // does, on a tiny budget.
     let mut config = LmRunConfig {

@@ -68,7 +68,7 @@ const ITERATIONS: usize = 100;
 #[test]
 fn gradient_accumulation_gives_the_gradient_of_the_whole_batch() {
     use policy_lab::algos::grpo::LossType;
-    use policy_lab::flat::flat_grads;
+    use policy_lab::core::flat::flat_grads;
     let env = Arithmetic::new(ArithmeticConfig {
         digits: 2,
         test_size: 10,

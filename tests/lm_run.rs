@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use policy_lab::lm::checkpoint::{load_lm, save_lm};
 use policy_lab::lm::model::TransformerConfig;
-use policy_lab::lm::run::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
 use policy_lab::lm::task::{parse_task, task_tokenizer};
 use policy_lab::lm::tokenizer::{CharTokenizer, LmTokenizer, Tokenizer};
+use policy_lab::run::lm::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
 use policy_lab::run::Start;
 
 type B = policy_lab::backend::Cpu;
@@ -114,7 +114,8 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
                 );
             }
         }
-        let curve = policy_lab::plot::read_run(&out, policy_lab::plot::XAxis::Steps).unwrap();
+        let curve =
+            policy_lab::run::plot::read_run(&out, policy_lab::run::plot::XAxis::Steps).unwrap();
         assert_eq!(
             curve.points.len(),
             3,
@@ -264,4 +265,35 @@ fn the_lm_config_refuses_unknown_keys_and_bad_values() {
     assert_eq!((c.grpo.num_groups, c.grpo.num_generations), (8, 8));
     assert_eq!(c.grpo.learning_rate, 5e-5);
     assert!(!c.grpo.dynamic_sampling);
+}
+
+#[test]
+fn lm_eval_of_another_task_uses_that_tasks_own_test_set() {
+    // c4cb50f scored an add:1 model on add:3 over the first 49 problems (add:1's test size).
+    let dir = scratch("other-task");
+    let config = tiny_config();
+    run_sft::<B>(
+        &config,
+        &Default::default(),
+        &dir.join("sft"),
+        Start::New,
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_policy-lab"))
+        .args(["lm", "eval"])
+        .arg(dir.join("sft"))
+        .args(["--task", "add:2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("add:2 held-out accuracy") && text.contains("over 500 problems"),
+        "{text}"
+    );
 }

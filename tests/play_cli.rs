@@ -5,7 +5,7 @@ use std::process::Command;
 use policy_lab::backend::{check_device, Device, DeviceError};
 use policy_lab::envs::render::{GridPicture, RenderError};
 use policy_lab::envs::GridWorld;
-use policy_lab::play::{play, AgentKind, PlayConfig, RenderMode};
+use policy_lab::run::play::{play, AgentKind, PlayConfig, RenderMode};
 
 fn config(
     env: &str,

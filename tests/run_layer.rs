@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use policy_lab::learner::Learner;
+use policy_lab::core::learner::Learner;
 use policy_lab::run::{drive, Drive, Progress, RunFolder, RunState, Start};
 use policy_lab::Metrics;
 

@@ -2,8 +2,8 @@
 
 use std::process::Command;
 
+use policy_lab::run::train::{load_policy, train, Algo, RunConfig};
 use policy_lab::run::Start;
-use policy_lab::train::{load_policy, train, Algo, RunConfig};
 
 type Cpu = policy_lab::backend::Cpu;
 
@@ -92,7 +92,7 @@ fn a_run_writes_its_folder_and_evaluates() {
         load_policy::<policy_lab::backend::Cpu>(&out, &Default::default()).unwrap();
     assert_eq!(loaded, config);
     assert_eq!(
-        policy_lab::flat::flat_params(&policy).len(),
+        policy_lab::core::flat::flat_params(&policy).len(),
         64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
     );
 
@@ -350,7 +350,7 @@ fn a_resumed_run_gives_the_same_numbers_as_one_that_never_stopped() {
         assert_eq!(resumed.evaluation.returns, summary.evaluation.returns);
         let params = |run: &std::path::Path| {
             let (_, policy) = load_policy::<Cpu>(run, &Default::default()).unwrap();
-            policy_lab::flat::flat_params(&policy)
+            policy_lab::core::flat::flat_params(&policy)
         };
         assert_eq!(params(&broken), params(&whole), "{}", algo.name());
     }
@@ -401,5 +401,86 @@ fn the_binary_resumes_and_extends_a_run() {
         String::from_utf8_lossy(&missing.stderr).contains("is not a run folder"),
         "{}",
         String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
+/// Runs the binary with `args`; asserts success; returns (stdout, stderr).
+fn cli(args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_policy-lab"))
+        .args(args)
+        .output()
+        .unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}: {e}");
+    (o, e)
+}
+
+#[test]
+fn evaluation_builds_no_autodiff_graph() {
+    // On c4cb50f `eval` ran the policy on the autodiff backend: each step added to a graph
+    // nothing freed, and 100 CartPole episodes of a trained policy took many minutes. Bounded
+    // by steps: 100 episodes of a policy that balances for a while (8192 steps of PPO).
+    let out = tmp("eval-cartpole");
+    let out_s = out.display().to_string();
+    cli(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--total-timesteps",
+        "8192",
+        "--out",
+        &out_s,
+    ]);
+    let (stdout, stderr) = cli(&["eval", &out_s, "--episodes", "100"]);
+    assert!(stdout.contains("over 100 episodes"), "{stdout}");
+    // Progress while it runs, and no success rate for an environment without a goal.
+    assert!(stderr.contains("100/100 episodes"), "{stderr}");
+    assert!(!stdout.contains("success rate"), "{stdout}");
+    let (train_line, _) = cli(&["eval", &out_s, "--episodes", "1"]);
+    assert!(!train_line.contains("success rate"));
+}
+
+#[test]
+fn config_toml_holds_the_values_as_written() {
+    // c4cb50f wrote `gamma = 0.9900000095367432`.
+    let text = RunConfig::default().to_toml();
+    assert!(text.contains("gamma = 0.99\n"), "{text}");
+    assert!(text.contains("clip_coef = 0.2\n"), "{text}");
+    assert!(!text.contains("0000000"), "{text}");
+    assert_eq!(RunConfig::from_toml(&text).unwrap(), RunConfig::default());
+}
+
+#[test]
+fn progress_never_passes_the_budget_and_comes_in_few_lines() {
+    // c4cb50f printed a line per iteration (342 for the ladder) and GRPO's reached step
+    // 111,446 of 100,000.
+    let out = tmp("progress");
+    let mut config = RunConfig {
+        algo: Algo::Grpo,
+        env: "Maze-v0:size=4".into(),
+        total_timesteps: 3000,
+        eval_episodes: 1,
+        ..RunConfig::default()
+    };
+    config.grpo.num_groups = 2;
+    let mut lines = Vec::new();
+    let summary = train::<Cpu>(&config, Default::default(), &out, Start::New, &mut lines).unwrap();
+    assert!(
+        summary.global_step > 3000,
+        "the last iteration overshoots the budget"
+    );
+    let text = String::from_utf8(lines).unwrap();
+    assert!(text.lines().count() <= 25, "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("100% 3000/3000 steps"),
+        "{text}"
     );
 }

@@ -5,8 +5,8 @@
 
 use policy_lab::algos::ppo::{Ppo, PpoConfig};
 use policy_lab::backend::{Cpu, Wgpu};
-use policy_lab::flat::{flat_params, set_flat_params};
-use policy_lab::rollout::make_vec_env;
+use policy_lab::core::flat::{flat_params, set_flat_params};
+use policy_lab::core::rollout::make_vec_env;
 
 /// Relative tolerance: float32 reductions run in a different order on the GPU backend.
 const TOL: f64 = 2e-3;

@@ -23,12 +23,13 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::advantage::{group_advantages, zero_std_groups, GroupBaseline, ScaleRewards};
-use crate::nn::{categorical, gradient_step, Mlp};
-use crate::objective::{
+use crate::core::advantage::{group_advantages, zero_std_groups, GroupBaseline, ScaleRewards};
+use crate::core::metrics::generation_metrics;
+use crate::core::nn::{categorical, gradient_step, Mlp};
+use crate::core::objective::{
     aggregate, clipped_surrogate, kl, masked_mean, ratio, Aggregation, KlEstimator,
 };
-use crate::rollout::tensor2;
+use crate::core::rollout::tensor2;
 use crate::{scalar, ConfigError, Metrics};
 use policy_lab_envs::{AnyEnv, Env, EnvRng};
 
@@ -501,37 +502,6 @@ impl<B: AutodiffBackend> Grpo<B> {
     }
 }
 
-/// TRL's metrics of one batch of generations: `reward` and `reward_std` over every generated
-/// group, `frac_reward_zero_std`, and the length statistics of the kept episodes or
-/// completions (`clipped` = cut by the length limit before they ended).
-pub fn generation_metrics(
-    rewards: &[f32],
-    zero_std: &[bool],
-    lengths: &[usize],
-    clipped: &[bool],
-    m: &mut Metrics,
-) {
-    let mean = rewards.iter().sum::<f32>() / rewards.len() as f32;
-    m.insert("reward", f64::from(mean));
-    m.insert(
-        "reward_std",
-        f64::from(crate::advantage::sample_std(rewards)),
-    );
-    m.insert(
-        "frac_reward_zero_std",
-        zero_std.iter().filter(|z| **z).count() as f64 / zero_std.len() as f64,
-    );
-    let n = lengths.len() as f64;
-    m.insert(
-        "completions/mean_length",
-        lengths.iter().sum::<usize>() as f64 / n,
-    );
-    m.insert(
-        "completions/clipped_ratio",
-        clipped.iter().filter(|t| **t).count() as f64 / n,
-    );
-}
-
 /// Keeps the groups of `a` and then of `b` whose rewards are not all equal, up to `want`
 /// groups (then tops up with the others, so the batch size stays fixed).
 fn merge_informative(a: Episodes, b: Episodes, g: usize, want: usize) -> Episodes {
@@ -585,7 +555,7 @@ struct GrpoState {
 
 // The run layer's view of GRPO on a toy environment: iterate, and the checkpoint (the
 // policy, its frozen reference, the optimizer, the generator that seeds the groups).
-impl<B: AutodiffBackend> crate::learner::Learner for Grpo<B> {
+impl<B: AutodiffBackend> crate::core::learner::Learner for Grpo<B> {
     type Policy = Mlp<B>;
     fn iterate(&mut self) -> anyhow::Result<Metrics> {
         Ok(Grpo::iterate(self)?)
@@ -597,7 +567,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Grpo<B> {
         &self.actor
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         save_module(&self.actor, &dir.join("networks"))?;
         save_module(&self.reference, &dir.join("reference"))?;
         save_optim(&self.optim, &dir.join("optim"))?;
@@ -609,7 +579,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Grpo<B> {
         save_json(&state, &dir.join("state.json"))
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         let d = &self.device;
         self.actor = load_module(self.actor.clone(), &dir.join("networks"), d)?;
         self.reference = load_module(self.reference.clone(), &dir.join("reference"), d)?;
@@ -619,6 +589,6 @@ impl<B: AutodiffBackend> crate::learner::Learner for Grpo<B> {
         Ok(())
     }
     fn is_finite(&self) -> bool {
-        crate::checkpoint::all_finite(&self.actor)
+        crate::core::checkpoint::all_finite(&self.actor)
     }
 }

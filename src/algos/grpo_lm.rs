@@ -14,7 +14,7 @@
 //!    parts whose gradients add up to the whole batch's;
 //! 4. **metrics** under TRL's names.
 //!
-//! Data-parallel training ([`crate::lm::parallel`]) runs one learner per device: each
+//! Data-parallel training ([`crate::run::parallel`]) runs one learner per device: each
 //! collects its share of the groups, and [`GrpoLm::update`] averages the gradients over the
 //! peers (burn's all-reduce) before each step.
 
@@ -27,14 +27,15 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use policy_lab_envs::{Env, EnvRng, Space};
 use rand::SeedableRng;
 
-use super::grpo::{generation_metrics, grpo_loss, GrpoBatch, GrpoConfig, WholeBatch};
-use crate::advantage::{group_advantages, zero_std_groups};
+use super::grpo::{grpo_loss, GrpoBatch, GrpoConfig, WholeBatch};
+use crate::core::advantage::{group_advantages, zero_std_groups};
+use crate::core::metrics::generation_metrics;
+use crate::core::nn::apply_gradients;
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::Transformer;
 use crate::lm::rollout::{collect_completions, LmRollout};
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
-use crate::nn::apply_gradients;
 use crate::{ConfigError, Metrics};
 
 /// A GRPO learner for a language model on a text task: any environment whose observations
@@ -54,7 +55,7 @@ pub struct GrpoLm<B: AutodiffBackend, E, T> {
     /// Completions generated so far.
     pub completions: usize,
     pub iteration: usize,
-    /// This learner's place among data-parallel peers ([`crate::lm::parallel`]), if any.
+    /// This learner's place among data-parallel peers ([`crate::run::parallel`]), if any.
     peer: Option<PeerId>,
 }
 
@@ -100,7 +101,7 @@ where
 
     /// Makes this learner the data-parallel peer `peer`: its gradients are averaged with the
     /// other peers' at every step. Register the peer with burn's collective first, on the
-    /// inner backend (see [`crate::lm::parallel`]).
+    /// inner backend (see [`crate::run::parallel`]).
     pub fn with_peer(mut self, peer: PeerId) -> Self {
         self.peer = Some(peer);
         self
@@ -349,7 +350,7 @@ struct GrpoLmState<E> {
 // The run layer's view of GRPO on a language model: iterate, and the checkpoint (the model,
 // its frozen reference when the KL term needs one, Adam's moments, the prompt source and
 // the sampling generator).
-impl<B, E, T> crate::learner::Learner for GrpoLm<B, E, T>
+impl<B, E, T> crate::core::learner::Learner for GrpoLm<B, E, T>
 where
     B: AutodiffBackend,
     E: Env + Clone + serde::Serialize + serde::de::DeserializeOwned,
@@ -368,7 +369,7 @@ where
         &self.model
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         save_module(&self.model, &dir.join("model"))?;
         if let Some(reference) = &self.reference {
             save_module(reference, &dir.join("reference"))?;
@@ -383,7 +384,7 @@ where
         save_json(&state, &dir.join("state.json"))
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         let device = self.model.devices()[0].clone();
         self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
         if let Some(reference) = self.reference.take() {
@@ -396,6 +397,6 @@ where
         Ok(())
     }
     fn is_finite(&self) -> bool {
-        crate::checkpoint::all_finite(&self.model)
+        crate::core::checkpoint::all_finite(&self.model)
     }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
@@ -21,10 +21,12 @@ use burn::tensor::Tensor;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::advantage::{gae, normalize};
-use crate::nn::{categorical, gradient_step, Mlp};
-use crate::objective::{clipped_surrogate, ratio};
-use crate::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
+use crate::core::actor_critic::ActorCritic;
+use crate::core::advantage::{gae, normalize};
+use crate::core::metrics::explained_variance;
+use crate::core::nn::{categorical, gradient_step, Mlp};
+use crate::core::objective::{clipped_surrogate, ratio};
+use crate::core::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
 use crate::{ConfigError, Metrics};
 
 /// PPO's hyperparameters, named as in CleanRL; the defaults are CleanRL's for CartPole-v1.
@@ -132,25 +134,6 @@ impl PpoConfig {
         )
     }
 }
-
-// ANCHOR: ppo_actor_critic
-/// The actor (a categorical policy over the actions) and the critic (a state value), two
-/// separate networks as in CleanRL.
-#[derive(Module, Debug)]
-pub struct ActorCritic<B: burn::tensor::backend::Backend> {
-    pub actor: Mlp<B>,
-    pub critic: Mlp<B>,
-}
-
-impl<B: burn::tensor::backend::Backend> ActorCritic<B> {
-    pub fn new(obs_dim: usize, num_actions: usize, hidden: &[usize], device: &B::Device) -> Self {
-        Self {
-            actor: Mlp::new(obs_dim, hidden, num_actions, 0.01, device),
-            critic: Mlp::new(obs_dim, hidden, 1, 1.0, device),
-        }
-    }
-}
-// ANCHOR_END: ppo_actor_critic
 
 /// A PPO learner: its model, optimizer, environments and counters.
 pub struct Ppo<B: AutodiffBackend> {
@@ -302,7 +285,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         m.insert("learning_rate", lr);
         m.insert("explained_variance", explained_variance(&values, &returns));
         m.insert("global_step", self.global_step() as f64);
-        crate::rollout::episode_metrics(&rollout, &mut m);
+        crate::core::rollout::episode_metrics(&rollout, &mut m);
         Ok(m)
     }
 }
@@ -326,26 +309,6 @@ pub fn value_loss<B: burn::tensor::backend::Backend, const D: usize>(
     unclipped.max_pair(clipped) * 0.5
 }
 // ANCHOR_END: ppo_value_loss
-
-// ANCHOR: ac_explained_variance
-/// `1 - Var(returns - values) / Var(returns)`: 1 is a perfect critic, 0 no better than a
-/// constant, negative worse (NaN when the returns do not vary).
-pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
-    let var = |x: &mut dyn Iterator<Item = f64>| {
-        let v: Vec<f64> = x.collect();
-        let n = v.len() as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / n
-    };
-    let var_y = var(&mut returns.iter().map(|r| f64::from(*r)));
-    let var_diff = var(&mut returns.iter().zip(values).map(|(r, v)| f64::from(r - v)));
-    if var_y == 0.0 {
-        f64::NAN
-    } else {
-        1.0 - var_diff / var_y
-    }
-}
-// ANCHOR_END: ac_explained_variance
 
 /// Running sums of the per-minibatch statistics CleanRL logs.
 #[derive(Default)]
@@ -421,7 +384,7 @@ use burn::tensor::ElementConversion;
 
 // The run layer's view of PPO: iterate, and the checkpoint (actor and critic, their one
 // optimizer, the environments mid-episode).
-impl<B: AutodiffBackend> crate::learner::Learner for Ppo<B> {
+impl<B: AutodiffBackend> crate::core::learner::Learner for Ppo<B> {
     type Policy = Mlp<B>;
     fn iterate(&mut self) -> anyhow::Result<Metrics> {
         Ok(Ppo::iterate(self)?)
@@ -433,7 +396,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Ppo<B> {
         &self.model.actor
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         save_module(&self.model, &dir.join("networks"))?;
         save_optim(&self.optim, &dir.join("optim"))?;
         let (collector, iteration) = (self.collector.clone(), self.iteration);
@@ -446,7 +409,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Ppo<B> {
         )
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         let d = &self.device;
         self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
         self.optim = load_optim(self.optim.clone(), &dir.join("optim"), d)?;
@@ -455,6 +418,6 @@ impl<B: AutodiffBackend> crate::learner::Learner for Ppo<B> {
         Ok(())
     }
     fn is_finite(&self) -> bool {
-        crate::checkpoint::all_finite(&self.model)
+        crate::core::checkpoint::all_finite(&self.model)
     }
 }

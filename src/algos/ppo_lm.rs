@@ -26,16 +26,17 @@ use policy_lab_envs::{Env, EnvRng, Space};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::grpo::generation_metrics;
-use super::ppo::{explained_variance, value_loss, PpoConfig, UpdateStats};
-use crate::advantage::{gae, normalize};
+use super::ppo::{value_loss, PpoConfig, UpdateStats};
+use crate::core::advantage::{gae, normalize};
+use crate::core::metrics::explained_variance;
+use crate::core::metrics::generation_metrics;
+use crate::core::nn::gradient_step;
+use crate::core::objective::{clipped_surrogate, masked_mean, ratio};
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::{Batch, ModelError, Transformer};
 use crate::lm::rollout::{collect_completions, LmRollout};
 use crate::lm::sft::{LmError, TokenRows};
 use crate::lm::tokenizer::Tokenizer;
-use crate::nn::gradient_step;
-use crate::objective::{clipped_surrogate, masked_mean, ratio};
 use crate::{ConfigError, Metrics};
 
 /// A transformer with a scalar head: `V(prefix)`.
@@ -51,7 +52,7 @@ impl<B: Backend> ValueModel<B> {
     pub fn new(policy: &Transformer<B>) -> Self {
         // Reading every parameter first materializes the ones burn initializes lazily (a
         // clone of an unread parameter draws its own random values).
-        crate::flat::flat_params(policy);
+        crate::core::flat::flat_params(policy);
         // A copy with parameters of its own: a plain `clone` keeps the parameter ids, and the
         // optimizer, which keys its moments and gradients by id, would then mix the value
         // loss's gradients into the policy.
@@ -403,7 +404,7 @@ mod tests {
             value: ValueModel::new(&policy),
             policy,
         };
-        let flat = |m: &Transformer<A>| crate::flat::flat_params(&m.valid());
+        let flat = |m: &Transformer<A>| crate::core::flat::flat_params(&m.valid());
         let (policy_before, trunk_before) = (flat(&nets.policy), flat(&nets.value.trunk));
         assert!(
             policy_before == trunk_before,
@@ -475,7 +476,7 @@ struct PpoLmState<E> {
 
 // The run layer's view of PPO on a language model: iterate, and the checkpoint (policy and
 // value head, Adam's moments, the prompt source and the sampling generator).
-impl<B, E, T> crate::learner::Learner for PpoLm<B, E, T>
+impl<B, E, T> crate::core::learner::Learner for PpoLm<B, E, T>
 where
     B: AutodiffBackend,
     E: Env + Clone + serde::Serialize + serde::de::DeserializeOwned,
@@ -494,7 +495,7 @@ where
         &self.nets.policy
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         save_module(&self.nets, &dir.join("networks"))?;
         save_optim(&self.optim, &dir.join("optim"))?;
         let state = PpoLmState {
@@ -505,7 +506,7 @@ where
         save_json(&state, &dir.join("state.json"))
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         let device = self.nets.devices()[0].clone();
         self.nets = load_module(self.nets.clone(), &dir.join("networks"), &device)?;
         self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
@@ -514,6 +515,6 @@ where
         Ok(())
     }
     fn is_finite(&self) -> bool {
-        crate::checkpoint::all_finite(&self.nets)
+        crate::core::checkpoint::all_finite(&self.nets)
     }
 }

@@ -16,10 +16,10 @@ use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use super::ppo::ActorCritic;
-use crate::advantage::{discounted_returns, normalize};
-use crate::nn::{categorical, gradient_step, Mlp};
-use crate::rollout::{critic_values, obs_and_actions, tensor1, Collector, VecEnv};
+use crate::core::actor_critic::ActorCritic;
+use crate::core::advantage::{discounted_returns, normalize};
+use crate::core::nn::{categorical, gradient_step, Mlp};
+use crate::core::rollout::{critic_values, obs_and_actions, tensor1, Collector, VecEnv};
 use crate::{scalar, ConfigError, Metrics};
 
 // ANCHOR: rf_config
@@ -191,7 +191,7 @@ impl<B: AutodiffBackend> Reinforce<B> {
         // ANCHOR_END: rf_policy_step
 
         // ANCHOR: rf_critic
-        let ev = super::ppo::explained_variance(&values, &returns);
+        let ev = crate::core::metrics::explained_variance(&values, &returns);
         let target = tensor1::<B>(returns, &self.device);
         let mut v_loss = 0.0;
         for _ in 0..c.vf_iters {
@@ -218,7 +218,7 @@ impl<B: AutodiffBackend> Reinforce<B> {
         m.insert("value_loss", v_loss);
         m.insert("explained_variance", ev);
         m.insert("global_step", self.global_step() as f64);
-        crate::rollout::episode_metrics(&r, &mut m);
+        crate::core::rollout::episode_metrics(&r, &mut m);
         Ok(m)
         // ANCHOR_END: rf_metrics
     }
@@ -226,7 +226,7 @@ impl<B: AutodiffBackend> Reinforce<B> {
 
 // The run layer's view of REINFORCE: iterate, and the checkpoint (both networks, both
 // optimizers, the environments mid-episode).
-impl<B: AutodiffBackend> crate::learner::Learner for Reinforce<B> {
+impl<B: AutodiffBackend> crate::core::learner::Learner for Reinforce<B> {
     type Policy = Mlp<B>;
     fn iterate(&mut self) -> anyhow::Result<Metrics> {
         Ok(Reinforce::iterate(self)?)
@@ -238,7 +238,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Reinforce<B> {
         &self.model.actor
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         save_module(&self.model, &dir.join("networks"))?;
         save_optim(&self.actor_optim, &dir.join("optim_actor"))?;
         save_optim(&self.critic_optim, &dir.join("optim_critic"))?;
@@ -252,7 +252,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Reinforce<B> {
         )
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         let d = &self.device;
         self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
         self.actor_optim = load_optim(self.actor_optim.clone(), &dir.join("optim_actor"), d)?;
@@ -262,6 +262,6 @@ impl<B: AutodiffBackend> crate::learner::Learner for Reinforce<B> {
         Ok(())
     }
     fn is_finite(&self) -> bool {
-        crate::checkpoint::all_finite(&self.model)
+        crate::core::checkpoint::all_finite(&self.model)
     }
 }

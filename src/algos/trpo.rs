@@ -27,11 +27,12 @@ use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::ppo::{explained_variance, ActorCritic};
-use crate::advantage::{gae, normalize};
-use crate::flat::{dot, flat_grads, flat_params, set_flat_params};
-use crate::nn::{categorical, gradient_step, Mlp};
-use crate::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
+use crate::core::actor_critic::ActorCritic;
+use crate::core::advantage::{gae, normalize};
+use crate::core::flat::{dot, flat_grads, flat_params, set_flat_params};
+use crate::core::metrics::explained_variance;
+use crate::core::nn::{categorical, gradient_step, Mlp};
+use crate::core::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
 use crate::{scalar, ConfigError, Metrics};
 
 /// TRPO's hyperparameters (sb3-contrib's names where it has them).
@@ -394,7 +395,7 @@ impl<B: AutodiffBackend> Trpo<B> {
         m.insert("value_loss", v_loss);
         m.insert("explained_variance", explained_variance(&values, &returns));
         m.insert("global_step", self.global_step() as f64);
-        crate::rollout::episode_metrics(&r, &mut m);
+        crate::core::rollout::episode_metrics(&r, &mut m);
         Ok(m)
     }
 }
@@ -526,7 +527,7 @@ mod tests {
 
 // The run layer's view of TRPO: iterate, and the checkpoint (both networks, the critic's
 // optimizer; the actor has none, its step is the natural gradient's).
-impl<B: AutodiffBackend> crate::learner::Learner for Trpo<B> {
+impl<B: AutodiffBackend> crate::core::learner::Learner for Trpo<B> {
     type Policy = Mlp<B>;
     fn iterate(&mut self) -> anyhow::Result<Metrics> {
         Ok(Trpo::iterate(self)?)
@@ -538,7 +539,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Trpo<B> {
         &self.model.actor
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         save_module(&self.model, &dir.join("networks"))?;
         save_optim(&self.critic_optim, &dir.join("optim_critic"))?;
         let (collector, iteration) = (self.collector.clone(), self.iteration);
@@ -551,7 +552,7 @@ impl<B: AutodiffBackend> crate::learner::Learner for Trpo<B> {
         )
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         let d = &self.device;
         self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
         self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
@@ -560,6 +561,6 @@ impl<B: AutodiffBackend> crate::learner::Learner for Trpo<B> {
         Ok(())
     }
     fn is_finite(&self) -> bool {
-        crate::checkpoint::all_finite(&self.model)
+        crate::core::checkpoint::all_finite(&self.model)
     }
 }

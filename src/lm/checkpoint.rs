@@ -72,7 +72,7 @@ pub fn save_lm<B: Backend>(
         std::fs::remove_dir_all(&tmp)?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    crate::checkpoint::save_module(model, &tmp.join("model"))?;
+    crate::core::checkpoint::save_module(model, &tmp.join("model"))?;
     std::fs::write(
         tmp.join("model.json"),
         serde_json::to_string_pretty(config)?,
@@ -173,7 +173,7 @@ pub fn load_lm<B: Backend>(
         );
     }
     let model =
-        crate::checkpoint::load_module(config.init::<B>(device), &dir.join("model"), device)?;
+        crate::core::checkpoint::load_module(config.init::<B>(device), &dir.join("model"), device)?;
     let saved_heads: Option<SavedShape> = std::fs::read_to_string(dir.join("shape.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());

@@ -17,12 +17,11 @@
 //! * [`run`]: `policy-lab lm sft | grpo | ppo | eval`, each writing a run folder.
 
 pub mod checkpoint;
+pub mod error;
 pub mod generate;
 pub mod hf;
 pub mod model;
-pub mod parallel;
 pub mod rollout;
-pub mod run;
 pub mod sft;
 pub mod task;
 pub mod tokenizer;

@@ -617,12 +617,12 @@ impl<B: Backend> Rotary<B> {
 /// gelu(x) = 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
 /// ```
 ///
-/// Built from `exp` and arithmetic ([`crate::nn::tanh`]), which burn's CPU backend runs in
+/// Built from `exp` and arithmetic ([`crate::core::nn::tanh`]), which burn's CPU backend runs in
 /// `f32`; its own `gelu` goes through `erf` in `f64` (and differentiates the tanh form).
 pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let inner = (x.clone() + x.clone() * x.clone() * x.clone() * 0.044715)
         * (2.0 / std::f64::consts::PI).sqrt();
-    x * (crate::nn::tanh(inner) + 1.0) * 0.5
+    x * (crate::core::nn::tanh(inner) + 1.0) * 0.5
 }
 
 /// A linear layer applied to every position of `[rows, len, d_in]` as one `[rows * len,

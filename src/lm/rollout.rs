@@ -10,7 +10,7 @@ use super::generate::{generate, SamplingConfig};
 use super::model::Transformer;
 use super::sft::{encode_prompt, LmError, TokenRows};
 use super::tokenizer::Tokenizer;
-use crate::advantage::zero_std_groups;
+use crate::core::advantage::zero_std_groups;
 
 /// `prompts * group_size` completions and their rewards, prompt-major: rows
 /// `g * group_size .. (g + 1) * group_size` share prompt `g`.

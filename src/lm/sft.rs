@@ -15,26 +15,11 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
 use super::generate::completion_log_probs;
-use super::model::{ModelError, Transformer};
+use super::model::Transformer;
 use super::tokenizer::{Tokenizer, TokenizerError};
-use crate::objective::masked_mean;
+use crate::core::objective::masked_mean;
 
-/// Why a batch could not be scored.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LmError {
-    #[error(transparent)]
-    Tokenizer(#[from] TokenizerError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    Config(#[from] crate::ConfigError),
-    /// The caller's step after an iteration failed (logging, evaluation), and the run stops.
-    #[error("{0}")]
-    Stopped(String),
-    /// A data-parallel collective operation failed (a peer missing or out of step).
-    #[error("data-parallel all-reduce failed: {0}")]
-    Collective(String),
-}
+pub use super::error::LmError;
 
 /// Rows of token ids.
 pub type TokenRows = Vec<Vec<u32>>;
@@ -104,7 +89,7 @@ pub fn inference<B: AutodiffBackend>(model: &Transformer<B>) -> Transformer<B::I
     model.valid()
 }
 
-/// Supervised fine-tuning as a [`crate::learner::Learner`], so that `policy-lab lm sft` runs,
+/// Supervised fine-tuning as a [`crate::core::learner::Learner`], so that `policy-lab lm sft` runs,
 /// checkpoints and resumes as every other run does: one iteration is one optimizer step on
 /// `batch_size` demonstrations drawn from `env` (eq. above: the completion tokens' mean
 /// negative log-likelihood).
@@ -166,7 +151,7 @@ struct SftState {
     steps: usize,
 }
 
-impl<B: AutodiffBackend, T: Tokenizer> crate::learner::Learner for Sft<B, T> {
+impl<B: AutodiffBackend, T: Tokenizer> crate::core::learner::Learner for Sft<B, T> {
     type Policy = Transformer<B>;
     fn iterate(&mut self) -> anyhow::Result<crate::Metrics> {
         let loss = self.step()?;
@@ -183,7 +168,7 @@ impl<B: AutodiffBackend, T: Tokenizer> crate::learner::Learner for Sft<B, T> {
         &self.model
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         save_module(&self.model, &dir.join("model"))?;
         save_optim(&self.optim, &dir.join("optim"))?;
         let state = SftState {
@@ -193,7 +178,7 @@ impl<B: AutodiffBackend, T: Tokenizer> crate::learner::Learner for Sft<B, T> {
         save_json(&state, &dir.join("state.json"))
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::checkpoint::*;
+        use crate::core::checkpoint::*;
         let device = self.model.devices()[0].clone();
         self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
         self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
@@ -202,6 +187,6 @@ impl<B: AutodiffBackend, T: Tokenizer> crate::learner::Learner for Sft<B, T> {
         Ok(())
     }
     fn is_finite(&self) -> bool {
-        crate::checkpoint::all_finite(&self.model)
+        crate::core::checkpoint::all_finite(&self.model)
     }
 }

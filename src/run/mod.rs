@@ -1,6 +1,9 @@
 //! The run layer: every run, toy or language model, goes through here. It owns the run
 //! folder ([`folder`]), drives a [`Learner`] (iterate, log, checkpoint, stop), answers
-//! Ctrl-C ([`interrupt`]) and shows progress ([`progress`]).
+//! Ctrl-C ([`interrupt`]) and shows progress ([`progress`]). The runners built on it:
+//! [`train`] (the toy environments), [`lm`] (language models: SFT, GRPO, PPO, and
+//! [`parallel`] data-parallel GRPO), the main job ([`ladder`]), and what reads runs
+//! ([`evaluate`], [`plot`], [`play`]).
 //!
 //! The loop of [`drive`], for any algorithm:
 //!
@@ -14,9 +17,16 @@
 //!     on Ctrl-C: stop with exit status 130 and "resume with ..."
 //! ```
 
+pub mod evaluate;
 pub mod folder;
 pub mod interrupt;
+pub mod ladder;
+pub mod lm;
+pub mod parallel;
+pub mod play;
+pub mod plot;
 pub mod progress;
+pub mod train;
 
 use anyhow::{bail, Result};
 
@@ -24,7 +34,7 @@ pub use folder::{MetricsRow, RunFolder, RunState, Start};
 pub use interrupt::Interrupted;
 pub use progress::Progress;
 
-use crate::learner::Learner;
+use crate::core::learner::Learner;
 use crate::Metrics;
 
 /// How [`drive`] runs a learner.

@@ -1,6 +1,6 @@
-//! Assignment (e), instructor solution: the ladder's settings (src/ladder.rs), and a smaller
+//! Assignment (e), instructor solution: the ladder's settings (src/run/ladder.rs), and a smaller
 //! GRPO learning rate.
-use policy_lab::train::{Algo, RunConfig};
+use policy_lab::run::train::{Algo, RunConfig};
 
 pub fn ppo_run() -> RunConfig {
     RunConfig {

@@ -1,7 +1,7 @@
 //! Assignment (e): an experiment, PPO against GRPO on a maze, with a written analysis. Book
 //! chapters "PPO" and "GRPO on toy environments".
 //!
-//! 1. Configure one PPO run and one GRPO run on `Maze-v0` (`policy_lab::train::RunConfig`;
+//! 1. Configure one PPO run and one GRPO run on `Maze-v0` (`policy_lab::run::train::RunConfig`;
 //!    the algorithms' settings are `config.ppo` and `config.grpo`), each within 100,000
 //!    environment steps. The grader trains both with seeds 1 and 2 and asks each to reach 90%
 //!    of the maze's optimal return (greedy evaluation).
@@ -11,7 +11,7 @@
 //!    critic against group baselines, sample use, variance; at least 200 words in all).
 //!
 //! Grade: `cargo run --release -p policy-lab-assignments --bin e_ppo_vs_grpo`.
-use policy_lab::train::RunConfig;
+use policy_lab::run::train::RunConfig;
 
 /// Your PPO run (the seed is set by the grader).
 pub fn ppo_run() -> RunConfig {

@@ -1,7 +1,7 @@
 //! Grades assignment (a): `cargo run -p policy-lab-assignments --bin a_returns_gae`.
 //! The reference is policy-lab's own `advantage::{discounted_returns, gae}`.
 
-use policy_lab::advantage;
+use policy_lab::core::advantage;
 use policy_lab_assignments::a_returns_gae::{discounted_returns, gae};
 use policy_lab_assignments::grade::{close, grade, rng, Check};
 use rand::RngExt;

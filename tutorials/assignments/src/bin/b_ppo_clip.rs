@@ -3,7 +3,7 @@
 
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
-use policy_lab::objective;
+use policy_lab::core::objective;
 use policy_lab_assignments::b_ppo_clip::{clip_fraction, clipped_loss, ratios};
 use policy_lab_assignments::grade::{close, grade, rng, Check};
 use rand::RngExt;

@@ -4,8 +4,8 @@
 
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
-use policy_lab::advantage::{group_advantages, GroupBaseline, ScaleRewards};
-use policy_lab::objective::{kl, KlEstimator};
+use policy_lab::core::advantage::{group_advantages, GroupBaseline, ScaleRewards};
+use policy_lab::core::objective::{kl, KlEstimator};
 use policy_lab_assignments::d_grpo_k3::{group_zscore, k3, leave_one_out};
 use policy_lab_assignments::grade::{close, grade, rng, Check};
 use rand::RngExt;

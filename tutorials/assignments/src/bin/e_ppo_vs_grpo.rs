@@ -3,8 +3,8 @@
 //! optimal return within its budget, with two seeds; and the analysis must be written.
 
 use policy_lab::backend::Cpu;
+use policy_lab::run::train::{train, Algo, RunConfig};
 use policy_lab::run::Start;
-use policy_lab::train::{train, Algo, RunConfig};
 use policy_lab_assignments::e_ppo_vs_grpo::{grpo_run, ppo_run, ANALYSIS};
 use policy_lab_assignments::grade::{grade, Check};
 

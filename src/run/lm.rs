@@ -27,18 +27,18 @@ use burn::tensor::backend::AutodiffBackend;
 use policy_lab_envs::{Arithmetic, ArithmeticConfig, Split};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{load_policy, save_lm};
-use super::model::{Transformer, TransformerConfig};
-use super::sft::{LmError, Sft};
-use super::task::{evaluate_accuracy, task_tokenizer, Accuracy};
-use super::tokenizer::{LmTokenizer, Tokenizer};
 use crate::algos::grpo::GrpoConfig;
 use crate::algos::grpo_lm::GrpoLm;
 use crate::algos::ppo::PpoConfig;
 use crate::algos::ppo_lm::PpoLm;
 use crate::backend::Device;
-use crate::learner::Learner;
-use crate::lm::parallel::grpo_data_parallel;
+use crate::core::learner::Learner;
+use crate::lm::checkpoint::{load_policy, save_lm};
+use crate::lm::model::{Transformer, TransformerConfig};
+use crate::lm::sft::{LmError, Sft};
+use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
+use crate::lm::tokenizer::{LmTokenizer, Tokenizer};
+use crate::run::parallel::grpo_data_parallel;
 use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
 use crate::{ConfigError, Metrics};
 
@@ -102,7 +102,7 @@ pub struct RlConfig {
     pub eval_every: usize,
     /// The longest completion sampled; `None` is the task's answer limit plus one for EOS.
     pub max_completion_length: Option<usize>,
-    /// Data-parallel GRPO over this many devices (`lm::parallel`): `cuda` devices 0, 1, ...;
+    /// Data-parallel GRPO over this many devices (`run::parallel`): `cuda` devices 0, 1, ...;
     /// on `cpu`, peers that share the cores (for testing). 1 is one device.
     pub devices: usize,
 }
@@ -186,10 +186,10 @@ impl LmRunConfig {
         // only `temperature` keeps the language-model defaults of the other GRPO settings
         // (not `GrpoConfig::default()`, which is tuned for the toy environments).
         // Unknown keys and values of the wrong type, reported at the file's own lines.
-        crate::config::parse_toml::<Self>(text)?;
-        let file: toml::Value = crate::config::parse_toml(text)?;
+        crate::core::config::parse_toml::<Self>(text)?;
+        let file: toml::Value = crate::core::config::parse_toml(text)?;
         let mut merged = toml::Value::try_from(Self::default())?;
-        crate::config::merge(&mut merged, file);
+        crate::core::config::merge(&mut merged, file);
         let config: Self = merged.try_into().context("reading the lm config")?;
         config.validate()?;
         Ok(config)
@@ -201,7 +201,7 @@ impl LmRunConfig {
     }
     /// The settings as TOML, each value as the user would write it.
     pub fn to_toml(&self) -> String {
-        crate::config::to_toml(self)
+        crate::core::config::to_toml(self)
     }
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
@@ -496,7 +496,7 @@ pub fn run_rl<B: AutodiffBackend>(
 /// stream would have to be saved too.
 fn run_data_parallel<B: AutodiffBackend>(
     config: &LmRunConfig,
-    loaded: super::checkpoint::LoadedLm<B>,
+    loaded: crate::lm::checkpoint::LoadedLm<B>,
     train_env: Arithmetic,
     test_env: &Arithmetic,
     devices: &[B::Device],

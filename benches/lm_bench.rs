@@ -1,11 +1,11 @@
 //! Timings of the language-model pieces on the CPU: the policy-lab side of
 //! `scripts/bench_lm.sh`, which runs Hugging Face `transformers` and TRL on the same shapes.
 //!
-//! cargo run --release --example lm_bench -- generate [rows] [reps]
-//! cargo run --release --example lm_bench -- grpo [steps]
-//! cargo run --release --example lm_bench -- grpo-vs-ppo [steps]
-//! cargo run --release --example lm_bench -- logprobs [vocab] [rows]
-//! cargo run --release --example lm_bench -- accumulation [vocab] [parts]
+//! cargo bench --bench lm_bench -- generate [rows] [reps]
+//! cargo bench --bench lm_bench -- grpo [steps]
+//! cargo bench --bench lm_bench -- grpo-vs-ppo [steps]
+//! cargo bench --bench lm_bench -- logprobs [vocab] [rows]
+//! cargo bench --bench lm_bench -- accumulation [vocab] [parts]
 //!
 //! The model is GPT-2-like: 4 layers, width 128, 4 heads, MLP 512, a context of 32, the
 //! arithmetic task's 17-token vocabulary, freshly initialized (seed 0).
@@ -38,9 +38,9 @@ use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::generate::{generate, SamplingConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
-use policy_lab::lm::run::LmRunConfig;
 use policy_lab::lm::task::task_tokenizer;
 use policy_lab::lm::tokenizer::Tokenizer;
+use policy_lab::run::lm::LmRunConfig;
 use rand::SeedableRng;
 
 /// The system allocator, counting the bytes in use and their peak.
@@ -81,7 +81,8 @@ fn task() -> Arithmetic {
 
 fn main() {
     policy_lab::backend::keep_freed_memory();
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` adds `--bench` to the arguments; it is not one of ours.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let what = args.next().unwrap_or_else(|| "generate".into());
     let n: Option<usize> = args.next().and_then(|s| s.parse().ok());
     let m: Option<usize> = args.next().and_then(|s| s.parse().ok());

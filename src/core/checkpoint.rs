@@ -1,6 +1,6 @@
 //! The pieces every learner's checkpoint is made of: modules and optimizers at full precision
 //! (a resumed run must go on from the very same numbers), JSON for the rest, and a check that
-//! a module's weights are finite. Each algorithm's [`crate::learner::Learner::save`] and
+//! a module's weights are finite. Each algorithm's [`crate::core::learner::Learner::save`] and
 //! `load` put these together in its own file; the run layer (`run::folder`) swaps the
 //! folder in whole.
 
@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::run::folder::write_atomic;
+use crate::core::files::write_atomic;
 
 /// Full precision: a resumed run must continue from the very same numbers.
 pub type Exact = NamedMpkFileRecorder<FullPrecisionSettings>;
@@ -175,6 +175,6 @@ pub fn all_finite<B: Backend, M: Module<B>>(module: &M) -> bool {
 /// iteration count (`state.json`).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct OnPolicyState {
-    pub collector: crate::rollout::Collector,
+    pub collector: crate::core::rollout::Collector,
     pub iteration: usize,
 }

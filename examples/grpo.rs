@@ -10,7 +10,7 @@ use burn::module::AutodiffModule;
 use policy_lab::algos::grpo::{Grpo, GrpoConfig};
 use policy_lab::backend::Cpu;
 use policy_lab::envs::make;
-use policy_lab::evaluate::{draw_grid_policy, evaluate};
+use policy_lab::run::evaluate::{draw_grid_policy, evaluate};
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: run

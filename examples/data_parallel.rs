@@ -11,9 +11,9 @@ use policy_lab::algos::grpo::GrpoConfig;
 use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
-use policy_lab::lm::parallel::grpo_data_parallel;
 use policy_lab::lm::task::task_tokenizer;
 use policy_lab::lm::tokenizer::Tokenizer;
+use policy_lab::run::parallel::grpo_data_parallel;
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: run

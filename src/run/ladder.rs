@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::backend::Cpu;
-use crate::plot::{average, draw, read_run, XAxis};
+use crate::run::plot::{average, draw, read_run, XAxis};
+use crate::run::train::{train, Algo, RunConfig};
 use crate::run::Start;
-use crate::train::{train, Algo, RunConfig};
 
 /// The environment of the ladder and each rung's step budget.
 pub const LADDER_ENV: &str = "Maze-v0";

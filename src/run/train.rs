@@ -31,10 +31,10 @@ use crate::algos::ppo::{Ppo, PpoConfig};
 use crate::algos::reinforce::{Reinforce, ReinforceConfig};
 use crate::algos::trpo::{Trpo, TrpoConfig};
 use crate::backend::Device;
-use crate::evaluate::{evaluate, Evaluation};
-use crate::learner::Learner;
-use crate::nn::Mlp;
-use crate::rollout::make_vec_env;
+use crate::core::learner::Learner;
+use crate::core::nn::Mlp;
+use crate::core::rollout::make_vec_env;
+use crate::run::evaluate::{evaluate, Evaluation};
 use crate::run::folder::{read_text, write_atomic};
 use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
 use crate::ConfigError;
@@ -106,7 +106,7 @@ impl Default for RunConfig {
 impl RunConfig {
     /// Reads a TOML file's text; unknown keys and invalid values are errors that name them.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let config: RunConfig = crate::config::parse_toml(text)?;
+        let config: RunConfig = crate::core::config::parse_toml(text)?;
         config.validate()?;
         Ok(config)
     }
@@ -117,7 +117,7 @@ impl RunConfig {
     }
     /// The settings as TOML, each value as the user would write it (`gamma = 0.99`).
     pub fn to_toml(&self) -> String {
-        crate::config::to_toml(self)
+        crate::core::config::to_toml(self)
     }
     /// The hidden layers of the algorithm's networks.
     pub fn hidden(&self) -> &[usize] {
@@ -155,7 +155,7 @@ impl RunConfig {
         } else {
             actor + critic
         };
-        crate::config::check_network_fits(&format!("{}.hidden", self.algo.name()), networks)
+        crate::core::config::check_network_fits(&format!("{}.hidden", self.algo.name()), networks)
     }
 }
 
@@ -327,7 +327,7 @@ pub fn load_policy<B: Backend>(run: &Path, device: &B::Device) -> Result<(RunCon
     let path = run.join("policy.mpk");
     let record = CompactRecorder::new()
         .load(path.clone(), device)
-        .map_err(|e| crate::checkpoint::damaged(&path.with_extension(""), e))?;
+        .map_err(|e| crate::core::checkpoint::damaged(&path.with_extension(""), e))?;
     if let Err(why) = fresh.check_record(&record) {
         bail!("the checkpoint {} was saved by another architecture than its config.toml describes: {why}", path.display());
     }

@@ -9,9 +9,9 @@
 use burn::module::AutodiffModule;
 use policy_lab::algos::reinforce::{Reinforce, ReinforceConfig};
 use policy_lab::backend::Cpu;
+use policy_lab::core::nn::Mlp;
+use policy_lab::core::rollout::{actor_log_probs, make_vec_env};
 use policy_lab::envs::{make, EnvKind};
-use policy_lab::nn::Mlp;
-use policy_lab::rollout::{actor_log_probs, make_vec_env};
 
 type Inner = <Cpu as burn::tensor::backend::AutodiffBackend>::InnerBackend;
 

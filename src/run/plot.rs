@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 
-use crate::train::RunConfig;
+use crate::run::train::RunConfig;
 
 /// The x axis of a learning curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -62,7 +62,7 @@ pub fn read_run(dir: &Path, x: XAxis) -> Result<RunCurve> {
             "return",
         ),
         Err(toy_err) => {
-            let config = crate::lm::run::LmRunConfig::from_toml(&text)
+            let config = crate::run::lm::LmRunConfig::from_toml(&text)
                 .map_err(|_| toy_err)
                 .with_context(|| format!("reading {}/config.toml", dir.display()))?;
             let t = &config.task;
@@ -148,7 +148,7 @@ fn register_font() {
         let _ = plotters::style::register_font(
             "sans-serif",
             FontStyle::Normal,
-            include_bytes!("../assets/fonts/DejaVuSans.ttf"),
+            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
         );
     });
 }

@@ -1,7 +1,7 @@
 //! PPO or TRPO on CartPole-v1 with their default hyperparameters (CleanRL's for PPO,
 //! sb3-contrib's for TRPO), timed: the policy-lab side of `scripts/bench_vs_sb3.sh`.
 //!
-//! cargo run --release --example cartpole_bench -- [ppo|trpo] [total_steps] [seed]
+//! cargo bench --bench cartpole_bench -- [ppo|trpo] [total_steps] [seed]
 //!
 //! Prints `steps_per_second`, and the wall time and steps at which the mean return of the
 //! last 20 training episodes first reached 475 (`reached_475_s`, `reached_475_steps`).
@@ -10,12 +10,13 @@ use std::time::Instant;
 
 use policy_lab::algos::{ppo::Ppo, trpo::Trpo};
 use policy_lab::backend::Cpu;
-use policy_lab::rollout::{make_vec_env, Collector};
-use policy_lab::train::{Algo, RunConfig};
+use policy_lab::core::rollout::{make_vec_env, Collector};
+use policy_lab::run::train::{Algo, RunConfig};
 
 fn main() {
     policy_lab::backend::keep_freed_memory();
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` adds `--bench` to the arguments; it is not one of ours.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let algo = match args.next().as_deref() {
         Some("trpo") => Algo::Trpo,
         Some("ppo") | None => Algo::Ppo,

@@ -3,8 +3,8 @@
 use burn::tensor::backend::Backend;
 use policy_lab_envs::{AnyEnv, Env};
 
-use crate::nn::{categorical, Mlp};
-use crate::rollout::{actor_log_probs, critic_values};
+use crate::core::nn::{categorical, Mlp};
+use crate::core::rollout::{actor_log_probs, critic_values};
 
 /// The outcome of an evaluation.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,8 +6,8 @@
 //! ```
 
 use policy_lab::backend::Cpu;
+use policy_lab::run::train::{train, Algo, RunConfig};
 use policy_lab::run::Start;
-use policy_lab::train::{train, Algo, RunConfig};
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: run

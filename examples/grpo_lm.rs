@@ -6,7 +6,7 @@
 //! ```
 
 use policy_lab::backend::Cpu;
-use policy_lab::lm::run::{run_rl, run_sft, LmAlgo, LmRunConfig};
+use policy_lab::run::lm::{run_rl, run_sft, LmAlgo, LmRunConfig};
 use policy_lab::run::Start;
 
 fn main() -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 //! cargo run --release --example gae
 //! ```
 
-use policy_lab::advantage::gae;
+use policy_lab::core::advantage::gae;
 
 fn show(name: &str, xs: &[f32]) {
     let shown: Vec<String> = xs.iter().map(|x| format!("{x:6.3}")).collect();

@@ -7,7 +7,7 @@
 //! ```
 
 use policy_lab::backend::Cpu;
-use policy_lab::lm::run::{run_sft, LmRunConfig};
+use policy_lab::run::lm::{run_sft, LmRunConfig};
 use policy_lab::run::Start;
 
 fn main() -> anyhow::Result<()> {

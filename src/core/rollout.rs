@@ -14,7 +14,7 @@ use policy_lab_envs::{AnyEnv, EnvRng, RecordEpisodeStatistics, SyncVectorEnv};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{categorical, Mlp};
+use crate::core::nn::{categorical, Mlp};
 
 /// The vector env every algorithm collects from.
 pub type VecEnv = SyncVectorEnv<RecordEpisodeStatistics<AnyEnv>>;

@@ -1,0 +1,26 @@
+//! The actor-critic pair every rung before GRPO learns: a categorical policy over the actions
+//! and a state-value critic, two separate networks as in CleanRL (REINFORCE's baseline, TRPO's
+//! and PPO's critic).
+
+use burn::module::Module;
+
+use crate::core::nn::Mlp;
+
+// ANCHOR: ac_actor_critic
+/// The actor (a categorical policy over the actions) and the critic (a state value), two
+/// separate networks as in CleanRL.
+#[derive(Module, Debug)]
+pub struct ActorCritic<B: burn::tensor::backend::Backend> {
+    pub actor: Mlp<B>,
+    pub critic: Mlp<B>,
+}
+
+impl<B: burn::tensor::backend::Backend> ActorCritic<B> {
+    pub fn new(obs_dim: usize, num_actions: usize, hidden: &[usize], device: &B::Device) -> Self {
+        Self {
+            actor: Mlp::new(obs_dim, hidden, num_actions, 0.01, device),
+            critic: Mlp::new(obs_dim, hidden, 1, 1.0, device),
+        }
+    }
+}
+// ANCHOR_END: ac_actor_critic
