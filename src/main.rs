@@ -510,13 +510,11 @@ fn lm_command(command: LmCommand) -> Result<()> {
         LmCommand::Grpo(a) => (LmAlgo::Grpo, a),
         LmCommand::Ppo(a) => (LmAlgo::Ppo, a),
     };
-    if algo == LmAlgo::Sft {
-        if args.init.is_some() || args.devices.is_some() {
-            anyhow::bail!(
-                "lm sft trains a fresh model on one device: --init and --devices are for \
+    if algo == LmAlgo::Sft && (args.init.is_some() || args.devices.is_some()) {
+        anyhow::bail!(
+            "lm sft trains a fresh model on one device: --init and --devices are for \
                  `lm grpo` and `lm ppo`"
-            );
-        }
+        );
     }
     let mut config = match (&args.resume, &args.config) {
         (Some(dir), _) => {

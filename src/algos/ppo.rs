@@ -108,7 +108,7 @@ impl PpoConfig {
             "gamma and gae_lambda must be in [0, 1]",
         )?;
         check(
-            self.num_minibatches >= 1 && self.batch_size() % self.num_minibatches == 0,
+            self.num_minibatches >= 1 && self.batch_size().is_multiple_of(self.num_minibatches),
             "num_minibatches must divide num_envs * num_steps",
         )?;
         check(self.update_epochs >= 1, "update_epochs must be at least 1")?;

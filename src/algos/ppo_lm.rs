@@ -143,7 +143,7 @@ where
         seed: u64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        if batch_size == 0 || batch_size % config.num_minibatches != 0 {
+        if batch_size == 0 || !batch_size.is_multiple_of(config.num_minibatches) {
             return Err(ConfigError(format!(
                 "ppo: num_minibatches ({}) must divide the batch of {batch_size} completions",
                 config.num_minibatches

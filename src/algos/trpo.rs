@@ -400,6 +400,46 @@ impl<B: AutodiffBackend> Trpo<B> {
     }
 }
 
+// The run layer's view of TRPO: iterate, and the checkpoint (both networks, the critic's
+// optimizer; the actor has none, its step is the natural gradient's).
+impl<B: AutodiffBackend> crate::core::learner::Learner for Trpo<B> {
+    type Policy = Mlp<B>;
+    fn iterate(&mut self) -> anyhow::Result<Metrics> {
+        Ok(Trpo::iterate(self)?)
+    }
+    fn global_step(&self) -> usize {
+        Trpo::global_step(self)
+    }
+    fn policy(&self) -> &Mlp<B> {
+        &self.model.actor
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::core::checkpoint::*;
+        save_module(&self.model, &dir.join("networks"))?;
+        save_optim(&self.critic_optim, &dir.join("optim_critic"))?;
+        let (collector, iteration) = (self.collector.clone(), self.iteration);
+        save_json(
+            &OnPolicyState {
+                collector,
+                iteration,
+            },
+            &dir.join("state.json"),
+        )
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::core::checkpoint::*;
+        let d = &self.device;
+        self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
+        self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
+        let s: OnPolicyState = load_json(&dir.join("state.json"))?;
+        (self.collector, self.iteration) = (s.collector, s.iteration);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::core::checkpoint::all_finite(&self.model)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,45 +562,5 @@ mod tests {
                 x[i]
             );
         }
-    }
-}
-
-// The run layer's view of TRPO: iterate, and the checkpoint (both networks, the critic's
-// optimizer; the actor has none, its step is the natural gradient's).
-impl<B: AutodiffBackend> crate::core::learner::Learner for Trpo<B> {
-    type Policy = Mlp<B>;
-    fn iterate(&mut self) -> anyhow::Result<Metrics> {
-        Ok(Trpo::iterate(self)?)
-    }
-    fn global_step(&self) -> usize {
-        Trpo::global_step(self)
-    }
-    fn policy(&self) -> &Mlp<B> {
-        &self.model.actor
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        save_module(&self.model, &dir.join("networks"))?;
-        save_optim(&self.critic_optim, &dir.join("optim_critic"))?;
-        let (collector, iteration) = (self.collector.clone(), self.iteration);
-        save_json(
-            &OnPolicyState {
-                collector,
-                iteration,
-            },
-            &dir.join("state.json"),
-        )
-    }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        let d = &self.device;
-        self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
-        self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
-        let s: OnPolicyState = load_json(&dir.join("state.json"))?;
-        (self.collector, self.iteration) = (s.collector, s.iteration);
-        Ok(())
-    }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.model)
     }
 }

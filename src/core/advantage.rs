@@ -37,7 +37,10 @@ pub fn gae(
 ) -> (Vec<f32>, Vec<f32>) {
     let n = rewards.len();
     assert!(
-        values.len() == n && next_values.len() == n && episode_ends.len() == n && n % num_envs == 0,
+        values.len() == n
+            && next_values.len() == n
+            && episode_ends.len() == n
+            && n.is_multiple_of(num_envs),
         "gae: every input needs one entry per step, a whole number of steps per copy"
     );
     let mut adv = vec![0.0; n];
@@ -66,7 +69,7 @@ pub fn discounted_returns(
     gamma: f32,
 ) -> Vec<f32> {
     let n = rewards.len();
-    assert!(episode_ends.len() == n && bootstrap.len() == n && n % num_envs == 0);
+    assert!(episode_ends.len() == n && bootstrap.len() == n && n.is_multiple_of(num_envs));
     let mut out = vec![0.0; n];
     let mut next = vec![0.0f32; num_envs];
     let steps = n / num_envs;
@@ -124,7 +127,7 @@ pub fn group_advantages(
     scale: ScaleRewards,
 ) -> Vec<f32> {
     assert!(
-        group_size >= 2 && rewards.len() % group_size == 0,
+        group_size >= 2 && rewards.len().is_multiple_of(group_size),
         "groups of at least 2, and whole groups"
     );
     let g = group_size as f32;

@@ -91,7 +91,7 @@ impl HfConfig {
             bail!("num_attention_heads in config.json is 0; it must be at least 1");
         }
         let d_head = self.hidden_size / self.num_attention_heads;
-        if self.hidden_size % self.num_attention_heads != 0
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads)
             || self.head_dim.unwrap_or(d_head) != d_head
         {
             bail!("unsupported head_dim: it must be hidden_size / num_attention_heads");

@@ -100,14 +100,14 @@ impl TransformerConfig {
         if let Some((name, v)) = sizes.iter().find(|(_, v)| *v == 0) {
             return bad(format!("{name} is {v}; it must be at least 1"));
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "d_model ({}) must be a multiple of n_heads ({})",
                 self.d_model, self.n_heads
             ));
         }
         let kv = self.n_kv_heads.unwrap_or(self.n_heads);
-        if kv == 0 || self.n_heads % kv != 0 {
+        if kv == 0 || !self.n_heads.is_multiple_of(kv) {
             return bad(format!(
                 "n_kv_heads ({kv}) must be at least 1 and divide n_heads ({})",
                 self.n_heads
@@ -131,7 +131,7 @@ impl TransformerConfig {
     /// A model with GPT-2's initialization (normal, std 0.02).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Transformer<B> {
         assert!(
-            self.d_model % self.n_heads == 0,
+            self.d_model.is_multiple_of(self.n_heads),
             "d_model must be a multiple of n_heads"
         );
         let init = burn::nn::Initializer::Normal {
@@ -140,7 +140,7 @@ impl TransformerConfig {
         };
         let n_kv_heads = self.n_kv_heads.unwrap_or(self.n_heads);
         assert!(
-            n_kv_heads > 0 && self.n_heads % n_kv_heads == 0,
+            n_kv_heads > 0 && self.n_heads.is_multiple_of(n_kv_heads),
             "n_heads must be a multiple of n_kv_heads"
         );
         let d_head = self.d_model / self.n_heads;

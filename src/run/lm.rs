@@ -207,7 +207,7 @@ impl LmRunConfig {
         let bad = |m: String| Err(ConfigError(m));
         Arithmetic::new(self.task.clone()).map_err(|e| ConfigError(format!("task: {e}")))?;
         let m = &self.model;
-        if m.d_model == 0 || m.n_heads == 0 || m.d_model % m.n_heads != 0 {
+        if m.d_model == 0 || m.n_heads == 0 || !m.d_model.is_multiple_of(m.n_heads) {
             return bad(format!(
                 "model: d_model ({}) must be a positive multiple of n_heads ({})",
                 m.d_model, m.n_heads
@@ -235,7 +235,7 @@ impl LmRunConfig {
         if self.rl.devices > 1 && self.algo == LmAlgo::Ppo {
             return bad("rl: data parallelism (devices > 1) is implemented for GRPO only".into());
         }
-        if self.grpo.num_groups % self.rl.devices != 0 {
+        if !self.grpo.num_groups.is_multiple_of(self.rl.devices) {
             return bad(format!(
                 "rl: grpo.num_groups ({}) must be a multiple of devices ({})",
                 self.grpo.num_groups, self.rl.devices

@@ -87,7 +87,7 @@ pub fn drive<L: Learner + ?Sized>(
         progress.update((how.position)(learner, it), &m)?;
         history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
         let stop = interrupt::requested();
-        if it % how.checkpoint_every == 0 || (how.done)(learner, it) || stop {
+        if it.is_multiple_of(how.checkpoint_every) || (how.done)(learner, it) || stop {
             checkpoint(learner, folder, it, seconds(), &how)?;
         }
         if stop {

@@ -121,7 +121,7 @@ where
 {
     let parallel = DataParallel::<B>::new(devices)?;
     let peers = parallel.peers();
-    if config.num_groups % peers != 0 {
+    if !config.num_groups.is_multiple_of(peers) {
         return Err(ConfigError(format!(
             "data parallel: num_groups ({}) must be a multiple of the number of devices ({peers})",
             config.num_groups

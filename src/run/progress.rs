@@ -78,7 +78,7 @@ impl<'a> Progress<'a> {
                 bar.set_position(done as u64);
                 bar.set_message(msg);
             }
-            None if self.updates % self.every == 0 || done == self.total => {
+            None if self.updates.is_multiple_of(self.every) || done == self.total => {
                 let pct = 100.0 * done as f64 / self.total.max(1) as f64;
                 writeln!(
                     self.out,
