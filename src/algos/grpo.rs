@@ -553,6 +553,35 @@ struct GrpoState {
     iteration: usize,
 }
 
+// How the toy runner reads Grpo's settings and makes its learner (registered in
+// `src/run/train.rs`).
+impl crate::core::learner::Rung for GrpoConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        GrpoConfig::validate(self)
+    }
+    fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+    fn has_critic(&self) -> bool {
+        false
+    }
+    fn steps_per_iteration(&self) -> usize {
+        // Episodes have no fixed length: a rough guess of 16 steps each.
+        self.num_groups * self.num_generations * 16
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        env: &str,
+        seed: u64,
+        _total_timesteps: usize,
+        device: B::Device,
+    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Mlp<B>>>> {
+        let (env, spec) = policy_lab_envs::make(env)?;
+        let limit = spec.max_episode_steps;
+        Ok(Box::new(Grpo::new(self.clone(), env, limit, seed, device)?))
+    }
+}
+
 // The run layer's view of GRPO on a toy environment: iterate, and the checkpoint (the
 // policy, its frozen reference, the optimizer, the generator that seeds the groups).
 impl<B: AutodiffBackend> crate::core::learner::Learner for Grpo<B> {

@@ -382,6 +382,34 @@ impl UpdateStats {
 
 use burn::tensor::ElementConversion;
 
+// How the toy runner reads Ppo's settings and makes its learner (registered in
+// `src/run/train.rs`).
+impl crate::core::learner::Rung for PpoConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        PpoConfig::validate(self)
+    }
+    fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+    fn has_critic(&self) -> bool {
+        true
+    }
+    fn steps_per_iteration(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        env: &str,
+        seed: u64,
+        total_timesteps: usize,
+        device: B::Device,
+    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Mlp<B>>>> {
+        let venv = crate::core::rollout::make_vec_env(env, self.num_envs)?;
+        let ppo = Ppo::new(self.clone(), venv, seed, total_timesteps, device)?;
+        Ok(Box::new(ppo))
+    }
+}
+
 // The run layer's view of PPO: iterate, and the checkpoint (actor and critic, their one
 // optimizer, the environments mid-episode).
 impl<B: AutodiffBackend> crate::core::learner::Learner for Ppo<B> {

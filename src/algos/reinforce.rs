@@ -224,6 +224,33 @@ impl<B: AutodiffBackend> Reinforce<B> {
     }
 }
 
+// How the toy runner reads Reinforce's settings and makes its learner (registered in
+// `src/run/train.rs`).
+impl crate::core::learner::Rung for ReinforceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        ReinforceConfig::validate(self)
+    }
+    fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+    fn has_critic(&self) -> bool {
+        true
+    }
+    fn steps_per_iteration(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        env: &str,
+        seed: u64,
+        _total_timesteps: usize,
+        device: B::Device,
+    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Mlp<B>>>> {
+        let venv = crate::core::rollout::make_vec_env(env, self.num_envs)?;
+        Ok(Box::new(Reinforce::new(self.clone(), venv, seed, device)?))
+    }
+}
+
 // The run layer's view of REINFORCE: iterate, and the checkpoint (both networks, both
 // optimizers, the environments mid-episode).
 impl<B: AutodiffBackend> crate::core::learner::Learner for Reinforce<B> {

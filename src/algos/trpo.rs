@@ -400,6 +400,33 @@ impl<B: AutodiffBackend> Trpo<B> {
     }
 }
 
+// How the toy runner reads Trpo's settings and makes its learner (registered in
+// `src/run/train.rs`).
+impl crate::core::learner::Rung for TrpoConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        TrpoConfig::validate(self)
+    }
+    fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+    fn has_critic(&self) -> bool {
+        true
+    }
+    fn steps_per_iteration(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        env: &str,
+        seed: u64,
+        _total_timesteps: usize,
+        device: B::Device,
+    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Mlp<B>>>> {
+        let venv = crate::core::rollout::make_vec_env(env, self.num_envs)?;
+        Ok(Box::new(Trpo::new(self.clone(), venv, seed, device)?))
+    }
+}
+
 // The run layer's view of TRPO: iterate, and the checkpoint (both networks, the critic's
 // optimizer; the actor has none, its step is the natural gradient's).
 impl<B: AutodiffBackend> crate::core::learner::Learner for Trpo<B> {

@@ -21,8 +21,8 @@ pub fn budget(algo: Algo) -> usize {
     match algo {
         Algo::Reinforce => 40_000,
         Algo::Trpo => 60_000,
-        Algo::Ppo => 100_000,
-        Algo::Grpo => 100_000,
+        // PPO, GRPO and any rung added to the ladder later.
+        _ => 100_000,
     }
 }
 
@@ -52,7 +52,7 @@ pub fn run_ladder(
     };
     let mut rows = Vec::new();
     let mut dirs = Vec::new();
-    for algo in Algo::ALL {
+    for &algo in Algo::ALL {
         let config = RunConfig {
             algo,
             env: LADDER_ENV.into(),

@@ -26,14 +26,13 @@ use burn::record::{CompactRecorder, HalfPrecisionSettings, NamedMpkBytesRecorder
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
-use crate::algos::grpo::{Grpo, GrpoConfig};
-use crate::algos::ppo::{Ppo, PpoConfig};
-use crate::algos::reinforce::{Reinforce, ReinforceConfig};
-use crate::algos::trpo::{Trpo, TrpoConfig};
+use crate::algos::grpo::GrpoConfig;
+use crate::algos::ppo::PpoConfig;
+use crate::algos::reinforce::ReinforceConfig;
+use crate::algos::trpo::TrpoConfig;
 use crate::backend::Device;
-use crate::core::learner::Learner;
+use crate::core::learner::{Learner, Rung};
 use crate::core::nn::Mlp;
-use crate::core::rollout::make_vec_env;
 use crate::run::evaluate::{evaluate, Evaluation};
 use crate::run::folder::{read_text, write_atomic};
 use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
@@ -41,67 +40,104 @@ use crate::ConfigError;
 
 pub use crate::run::MetricsRow;
 
-/// The rungs of the ladder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Algo {
-    Reinforce,
-    Trpo,
-    Ppo,
-    Grpo,
+// ANCHOR: ladder_registry
+// The rungs the toy runner knows: a variant (`--algo ppo`), its table in the TOML settings
+// (`[ppo]`) and its settings' type, which implements `Rung` in the rung's own file. Adding
+// an algorithm is its file and one line here.
+ladder! {
+    Reinforce => reinforce: ReinforceConfig,
+    Trpo => trpo: TrpoConfig,
+    Ppo => ppo: PpoConfig,
+    Grpo => grpo: GrpoConfig,
 }
+// ANCHOR_END: ladder_registry
 
-impl Algo {
-    pub const ALL: [Algo; 4] = [Algo::Reinforce, Algo::Trpo, Algo::Ppo, Algo::Grpo];
-    pub fn name(self) -> &'static str {
-        match self {
-            Algo::Reinforce => "reinforce",
-            Algo::Trpo => "trpo",
-            Algo::Ppo => "ppo",
-            Algo::Grpo => "grpo",
-        }
-    }
-}
-
-/// Everything a run needs; read from TOML (unknown keys are refused) and completed by the
-/// command line.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RunConfig {
-    pub algo: Algo,
-    /// An environment id, with options (`policy-lab envs`).
-    pub env: String,
-    pub seed: u64,
-    /// Environment steps to train for.
-    pub total_timesteps: usize,
-    pub device: Device,
-    /// Greedy evaluation episodes at the end.
-    pub eval_episodes: usize,
-    /// Write a checkpoint every this many iterations (and at the end).
-    pub checkpoint_every: usize,
-    pub reinforce: ReinforceConfig,
-    pub trpo: TrpoConfig,
-    pub ppo: PpoConfig,
-    pub grpo: GrpoConfig,
-}
-
-impl Default for RunConfig {
+// Not derived: the enum is written by `ladder!`, which knows no default.
+#[allow(clippy::derivable_impls)]
+impl Default for Algo {
     fn default() -> Self {
-        Self {
-            algo: Algo::Ppo,
-            env: "CartPole-v1".into(),
-            seed: 1,
-            total_timesteps: 200_000,
-            device: Device::Cpu,
-            eval_episodes: 20,
-            checkpoint_every: 10,
-            reinforce: ReinforceConfig::default(),
-            trpo: TrpoConfig::default(),
-            ppo: PpoConfig::default(),
-            grpo: GrpoConfig::default(),
-        }
+        Algo::Ppo
     }
 }
+
+/// Writes, from the list of rungs: the `Algo` enum, `RunConfig` (the shared settings and one
+/// table per rung), and the one `match` that reaches the chosen rung's [`Rung`].
+macro_rules! ladder {
+    ($($variant:ident => $field:ident : $config:ty),* $(,)?) => {
+        /// The rungs of the ladder.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+        #[serde(rename_all = "lowercase")]
+        pub enum Algo {
+            $($variant),*
+        }
+
+        impl Algo {
+            /// Every rung, in the ladder's order.
+            pub const ALL: &'static [Algo] = &[$(Algo::$variant),*];
+            /// The name on the command line and of the settings' table.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Algo::$variant => stringify!($field)),*
+                }
+            }
+        }
+
+        /// Everything a run needs; read from TOML (unknown keys are refused) and completed
+        /// by the command line.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct RunConfig {
+            pub algo: Algo,
+            /// An environment id, with options (`policy-lab envs`).
+            pub env: String,
+            pub seed: u64,
+            /// Environment steps to train for.
+            pub total_timesteps: usize,
+            pub device: Device,
+            /// Greedy evaluation episodes at the end.
+            pub eval_episodes: usize,
+            /// Write a checkpoint every this many iterations (and at the end).
+            pub checkpoint_every: usize,
+            $(pub $field: $config,)*
+        }
+
+        impl Default for RunConfig {
+            fn default() -> Self {
+                Self {
+                    algo: Algo::default(),
+                    env: "CartPole-v1".into(),
+                    seed: 1,
+                    total_timesteps: 200_000,
+                    device: Device::Cpu,
+                    eval_episodes: 20,
+                    checkpoint_every: 10,
+                    $($field: <$config>::default(),)*
+                }
+            }
+        }
+
+        impl RunConfig {
+            /// The chosen rung's settings.
+            pub fn rung(&self) -> &dyn Rung {
+                match self.algo {
+                    $(Algo::$variant => &self.$field),*
+                }
+            }
+        }
+
+        /// The learner `config` describes, on `device`.
+        pub fn make_learner<B: AutodiffBackend>(
+            config: &RunConfig,
+            device: B::Device,
+        ) -> Result<Box<dyn Learner<Policy = Mlp<B>>>> {
+            let (env, seed, steps) = (&config.env, config.seed, config.total_timesteps);
+            match config.algo {
+                $(Algo::$variant => config.$field.learner::<B>(env, seed, steps, device)),*
+            }
+        }
+    };
+}
+use ladder;
 
 impl RunConfig {
     /// Reads a TOML file's text; unknown keys and invalid values are errors that name them.
@@ -119,15 +155,7 @@ impl RunConfig {
     pub fn to_toml(&self) -> String {
         crate::core::config::to_toml(self)
     }
-    /// The hidden layers of the algorithm's networks.
-    pub fn hidden(&self) -> &[usize] {
-        match self.algo {
-            Algo::Reinforce => &self.reinforce.hidden,
-            Algo::Trpo => &self.trpo.hidden,
-            Algo::Ppo => &self.ppo.hidden,
-            Algo::Grpo => &self.grpo.hidden,
-        }
-    }
+    /// Checks every setting; a message names the key and what is allowed.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let (env, _) = policy_lab_envs::make(&self.env).map_err(|e| ConfigError(e.to_string()))?;
         if self.total_timesteps == 0 || self.checkpoint_every == 0 || self.eval_episodes == 0 {
@@ -135,59 +163,24 @@ impl RunConfig {
                 "total_timesteps, checkpoint_every and eval_episodes must be at least 1".into(),
             ));
         }
-        match self.algo {
-            Algo::Reinforce => self.reinforce.validate(),
-            Algo::Trpo => self.trpo.validate(),
-            Algo::Ppo => self.ppo.validate(),
-            Algo::Grpo => self.grpo.validate(),
-        }?;
-        // The actor and (but for GRPO) a critic of the same hidden layers.
+        let rung = self.rung();
+        rung.validate()?;
+        // The actor and, for a rung with a critic, a critic of the same hidden layers.
         let layers: Vec<u128> = std::iter::once(env.obs_dim())
-            .chain(self.hidden().iter().copied())
+            .chain(rung.hidden().iter().copied())
             .map(|n| n as u128)
             .collect();
         let body: u128 = layers.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
         let last = *layers.last().unwrap_or(&0);
-        let actor = body + last * env.num_actions() as u128 + env.num_actions() as u128;
-        let critic = body + last + 1;
-        let networks = if self.algo == Algo::Grpo {
-            2 * actor
-        } else {
-            actor + critic
+        let actions = env.num_actions() as u128;
+        let actor = body + last * actions + actions;
+        let second = match rung.has_critic() {
+            true => body + last + 1,
+            false => actor,
         };
-        crate::core::config::check_network_fits(&format!("{}.hidden", self.algo.name()), networks)
+        let what = format!("{}.hidden", self.algo.name());
+        crate::core::config::check_network_fits(&what, actor + second)
     }
-}
-
-/// The learner `config` describes, on `device`: the one place where a toy algorithm is
-/// chosen by name (adding an algorithm is its file and one line here).
-pub fn make_learner<B: AutodiffBackend>(
-    config: &RunConfig,
-    device: B::Device,
-) -> Result<Box<dyn Learner<Policy = Mlp<B>>>> {
-    let (id, seed) = (&config.env, config.seed);
-    Ok(match config.algo {
-        Algo::Reinforce => {
-            let c = config.reinforce.clone();
-            let venv = make_vec_env(id, c.num_envs)?;
-            Box::new(Reinforce::new(c, venv, seed, device)?)
-        }
-        Algo::Trpo => {
-            let c = config.trpo.clone();
-            let venv = make_vec_env(id, c.num_envs)?;
-            Box::new(Trpo::new(c, venv, seed, device)?)
-        }
-        Algo::Ppo => {
-            let c = config.ppo.clone();
-            let venv = make_vec_env(id, c.num_envs)?;
-            Box::new(Ppo::new(c, venv, seed, config.total_timesteps, device)?)
-        }
-        Algo::Grpo => {
-            let (env, spec) = policy_lab_envs::make(id)?;
-            let limit = spec.max_episode_steps;
-            Box::new(Grpo::new(config.grpo.clone(), env, limit, seed, device)?)
-        }
-    })
 }
 
 /// What a finished run reports.
@@ -288,14 +281,8 @@ pub const RESUMABLE: &[&str] = &["total_timesteps", "device"];
 
 /// About how many iterations `config` runs (for spacing progress lines).
 fn expected_iterations(config: &RunConfig) -> usize {
-    let per = match config.algo {
-        Algo::Reinforce => config.reinforce.num_envs * config.reinforce.num_steps,
-        Algo::Trpo => config.trpo.num_envs * config.trpo.num_steps,
-        Algo::Ppo => config.ppo.num_envs * config.ppo.num_steps,
-        // GRPO's episodes have no fixed length: a rough guess of 16 steps per episode.
-        Algo::Grpo => config.grpo.num_groups * config.grpo.num_generations * 16,
-    };
-    config.total_timesteps.div_ceil(per.max(1))
+    let per = config.rung().steps_per_iteration().max(1);
+    config.total_timesteps.div_ceil(per)
 }
 
 /// Saves the policy as `policy.mpk` in `dir` (half precision, as burn's `CompactRecorder`
@@ -319,7 +306,7 @@ pub fn load_policy<B: Backend>(run: &Path, device: &B::Device) -> Result<(RunCon
     let (env, _) = policy_lab_envs::make(&config.env)?;
     let fresh = Mlp::<B>::new(
         env.obs_dim(),
-        config.hidden(),
+        config.rung().hidden(),
         env.num_actions(),
         0.01,
         device,
