@@ -1301,3 +1301,28 @@ fn rows_so_far(run: &Path) -> usize {
         .map(|t| t.lines().count())
         .unwrap_or(0)
 }
+
+#[test]
+fn kill_9_at_a_random_iteration_then_resume_is_exact_lm_data_parallel() {
+    // Two CPU peers: each saves its own prompt stream and generator at a checkpoint.
+    let d = scratch("kill-dp");
+    lm_run(&d);
+    let dir = d.join("dp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rl_config = format!(
+        "{TINY_LM}[rl]\niterations = 6\neval_every = 3\n[grpo]\nnum_groups = 2\nnum_generations = 4\n"
+    );
+    config(&dir, &rl_config);
+    let init = d.join("sft").display().to_string();
+    let args = [
+        "lm",
+        "grpo",
+        "--config",
+        "c.toml",
+        "--init",
+        &init,
+        "--devices",
+        "2",
+    ];
+    killed_and_resumed(&dir, &args, &["lm", "grpo", "--resume"], random_row(30, 6));
+}

@@ -282,6 +282,14 @@ impl RunFolder {
         config_toml: &str,
         save: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<()> {
+        let tmp = self.begin_checkpoint()?;
+        save(&tmp)?;
+        self.finish_checkpoint(state, config_toml)
+    }
+
+    /// The first half of [`RunFolder::checkpoint`], for learners that save from several
+    /// threads (data-parallel peers): flushes the log and returns the fresh folder to fill.
+    pub fn begin_checkpoint(&mut self) -> Result<PathBuf> {
         self.settle()?;
         self.jsonl.flush()?;
         self.jsonl
@@ -290,7 +298,13 @@ impl RunFolder {
         let tmp = self.dir.join("resume.tmp");
         remove(&tmp)?;
         std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        save(&tmp)?;
+        Ok(tmp)
+    }
+
+    /// The second half: `run.json` and the settings into the filled folder, which is then
+    /// swapped in for `resume/`.
+    pub fn finish_checkpoint(&mut self, state: RunState, config_toml: &str) -> Result<()> {
+        let tmp = self.dir.join("resume.tmp");
         write_atomic(&tmp.join("config.toml"), config_toml.as_bytes())?;
         let state = RunState {
             rows: Some(self.rows),

@@ -43,7 +43,7 @@ pub struct LadderRow {
 pub fn run_ladder(
     out: &Path,
     seed: u64,
-    progress: &mut dyn Write,
+    progress: &mut (dyn Write + Send),
 ) -> Result<(Vec<LadderRow>, Vec<PathBuf>)> {
     let optimum = {
         let (env, _) = policy_lab_envs::make(LADDER_ENV)?;

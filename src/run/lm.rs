@@ -35,10 +35,9 @@ use crate::backend::Device;
 use crate::core::learner::Learner;
 use crate::lm::checkpoint::{load_policy, save_lm};
 use crate::lm::model::{Transformer, TransformerConfig};
-use crate::lm::sft::{LmError, Sft};
+use crate::lm::sft::Sft;
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use crate::lm::tokenizer::{LmTokenizer, Tokenizer};
-use crate::run::parallel::grpo_data_parallel;
 use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
 use crate::{ConfigError, Metrics};
 
@@ -410,7 +409,15 @@ pub fn run_rl<B: AutodiffBackend>(
     let shape = loaded.config.clone();
     if devices.len() > 1 {
         return run_data_parallel(
-            config, loaded, train_env, &test_env, devices, folder, progress,
+            config,
+            &config_toml,
+            loaded,
+            train_env,
+            &test_env,
+            devices,
+            folder,
+            start,
+            progress,
         );
     }
     let mut learner: Box<dyn Learner<Policy = Transformer<B>>> = match config.algo {
@@ -491,76 +498,132 @@ pub fn run_rl<B: AutodiffBackend>(
     finish(&mut folder, Some(start_accuracy), last, &driven)
 }
 
-/// Data-parallel GRPO (`devices > 1`) in the run folder: logged and checked as every run,
-/// its model saved at the end. It is not checkpointed mid-run yet: each peer's prompt
-/// stream would have to be saved too.
+/// Data-parallel GRPO (`devices > 1`) in the run folder, as every run: logged and checked,
+/// checkpointed every `checkpoint_every` iterations and on Ctrl-C (each peer saves its own
+/// prompt stream and generator into `resume/peer{k}/`), and resumed exactly.
+#[allow(clippy::too_many_arguments)]
 fn run_data_parallel<B: AutodiffBackend>(
     config: &LmRunConfig,
+    config_toml: &str,
     loaded: crate::lm::checkpoint::LoadedLm<B>,
     train_env: Arithmetic,
     test_env: &Arithmetic,
     devices: &[B::Device],
     mut folder: RunFolder,
+    start: Start,
     progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
+    use crate::run::parallel::{grpo_data_parallel_run, AfterIteration, Peers};
     if config.algo != LmAlgo::Grpo {
         bail!("data parallelism (devices > 1) is implemented for GRPO only");
     }
     let tokenizer = loaded.tokenizer.clone();
+    let shape = loaded.config.clone();
     let n = config.rl.iterations;
+    // Where a resumed run stands: its checkpoint, and the rows it keeps.
+    let (resume, state, mut history) = match start {
+        Start::Resume => {
+            let (ckpt, state, rows) = folder.resume_at(config_toml, RESUMABLE)?;
+            (Some(ckpt), state, rows)
+        }
+        _ => (None, RunState::default(), Vec::new()),
+    };
+    let start_accuracy = match history.first() {
+        Some(row) => Accuracy {
+            accuracy: row.get("test_accuracy").copied().unwrap_or(f64::NAN),
+            ..Accuracy::default()
+        },
+        None => {
+            let accuracy = evaluate_accuracy(&loaded.model.valid(), &tokenizer, test_env, None)?;
+            let mut m = Metrics::new();
+            m.insert("iteration", 0.0);
+            m.insert("global_step", 0.0);
+            m.insert("test_accuracy", accuracy.accuracy);
+            folder.log(0, &m)?;
+            history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+            accuracy
+        }
+    };
+    crate::run::interrupt::install();
     let started = std::time::Instant::now();
-    let start = evaluate_accuracy(&loaded.model.valid(), &tokenizer, test_env, None)?;
-    let mut m = Metrics::new();
-    m.insert("iteration", 0.0);
-    m.insert("global_step", 0.0);
-    m.insert("test_accuracy", start.accuracy);
-    folder.log(0, &m)?;
-    let mut last = start.clone();
-    let mut history = Vec::new();
-    let model = grpo_data_parallel(
-        config.grpo.clone(),
-        config.max_completion_length(),
-        loaded.model,
-        train_env,
-        tokenizer.clone(),
-        config.seed,
-        devices.to_vec(),
+    let seconds = |s: &RunState| s.seconds + started.elapsed().as_secs_f64();
+    let mut last = start_accuracy.clone();
+    let mut bar = Progress::new("grpo", n, "iterations", 20, n, progress);
+    let folder = std::sync::Mutex::new(folder);
+    let history = std::sync::Mutex::new(history);
+    let peers = Peers {
+        config: config.grpo.clone(),
+        max_completion_length: config.max_completion_length(),
+        model: loaded.model,
+        env: train_env,
+        tokenizer: tokenizer.clone(),
+        seed: config.seed,
+        devices: devices.to_vec(),
+    };
+    let model = grpo_data_parallel_run(
+        peers,
+        resume.as_deref(),
+        state.iterations,
         n,
         |it, mut m, model| {
-            let mut record = || -> Result<()> {
-                m.insert("iteration", it as f64);
-                m.insert("global_step", m["completions_seen"]);
-                m.insert("time", started.elapsed().as_secs_f64());
-                if it % config.rl.eval_every == 0 || it == n {
-                    last = evaluate_accuracy(&model.valid(), &tokenizer, test_env, None)?;
-                    m.insert("test_accuracy", last.accuracy);
-                }
-                folder.log(it, &m)?;
-                if it % 10 == 0 || it == n {
-                    writeln!(
-                        progress,
-                        "{it}/{n} iterations  test accuracy {:.3}",
-                        last.accuracy
-                    )?;
-                }
-                history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
-                Ok(())
+            m.insert("iteration", it as f64);
+            m.insert("global_step", m["completions_seen"]);
+            m.insert("time", seconds(&state));
+            if it % config.rl.eval_every == 0 || it == n {
+                last = evaluate_accuracy(&model.valid(), &tokenizer, test_env, None)?;
+                m.insert("test_accuracy", last.accuracy);
+            }
+            let mut folder = folder.lock().unwrap();
+            folder.log(it, &m)?;
+            bar.update(it, &m)?;
+            history
+                .lock()
+                .unwrap()
+                .push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+            let stop = crate::run::interrupt::requested();
+            if !(it % config.checkpoint_every == 0 || it == n || stop) {
+                return Ok(AfterIteration::default());
+            }
+            if !crate::core::checkpoint::all_finite(model) {
+                bail!(
+                    "after update {it} the network's weights are not finite (the run \
+                     diverged: try a smaller learning rate); nothing was saved. {}",
+                    folder.newest_checkpoint()
+                );
+            }
+            Ok(AfterIteration {
+                checkpoint: Some(folder.begin_checkpoint()?),
+                stop,
+            })
+        },
+        |it, model| {
+            let mut folder = folder.lock().unwrap();
+            let done = RunState {
+                iterations: it,
+                seconds: seconds(&state),
+                rows: None,
             };
-            record().map_err(|e| LmError::Stopped(format!("{e:#}")))
+            folder.finish_checkpoint(done, config_toml)?;
+            save_lm(&folder.dir().join("model"), model, &shape, &tokenizer)?;
+            if crate::run::interrupt::requested() {
+                return Err(crate::run::Interrupted {
+                    iteration: it,
+                    resume: folder.resume_command().to_string(),
+                }
+                .into());
+            }
+            Ok(())
         },
     )?;
-    save_lm(
-        &folder.dir().join("model"),
-        &model,
-        &loaded.config,
-        &tokenizer,
-    )?;
+    bar.finish();
+    let mut folder = folder.into_inner().unwrap();
+    save_lm(&folder.dir().join("model"), &model, &shape, &tokenizer)?;
     let driven = crate::run::Driven {
         iterations: n,
-        seconds: started.elapsed().as_secs_f64(),
-        history,
+        seconds: seconds(&state),
+        history: history.into_inner().unwrap(),
     };
-    finish(&mut folder, Some(start), last, &driven)
+    finish(&mut folder, Some(start_accuracy), last, &driven)
 }
 
 /// `policy-lab lm ALGO --resume DIR`.

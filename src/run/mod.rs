@@ -76,6 +76,7 @@ pub fn drive<L: Learner + ?Sized>(
     let started = std::time::Instant::now();
     let seconds = || state.seconds + started.elapsed().as_secs_f64();
     let mut it = state.iterations;
+    // ANCHOR: run_drive
     while !(how.done)(learner, it) {
         let mut m = learner.iterate()?;
         it += 1;
@@ -99,6 +100,7 @@ pub fn drive<L: Learner + ?Sized>(
             .into());
         }
     }
+    // ANCHOR_END: run_drive
     Ok(Driven {
         iterations: it,
         seconds: seconds(),

@@ -21,8 +21,9 @@
 //! machines (a global orchestrator); this module does not: tried with burn 0.21.0, the
 //! second global all-reduce never finished (README, "A real checkpoint, a GPU, several GPUs" says why).
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Barrier, Mutex};
 
 use burn::collective::{finish_collective, register, CollectiveConfig, PeerId};
 use burn::module::Module;
@@ -99,7 +100,8 @@ impl<B: AutodiffBackend> DataParallel<B> {
 /// collects `config.num_groups / peers` groups with its own seed (`seed + peer`), and the
 /// gradients are averaged before every step. `on_iteration(iteration, metrics, model)` runs
 /// on peer 0 after each iteration, with the metrics averaged over the peers (counts summed)
-/// and peer 0's model. Returns peer 0's final model.
+/// and peer 0's model. Returns peer 0's final model. (The run layer's `lm grpo --devices N`
+/// uses [`grpo_data_parallel_run`], which also checkpoints and resumes.)
 #[allow(clippy::too_many_arguments)]
 pub fn grpo_data_parallel<B, E, T>(
     config: GrpoConfig,
@@ -110,61 +112,175 @@ pub fn grpo_data_parallel<B, E, T>(
     seed: u64,
     devices: Vec<B::Device>,
     iterations: usize,
-    on_iteration: impl FnMut(usize, Metrics, &Transformer<B>) -> Result<(), LmError> + Send,
+    mut on_iteration: impl FnMut(usize, Metrics, &Transformer<B>) -> Result<(), LmError> + Send,
 ) -> Result<Transformer<B>, LmError>
 where
     B: AutodiffBackend,
-    E: Env + Clone + Send + Sync,
+    E: Env + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned,
     E::ObsSpace: Space<Item = String>,
     E::ActSpace: Space<Item = String>,
     T: Tokenizer + Clone + Send + Sync,
 {
-    let parallel = DataParallel::<B>::new(devices)?;
-    let peers = parallel.peers();
-    if !config.num_groups.is_multiple_of(peers) {
+    let peers = Peers {
+        config,
+        max_completion_length,
+        model,
+        env,
+        tokenizer,
+        seed,
+        devices,
+    };
+    let run = grpo_data_parallel_run(
+        peers,
+        None,
+        0,
+        iterations,
+        |it, m, model| {
+            on_iteration(it, m, model).map_err(anyhow::Error::from)?;
+            Ok(AfterIteration::default())
+        },
+        |_, _| Ok(()),
+    );
+    run.map_err(|e| match e.downcast::<LmError>() {
+        Ok(lm) => lm,
+        Err(other) => LmError::Stopped(format!("{other:#}")),
+    })
+}
+
+/// What every peer starts from.
+pub struct Peers<B: AutodiffBackend, E, T> {
+    pub config: GrpoConfig,
+    pub max_completion_length: usize,
+    pub model: Transformer<B>,
+    pub env: E,
+    pub tokenizer: T,
+    pub seed: u64,
+    pub devices: Vec<B::Device>,
+}
+
+/// What peer 0 decides after an iteration, for every peer.
+#[derive(Clone, Debug, Default)]
+pub struct AfterIteration {
+    /// Write a checkpoint: every peer saves its whole state (model, Adam moments, prompt
+    /// stream, generator) into `dir/peer{k}/`, then `on_checkpoint` runs on peer 0.
+    pub checkpoint: Option<PathBuf>,
+    /// Stop after this iteration (and its checkpoint).
+    pub stop: bool,
+}
+
+/// Data-parallel GRPO from iteration `start` to `iterations`, going on from the checkpoint
+/// `resume` (each peer from its `peer{k}/`) if given. After each iteration, on peer 0:
+/// `on_iteration(iteration, averaged metrics, model)` says whether to checkpoint or stop;
+/// once every peer has saved, `on_checkpoint(iteration, model)` finishes the checkpoint.
+/// An error in either stops every peer (none is left waiting) and is returned as it was.
+pub fn grpo_data_parallel_run<B, E, T>(
+    peers: Peers<B, E, T>,
+    resume: Option<&Path>,
+    start: usize,
+    iterations: usize,
+    on_iteration: impl FnMut(usize, Metrics, &Transformer<B>) -> anyhow::Result<AfterIteration> + Send,
+    on_checkpoint: impl FnMut(usize, &Transformer<B>) -> anyhow::Result<()> + Send,
+) -> anyhow::Result<Transformer<B>>
+where
+    B: AutodiffBackend,
+    E: Env + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned,
+    E::ObsSpace: Space<Item = String>,
+    E::ActSpace: Space<Item = String>,
+    T: Tokenizer + Clone + Send + Sync,
+{
+    use crate::core::learner::Learner;
+    let parallel = DataParallel::<B>::new(peers.devices.clone())?;
+    let n = parallel.peers();
+    if !peers.config.num_groups.is_multiple_of(n) {
         return Err(ConfigError(format!(
-            "data parallel: num_groups ({}) must be a multiple of the number of devices ({peers})",
-            config.num_groups
+            "data parallel: num_groups ({}) must be a multiple of the number of devices ({n})",
+            peers.config.num_groups
         ))
         .into());
     }
     // ANCHOR: gpus_parallel_share
     let share = GrpoConfig {
-        num_groups: config.num_groups / peers,
-        ..config
+        num_groups: peers.config.num_groups / n,
+        ..peers.config.clone()
     };
     let (send, receive) = mpsc::channel::<Metrics>();
     let send = Mutex::new(send);
     let receive = Mutex::new(receive);
-    let on_iteration = Mutex::new(on_iteration);
-    let mut models = parallel.run(|peer, device| {
-        let k = peer.0 as u64;
+    let hooks = Mutex::new((on_iteration, on_checkpoint));
+    // Peer 0's decision after each iteration, and the first error, for every peer to see.
+    let decision = Mutex::new(AfterIteration::default());
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let barrier = Barrier::new(n);
+    let fail = |e: anyhow::Error| {
+        let mut f = failure.lock().unwrap();
+        if f.is_none() {
+            *f = Some(e);
+        }
+    };
+    let result = parallel.run(|peer, device| {
+        let k = peer.0 as usize;
         let mut learner = GrpoLm::new(
             share.clone(),
-            max_completion_length,
-            model.clone().fork(&device),
-            env.clone(),
-            tokenizer.clone(),
-            seed + k,
+            peers.max_completion_length,
+            peers.model.clone().fork(&device),
+            peers.env.clone(),
+            peers.tokenizer.clone(),
+            peers.seed + k as u64,
         )?
         .with_peer(peer);
+        if let Some(dir) = resume {
+            if let Err(e) = learner.load(&dir.join(format!("peer{k}"))) {
+                return Err(LmError::Stopped(format!("{e:#}")));
+            }
+        }
         let sender = send.lock().unwrap().clone();
-        for it in 1..=iterations {
+        for it in start + 1..=iterations {
             let m = learner.iterate()?;
             if k > 0 {
                 sender.send(m).expect("peer 0 is listening");
-                continue;
+            } else {
+                // Peer 0: the metrics of every peer, averaged (completion counts summed).
+                let mut all = vec![m];
+                let receive = receive.lock().unwrap();
+                all.extend((1..n).map(|_| receive.recv().expect("a peer's metrics")));
+                let said = (hooks.lock().unwrap().0)(it, average(&all), &learner.model);
+                *decision.lock().unwrap() = said.unwrap_or_else(|e| {
+                    fail(e);
+                    AfterIteration {
+                        checkpoint: None,
+                        stop: true,
+                    }
+                });
             }
-            // Peer 0: the metrics of every peer, averaged (completion counts summed).
-            let mut all = vec![m];
-            let receive = receive.lock().unwrap();
-            all.extend((1..peers).map(|_| receive.recv().expect("a peer's metrics")));
-            (on_iteration.lock().unwrap())(it, average(&all), &learner.model)?;
+            barrier.wait();
+            let now = decision.lock().unwrap().clone();
+            if let Some(dir) = &now.checkpoint {
+                let mine = dir.join(format!("peer{k}"));
+                let saved = std::fs::create_dir_all(&mine)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| learner.save(&mine));
+                if let Err(e) = saved {
+                    fail(e);
+                }
+                barrier.wait();
+                if k == 0 && failure.lock().unwrap().is_none() {
+                    if let Err(e) = (hooks.lock().unwrap().1)(it, &learner.model) {
+                        fail(e);
+                    }
+                }
+                barrier.wait();
+            }
+            if now.stop || failure.lock().unwrap().is_some() {
+                break;
+            }
         }
         Ok(learner.model)
-    })?;
+    });
     // ANCHOR_END: gpus_parallel_share
-    Ok(models.swap_remove(0))
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    Ok(result?.swap_remove(0))
 }
 
 /// The peers' metrics, averaged; `completions_seen` summed.

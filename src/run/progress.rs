@@ -23,7 +23,7 @@ pub fn bars_on_terminal() {
 /// The progress of one run: `done` of `total` (environment steps, iterations, episodes).
 pub struct Progress<'a> {
     bar: Option<ProgressBar>,
-    out: &'a mut dyn Write,
+    out: &'a mut (dyn Write + Send),
     total: usize,
     unit: &'static str,
     /// Lines are written every this many updates (and at the last).
@@ -40,7 +40,7 @@ impl<'a> Progress<'a> {
         unit: &'static str,
         lines: usize,
         expected_updates: usize,
-        out: &'a mut dyn Write,
+        out: &'a mut (dyn Write + Send),
     ) -> Self {
         let bar = BARS.load(Ordering::SeqCst).then(|| {
             let bar = ProgressBar::new(total as u64);

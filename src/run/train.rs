@@ -205,7 +205,7 @@ pub fn train<B: AutodiffBackend>(
     device: B::Device,
     out: &Path,
     start: Start,
-    progress: &mut dyn Write,
+    progress: &mut (dyn Write + Send),
 ) -> Result<RunSummary> {
     config.validate()?;
     let config_toml = config.to_toml();
