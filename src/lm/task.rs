@@ -78,6 +78,18 @@ pub fn evaluate_accuracy<B: Backend>(
     env: &Arithmetic,
     limit: Option<usize>,
 ) -> Result<Accuracy, LmError> {
+    evaluate_accuracy_with_progress(model, tokenizer, env, limit, &mut |_, _| {})
+}
+
+/// [`evaluate_accuracy`], calling `after_chunk(problems done, problems in all)` after each
+/// batch of problems (for a progress bar).
+pub fn evaluate_accuracy_with_progress<B: Backend>(
+    model: &Transformer<B>,
+    tokenizer: &impl Tokenizer,
+    env: &Arithmetic,
+    limit: Option<usize>,
+    after_chunk: &mut dyn FnMut(usize, usize),
+) -> Result<Accuracy, LmError> {
     let problems = env.test_problems();
     let problems = &problems[..limit.unwrap_or(problems.len()).min(problems.len())];
     // Room for the longest answer and its EOS.
@@ -87,6 +99,7 @@ pub fn evaluate_accuracy<B: Backend>(
         problems: problems.len(),
         ..Accuracy::default()
     };
+    let mut done = 0;
     for chunk in problems.chunks(256) {
         let mut prompts = Vec::with_capacity(chunk.len());
         for &(a, b) in chunk {
@@ -110,6 +123,8 @@ pub fn evaluate_accuracy<B: Backend>(
                 acc.mean_reward += step.reward;
             }
         }
+        done += chunk.len();
+        after_chunk(done, problems.len());
     }
     let n = problems.len().max(1) as f64;
     acc.accuracy /= n;

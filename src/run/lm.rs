@@ -682,10 +682,19 @@ pub fn run_eval<B: burn::tensor::backend::Backend>(
         split: Split::Test,
         ..task.clone()
     })?;
-    Ok(evaluate_accuracy(
+    // Progress on standard error: a bar on a terminal, a line per batch elsewhere.
+    let mut err = std::io::stderr();
+    let total = env.test_problems().len();
+    let mut bar = Progress::new("eval", total, "problems", 10, total.div_ceil(256), &mut err);
+    let accuracy = crate::lm::task::evaluate_accuracy_with_progress(
         &loaded.model,
         &loaded.tokenizer,
         &env,
         None,
-    )?)
+        &mut |done, _| {
+            let _ = bar.update(done, &Metrics::new());
+        },
+    )?;
+    bar.finish();
+    Ok(accuracy)
 }
