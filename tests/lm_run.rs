@@ -296,4 +296,7 @@ fn lm_eval_of_another_task_uses_that_tasks_own_test_set() {
         text.contains("add:2 held-out accuracy") && text.contains("over 500 problems"),
         "{text}"
     );
+    // Progress while it evaluates.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("500/500 problems"), "{progress}");
 }
