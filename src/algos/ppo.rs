@@ -425,24 +425,15 @@ impl<B: AutodiffBackend> crate::core::learner::Learner for Ppo<B> {
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
-        save_module(&self.model, &dir.join("networks"))?;
-        save_optim(&self.optim, &dir.join("optim"))?;
-        let (collector, iteration) = (self.collector.clone(), self.iteration);
-        save_json(
-            &OnPolicyState {
-                collector,
-                iteration,
-            },
-            &dir.join("state.json"),
-        )
+        save_actor_critic(&self.model, &self.collector, self.iteration, dir)?;
+        save_optim(&self.optim, &dir.join("optim"))
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
         let d = &self.device;
-        self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
+        (self.model, self.collector, self.iteration) =
+            load_actor_critic(self.model.clone(), dir, d)?;
         self.optim = load_optim(self.optim.clone(), &dir.join("optim"), d)?;
-        let s: OnPolicyState = load_json(&dir.join("state.json"))?;
-        (self.collector, self.iteration) = (s.collector, s.iteration);
         Ok(())
     }
     fn is_finite(&self) -> bool {

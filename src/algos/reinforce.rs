@@ -266,26 +266,17 @@ impl<B: AutodiffBackend> crate::core::learner::Learner for Reinforce<B> {
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
-        save_module(&self.model, &dir.join("networks"))?;
+        save_actor_critic(&self.model, &self.collector, self.iteration, dir)?;
         save_optim(&self.actor_optim, &dir.join("optim_actor"))?;
-        save_optim(&self.critic_optim, &dir.join("optim_critic"))?;
-        let (collector, iteration) = (self.collector.clone(), self.iteration);
-        save_json(
-            &OnPolicyState {
-                collector,
-                iteration,
-            },
-            &dir.join("state.json"),
-        )
+        save_optim(&self.critic_optim, &dir.join("optim_critic"))
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
         let d = &self.device;
-        self.model = load_module(self.model.clone(), &dir.join("networks"), d)?;
+        (self.model, self.collector, self.iteration) =
+            load_actor_critic(self.model.clone(), dir, d)?;
         self.actor_optim = load_optim(self.actor_optim.clone(), &dir.join("optim_actor"), d)?;
         self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
-        let s: OnPolicyState = load_json(&dir.join("state.json"))?;
-        (self.collector, self.iteration) = (s.collector, s.iteration);
         Ok(())
     }
     fn is_finite(&self) -> bool {

@@ -174,7 +174,40 @@ pub fn all_finite<B: Backend, M: Module<B>>(module: &M) -> bool {
 /// mid-episode with their random-number generator and episode statistics, and the
 /// iteration count (`state.json`).
 #[derive(serde::Serialize, serde::Deserialize)]
-pub struct OnPolicyState {
-    pub collector: crate::core::rollout::Collector,
-    pub iteration: usize,
+struct OnPolicyState {
+    collector: crate::core::rollout::Collector,
+    iteration: usize,
+}
+
+/// Saves what REINFORCE, TRPO and PPO share into `dir`: the actor and the critic
+/// (`networks.mpk`), the environments mid-episode and the iteration count (`state.json`).
+/// Each adds its own optimizers.
+pub fn save_actor_critic<B: Backend>(
+    model: &crate::core::actor_critic::ActorCritic<B>,
+    collector: &crate::core::rollout::Collector,
+    iteration: usize,
+    dir: &Path,
+) -> Result<()> {
+    save_module(model, &dir.join("networks"))?;
+    let state = OnPolicyState {
+        collector: collector.clone(),
+        iteration,
+    };
+    save_json(&state, &dir.join("state.json"))
+}
+
+/// Restores what [`save_actor_critic`] saved: the networks (into `model`, which gives the
+/// shapes), the environments and the iteration count.
+pub fn load_actor_critic<B: Backend>(
+    model: crate::core::actor_critic::ActorCritic<B>,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(
+    crate::core::actor_critic::ActorCritic<B>,
+    crate::core::rollout::Collector,
+    usize,
+)> {
+    let model = load_module(model, &dir.join("networks"), device)?;
+    let state: OnPolicyState = load_json(&dir.join("state.json"))?;
+    Ok((model, state.collector, state.iteration))
 }
