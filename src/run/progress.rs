@@ -45,7 +45,7 @@ impl<'a> Progress<'a> {
         let bar = BARS.load(Ordering::SeqCst).then(|| {
             let bar = ProgressBar::new(total as u64);
             let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos:>8}/{len} {msg} ({per_sec}, {elapsed})",
+                "{prefix} [{bar:30}] {pos:>8}/{len} {msg} ({elapsed})",
             )
             .expect("a valid template")
             .progress_chars("#>.");
@@ -68,10 +68,13 @@ impl<'a> Progress<'a> {
     pub fn update(&mut self, done: usize, m: &Metrics) -> std::io::Result<()> {
         self.updates += 1;
         let done = done.min(self.total);
-        let shown: Vec<String> = ["episodic_return", "reward", "test_accuracy", "loss"]
+        let mut shown: Vec<String> = ["episodic_return", "reward", "test_accuracy", "loss"]
             .iter()
             .filter_map(|k| Some(format!("{} {:.3}", short(k), m.get(*k)?)))
             .collect();
+        if let Some(sps) = m.get("SPS") {
+            shown.push(format!("{sps:.0} steps/s"));
+        }
         let msg = shown.join("  ");
         match &self.bar {
             Some(bar) => {
