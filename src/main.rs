@@ -323,11 +323,7 @@ fn run(cli: Cli) -> Result<()> {
                 let env = run.env.split(':').next().unwrap_or("env").to_lowercase();
                 PathBuf::from(format!("runs/{}-{env}-{}", run.algo.name(), run.seed))
             });
-            let start = match (resume.is_some(), overwrite) {
-                (true, _) => Start::Resume,
-                (false, true) => Start::Overwrite,
-                (false, false) => Start::New,
-            };
+            let start = Start::from_flags(resume.is_some(), overwrite);
             let summary = train_on_device(&run, &out, start)?;
             println!(
                 "{} on {}: {} steps in {:.1}s; greedy evaluation over {} episodes: mean return {:.3}{}",
@@ -571,11 +567,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
         .clone()
         .or(args.out.clone())
         .unwrap_or_else(|| PathBuf::from(format!("runs/lm-{name}-{task_name}")));
-    let start = match (args.resume.is_some(), args.overwrite) {
-        (true, _) => Start::Resume,
-        (false, true) => Start::Overwrite,
-        (false, false) => Start::New,
-    };
+    let start = Start::from_flags(args.resume.is_some(), args.overwrite);
     let p = &mut std::io::stderr();
     let summary = match algo {
         LmAlgo::Sft => lm_on_device!(config.device, |B, device| run_sft::<B>(

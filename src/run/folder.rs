@@ -42,6 +42,17 @@ pub enum Start {
     Resume,
 }
 
+impl Start {
+    /// The start the command line's `--resume` and `--overwrite` ask for.
+    pub fn from_flags(resume: bool, overwrite: bool) -> Self {
+        match (resume, overwrite) {
+            (true, _) => Start::Resume,
+            (false, true) => Start::Overwrite,
+            (false, false) => Start::New,
+        }
+    }
+}
+
 /// Where the training loop stood at a checkpoint (`resume/run.json`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunState {

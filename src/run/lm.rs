@@ -38,7 +38,7 @@ use crate::lm::model::{Transformer, TransformerConfig};
 use crate::lm::sft::Sft;
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use crate::lm::tokenizer::{LmTokenizer, Tokenizer};
-use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
+use crate::run::{drive, resume_from, Drive, Progress, RunFolder, RunState, Start};
 use crate::{ConfigError, Metrics};
 
 /// The shape of a new model (the vocabulary comes from the task's tokenizer).
@@ -328,7 +328,7 @@ pub fn run_sft<B: AutodiffBackend>(
         s.learning_rate,
         config.seed,
     );
-    let (state, history) = resume_from(&mut folder, &mut learner, &config_toml, start)?;
+    let (state, history) = resume_from(&mut folder, &mut learner, &config_toml, RESUMABLE, start)?;
     // The accuracy last measured, and whether it reached the stopping point.
     let mut last = history
         .iter()
@@ -440,7 +440,13 @@ pub fn run_rl<B: AutodiffBackend>(
             config.seed,
         )?),
     };
-    let (state, history) = resume_from(&mut folder, learner.as_mut(), &config_toml, start)?;
+    let (state, history) = resume_from(
+        &mut folder,
+        learner.as_mut(),
+        &config_toml,
+        RESUMABLE,
+        start,
+    )?;
     let (start_accuracy, history) = match history.first() {
         // The first row, written at the start, holds the checkpoint's accuracy.
         Some(row) => (
@@ -629,22 +635,6 @@ fn run_data_parallel<B: AutodiffBackend>(
 /// `policy-lab lm ALGO --resume DIR`.
 fn resume_command(algo: &str, out: &Path) -> String {
     format!("policy-lab lm {algo} --resume {}", out.display())
-}
-
-/// For [`Start::Resume`], restores `learner` from the folder's newest checkpoint and returns
-/// where the loop stood and the rows kept; for a new run, nothing.
-fn resume_from<L: Learner + ?Sized>(
-    folder: &mut RunFolder,
-    learner: &mut L,
-    config_toml: &str,
-    start: Start,
-) -> Result<(RunState, Vec<crate::run::MetricsRow>)> {
-    if start != Start::Resume {
-        return Ok((RunState::default(), Vec::new()));
-    }
-    let (ckpt, state, rows) = folder.resume_at(config_toml, RESUMABLE)?;
-    learner.load(&ckpt)?;
-    Ok((state, rows))
 }
 
 /// The settings `--resume` may change: the budget and the device.

@@ -108,6 +108,24 @@ pub fn drive<L: Learner + ?Sized>(
     })
 }
 
+/// For [`Start::Resume`], restores `learner` from the folder's newest checkpoint (after
+/// checking that `config_toml` differs from its settings only in the `allowed` keys) and
+/// returns where the loop stood and the rows kept; for a new run, a fresh start.
+pub fn resume_from<L: Learner + ?Sized>(
+    folder: &mut RunFolder,
+    learner: &mut L,
+    config_toml: &str,
+    allowed: &[&str],
+    start: Start,
+) -> Result<(RunState, Vec<MetricsRow>)> {
+    if start != Start::Resume {
+        return Ok((RunState::default(), Vec::new()));
+    }
+    let (ckpt, state, rows) = folder.resume_at(config_toml, allowed)?;
+    learner.load(&ckpt)?;
+    Ok((state, rows))
+}
+
 /// Saves the learner and its policy, unless a weight is not finite.
 fn checkpoint<L: Learner + ?Sized>(
     learner: &L,

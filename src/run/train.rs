@@ -35,7 +35,7 @@ use crate::core::learner::{Learner, Rung};
 use crate::core::nn::Mlp;
 use crate::run::evaluate::{evaluate, Evaluation};
 use crate::run::folder::{read_text, write_atomic};
-use crate::run::{drive, Drive, Progress, RunFolder, RunState, Start};
+use crate::run::{drive, resume_from, Drive, Progress, RunFolder, Start};
 use crate::ConfigError;
 
 pub use crate::run::MetricsRow;
@@ -212,12 +212,13 @@ pub fn train<B: AutodiffBackend>(
     let resume = format!("policy-lab train --resume {}", out.display());
     let mut learner = make_learner::<B>(config, device.clone())?;
     let mut folder = RunFolder::open(out, start, &config_toml, resume)?;
-    let (mut state, mut history) = (RunState::default(), Vec::new());
-    if start == Start::Resume {
-        let (ckpt, s, rows) = folder.resume_at(&config_toml, RESUMABLE)?;
-        learner.load(&ckpt)?;
-        (state, history) = (s, rows);
-    }
+    let (state, history) = resume_from(
+        &mut folder,
+        learner.as_mut(),
+        &config_toml,
+        RESUMABLE,
+        start,
+    )?;
     let total = config.total_timesteps;
     let title = format!("{} {}", config.algo.name(), config.env);
     let mut bar = Progress::new(
