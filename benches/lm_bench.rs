@@ -31,8 +31,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
-use policy_lab::algos::grpo::GrpoConfig;
+use policy_lab::algos::grpo::GrpoUpdate;
 use policy_lab::algos::grpo_lm::GrpoLm;
+use policy_lab::algos::grpo_lm::GrpoLmConfig;
 use policy_lab::algos::ppo_lm::PpoLm;
 use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
@@ -129,11 +130,14 @@ fn bench_generate(rows: usize, reps: usize) {
 }
 
 fn bench_grpo(steps: usize) {
-    let config = GrpoConfig {
-        num_groups: 8,
-        num_generations: 8,
-        learning_rate: 1e-5,
-        ..GrpoConfig::default()
+    let config = GrpoLmConfig {
+        update: GrpoUpdate {
+            num_groups: 8,
+            num_generations: 8,
+            learning_rate: 1e-5,
+            ..GrpoUpdate::default()
+        },
+        ..GrpoLmConfig::default()
     };
     let mut grpo =
         GrpoLm::new(config, 8, model::<Cpu>(), task(), task_tokenizer(), 0).expect("valid");
@@ -148,7 +152,11 @@ fn bench_grpo(steps: usize) {
 
 fn bench_grpo_vs_ppo(steps: usize) {
     let defaults = LmRunConfig::default();
-    let batch = defaults.grpo.num_groups * defaults.grpo.num_generations;
+    let batch = defaults.grpo.update.num_groups * defaults.grpo.update.num_generations;
+    assert_eq!(
+        batch, defaults.ppo.num_prompts,
+        "the same number of completions"
+    );
     let (g_s, g_mem) = measure(
         || {
             let c = defaults.grpo.clone();
@@ -162,7 +170,7 @@ fn bench_grpo_vs_ppo(steps: usize) {
     let (p_s, p_mem) = measure(
         || {
             let c = defaults.ppo.clone();
-            PpoLm::new(c, batch, 8, model::<Cpu>(), task(), task_tokenizer(), 0).expect("valid")
+            PpoLm::new(c, 8, model::<Cpu>(), task(), task_tokenizer(), 0).expect("valid")
         },
         |l| {
             l.iterate().unwrap();
@@ -257,12 +265,14 @@ fn bench_accumulation(vocab: usize, parts: usize) {
     for steps in [1, parts] {
         let (seconds, peak) = measure(
             || {
-                let config = GrpoConfig {
-                    num_groups: 16,
-                    num_generations: 8,
-                    learning_rate: 1e-5,
+                let config = GrpoLmConfig {
                     gradient_accumulation_steps: steps,
-                    ..GrpoConfig::default()
+                    update: GrpoUpdate {
+                        num_groups: 16,
+                        num_generations: 8,
+                        learning_rate: 1e-5,
+                        ..GrpoUpdate::default()
+                    },
                 };
                 let device = Default::default();
                 let shape = TransformerConfig::new(vocab).with_max_seq_len(32);

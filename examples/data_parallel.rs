@@ -7,7 +7,8 @@
 //! cargo run --release --example data_parallel
 //! ```
 
-use policy_lab::algos::grpo::GrpoConfig;
+use policy_lab::algos::grpo::GrpoUpdate;
+use policy_lab::algos::grpo_lm::GrpoLmConfig;
 use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
@@ -33,11 +34,14 @@ fn main() -> anyhow::Result<()> {
             .with_max_seq_len(16)
             .init(&device)
     });
-    let config = GrpoConfig {
-        num_groups: 8, // 4 groups on each of the 2 devices
-        num_generations: 4,
-        learning_rate: 1e-3,
-        ..GrpoConfig::default()
+    let config = GrpoLmConfig {
+        update: GrpoUpdate {
+            num_groups: 8, // 4 groups on each of the 2 devices
+            num_generations: 4,
+            learning_rate: 1e-3,
+            ..GrpoUpdate::default()
+        },
+        ..GrpoLmConfig::default()
     };
     let devices = policy_lab::backend::devices::<Cpu>(2);
     let max_len = env.config().completion_limit();

@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
     let config = GrpoConfig::default();
     println!(
         "groups of {} episodes from the same start, {} groups per update, clip {} (high {:?}), beta {}",
-        config.num_generations, config.num_groups, config.epsilon, config.epsilon_high, config.beta
+        config.update.num_generations, config.update.num_groups, config.update.epsilon, config.update.epsilon_high, config.update.beta
     );
     let (env, spec) = make(id)?;
     let mut learner = Grpo::<Cpu>::new(config, env, spec.max_episode_steps, 1, Default::default())?;

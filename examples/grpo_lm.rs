@@ -30,9 +30,9 @@ fn main() -> anyhow::Result<()> {
     println!("SFT warm start: held-out accuracy {:.3}", sft.end.accuracy);
 
     config.algo = LmAlgo::Grpo;
-    config.grpo.num_groups = 8; // 8 prompts ...
-    config.grpo.num_generations = 8; // ... 8 sampled completions each
-    config.grpo.learning_rate = 1e-4;
+    config.grpo.update.num_groups = 8; // 8 prompts ...
+    config.grpo.update.num_generations = 8; // ... 8 sampled completions each
+    config.grpo.update.learning_rate = 1e-4;
     config.rl.iterations = 40;
     config.rl.eval_every = 10;
     let out = std::path::Path::new("runs/tutorial-grpo-lm/grpo");

@@ -126,13 +126,13 @@ generated maze, the learned policy drawn as arrows over the maze, and PPO's poli
 on the same maze for comparison."""),
         ("code", DEP),
         ("code", """use policy_lab::burn::module::AutodiffModule;
-use policy_lab::algos::grpo::{Grpo, GrpoConfig};
+use policy_lab::algos::grpo::{Grpo, GrpoConfig, GrpoUpdate};
 use policy_lab::backend::Cpu;
 use policy_lab::envs::make;
 use policy_lab::run::evaluate::draw_grid_policy;
 use policy_lab::run::plot::Svg;
 let (env, spec) = make("Maze-v0")?;
-let mut learner = Grpo::<Cpu>::new(GrpoConfig { learning_rate: 1e-3, ..GrpoConfig::default() }, env, spec.max_episode_steps, 1, Default::default())?;
+let mut learner = Grpo::<Cpu>::new(GrpoConfig { update: GrpoUpdate { learning_rate: 1e-3, ..GrpoUpdate::default() }, ..GrpoConfig::default() }, env, spec.max_episode_steps, 1, Default::default())?;
 for it in 1..=40 {
     let m = learner.iterate()?;
     if it % 10 == 0 { println!("iteration {it}: mean reward {:.3}, groups with equal rewards {:.2}", m["reward"], m["frac_reward_zero_std"]); }
@@ -201,9 +201,9 @@ config.sft.steps = 300;
 config.sft.stop_at_accuracy = 0.3;
 let sft = run_sft::<Cpu>(&config, &Default::default(), std::path::Path::new("../runs/notebook-grpo-lm/sft"), Start::Overwrite, &mut std::io::sink())?;
 config.algo = LmAlgo::Grpo;
-config.grpo.num_groups = 8;
-config.grpo.num_generations = 8;
-config.grpo.learning_rate = 1e-4;
+config.grpo.update.num_groups = 8;
+config.grpo.update.num_generations = 8;
+config.grpo.update.learning_rate = 1e-4;
 config.rl.iterations = 20;
 config.rl.eval_every = 5;
 let out = std::path::Path::new("../runs/notebook-grpo-lm/grpo");
@@ -219,7 +219,8 @@ Data-parallel GRPO on two CPU "devices" (peers sharing the cores): each samples 
 groups, and burn's all-reduce averages the gradients before every step. With
 `--features cuda`, `policy_lab::backend::devices::<Cuda>(n)` gives GPUs 0..n."""),
         ("code", DEP),
-        ("code", """use policy_lab::algos::grpo::GrpoConfig;
+        ("code", """use policy_lab::algos::grpo::GrpoUpdate;
+use policy_lab::algos::grpo_lm::GrpoLmConfig;
 use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
@@ -232,7 +233,10 @@ let model: Transformer<Cpu> = policy_lab::backend::seeded::<Cpu, _>(&Default::de
     TransformerConfig::new(tokenizer.vocab_size()).with_d_model(32).with_n_layers(2).with_n_heads(4)
         .with_d_ff(64).with_max_seq_len(16).init(&Default::default())
 });
-let config = GrpoConfig { num_groups: 8, num_generations: 4, learning_rate: 1e-3, ..GrpoConfig::default() };
+let config = GrpoLmConfig {
+    update: GrpoUpdate { num_groups: 8, num_generations: 4, learning_rate: 1e-3, ..GrpoUpdate::default() },
+    ..GrpoLmConfig::default()
+};
 let max_len = env.config().completion_limit();
 grpo_data_parallel(config, max_len, model, env, tokenizer, 1, policy_lab::backend::devices::<Cpu>(2), 3, |it, m, _| {
     println!("iteration {it}: mean reward {:.3} over {} completions", m["reward"], m["completions_seen"]);

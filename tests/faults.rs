@@ -21,8 +21,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The binary under test: this build's, or another one's through `POLICY_LAB_BIN` (to check
+/// that a case fails on an older commit, e.g. the c4cb50f the issue was filed against).
 fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_policy-lab"));
+    let exe = std::env::var_os("POLICY_LAB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_policy-lab")));
+    let mut c = Command::new(exe);
     c.current_dir(dir);
     c
 }
@@ -1201,7 +1206,7 @@ fn kill_9_at_a_random_iteration_then_resume_is_exact_lm_grpo_and_ppo() {
         let dir = d.join(algo);
         std::fs::create_dir_all(&dir).unwrap();
         let rl_config = format!(
-            "{TINY_LM}[rl]\niterations = 6\neval_every = 3\n[grpo]\nnum_groups = 2\nnum_generations = 4\n"
+            "{TINY_LM}[rl]\niterations = 6\neval_every = 3\n[grpo]\nnum_groups = 2\nnum_generations = 4\n[ppo]\nnum_prompts = 8\n"
         );
         config(&dir, &rl_config);
         let init = d.join("sft").display().to_string();

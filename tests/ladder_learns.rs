@@ -2,7 +2,7 @@
 //! with fixed seeds on the CPU.
 
 use burn::module::AutodiffModule;
-use policy_lab::algos::grpo::{Grpo, GrpoConfig};
+use policy_lab::algos::grpo::{Grpo, GrpoConfig, GrpoUpdate};
 use policy_lab::algos::ppo::{Ppo, PpoConfig};
 use policy_lab::algos::reinforce::{Reinforce, ReinforceConfig};
 use policy_lab::algos::trpo::{Trpo, TrpoConfig};
@@ -63,9 +63,12 @@ fn reinforce_finds_the_best_arm_within_5000_pulls() {
 fn grpo_finds_the_best_arm_within_5000_pulls() {
     for seed in 0..3 {
         let config = GrpoConfig {
-            num_generations: 8,
-            num_groups: 8,
-            learning_rate: 1e-2,
+            update: GrpoUpdate {
+                num_generations: 8,
+                num_groups: 8,
+                learning_rate: 1e-2,
+                ..GrpoUpdate::default()
+            },
             ..GrpoConfig::default()
         };
         let (env, spec) = make(BANDIT).unwrap();

@@ -8,8 +8,8 @@
 //! parts must not overlap (the library also serializes sessions).
 
 use burn::module::Module;
-use policy_lab::algos::grpo::{GrpoConfig, LossType};
-use policy_lab::algos::grpo_lm::GrpoLm;
+use policy_lab::algos::grpo::{GrpoUpdate, LossType};
+use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
 use policy_lab::core::flat::flat_grads;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
@@ -40,12 +40,15 @@ fn two_peers_take_the_single_device_step_and_a_run_works() {
     let max_len = env.config().completion_limit();
 
     for loss_type in [LossType::Grpo, LossType::Dapo] {
-        let config = GrpoConfig {
-            num_groups: 4,
-            num_generations: 4,
-            learning_rate: 1e-3,
-            loss_type,
-            ..GrpoConfig::default()
+        let config = GrpoLmConfig {
+            update: GrpoUpdate {
+                num_groups: 4,
+                num_generations: 4,
+                learning_rate: 1e-3,
+                loss_type,
+                ..GrpoUpdate::default()
+            },
+            ..GrpoLmConfig::default()
         };
         // One batch of 4 groups, sampled once; its gradient on one device.
         let mut single = GrpoLm::new(
@@ -68,10 +71,8 @@ fn two_peers_take_the_single_device_step_and_a_run_works() {
         let want = flat_grads(&single.model, &grads);
 
         // The same batch split over two peers, 2 groups each: the averaged gradient.
-        let half = GrpoConfig {
-            num_groups: 2,
-            ..config
-        };
+        let mut half = config.clone();
+        half.update.num_groups = 2;
         let peers = DataParallel::<B>::new(vec![Default::default(); 2]).unwrap();
         let got = peers
             .run(|peer, device| {
@@ -105,10 +106,13 @@ fn two_peers_take_the_single_device_step_and_a_run_works() {
     }
 
     // A short run: 8 groups over two peers, metrics averaged, completions summed.
-    let config = GrpoConfig {
-        num_groups: 8,
-        num_generations: 4,
-        ..GrpoConfig::default()
+    let config = GrpoLmConfig {
+        update: GrpoUpdate {
+            num_groups: 8,
+            num_generations: 4,
+            ..GrpoUpdate::default()
+        },
+        ..GrpoLmConfig::default()
     };
     let mut seen = Vec::new();
     grpo_data_parallel(
@@ -131,9 +135,12 @@ fn two_peers_take_the_single_device_step_and_a_run_works() {
 
     // A batch that does not split evenly is refused.
     let err = grpo_data_parallel(
-        GrpoConfig {
-            num_groups: 3,
-            ..GrpoConfig::default()
+        GrpoLmConfig {
+            update: GrpoUpdate {
+                num_groups: 3,
+                ..GrpoUpdate::default()
+            },
+            ..GrpoLmConfig::default()
         },
         max_len,
         model,
@@ -166,9 +173,9 @@ fn lm_grpo_with_two_devices_runs_and_saves() {
     config.task.test_size = 8;
     config.rl.iterations = 2;
     config.rl.devices = 2;
-    config.grpo.num_groups = 4;
-    config.grpo.num_generations = 2;
-    config.grpo.dynamic_sampling = false;
+    config.grpo.update.num_groups = 4;
+    config.grpo.update.num_generations = 2;
+    config.grpo.update.dynamic_sampling = false;
     let init =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny-qwen2");
     let out = std::env::temp_dir().join(format!("policy-lab-dp-{}", std::process::id()));

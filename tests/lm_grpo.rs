@@ -3,8 +3,8 @@
 //! that it fits a test's budget): from a weak SFT start, the mean reward rises on a budget
 //! bounded by iterations.
 
-use policy_lab::algos::grpo::GrpoConfig;
-use policy_lab::algos::grpo_lm::GrpoLm;
+use policy_lab::algos::grpo::GrpoUpdate;
+use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
 use policy_lab::envs::{Arithmetic, ArithmeticConfig, EnvRng};
 use policy_lab::lm::model::TransformerConfig;
 use policy_lab::lm::sft::train_sft;
@@ -42,11 +42,14 @@ fn grpo_raises_the_mean_reward_of_a_weak_sft_model() {
         .collect();
     let (model, _) = train_sft(model, &tokenizer, batches, 3e-3).unwrap();
 
-    let config = GrpoConfig {
-        num_generations: 8,
-        num_groups: 16,
-        learning_rate: 1e-3,
-        ..GrpoConfig::default()
+    let config = GrpoLmConfig {
+        update: GrpoUpdate {
+            num_generations: 8,
+            num_groups: 16,
+            learning_rate: 1e-3,
+            ..GrpoUpdate::default()
+        },
+        ..GrpoLmConfig::default()
     };
     let max_completion_length = env.config().completion_limit();
     let mut grpo = GrpoLm::new(config, max_completion_length, model, env, tokenizer, 1).unwrap();
@@ -87,11 +90,14 @@ fn gradient_accumulation_gives_the_gradient_of_the_whole_batch() {
     });
     let max_len = env.config().completion_limit();
     for loss_type in [LossType::Grpo, LossType::Dapo, LossType::DrGrpo] {
-        let config = GrpoConfig {
-            num_groups: 3,
-            num_generations: 4,
-            loss_type,
-            ..GrpoConfig::default()
+        let config = GrpoLmConfig {
+            update: GrpoUpdate {
+                num_groups: 3,
+                num_generations: 4,
+                loss_type,
+                ..GrpoUpdate::default()
+            },
+            ..GrpoLmConfig::default()
         };
         let whole = GrpoLm::new(
             config.clone(),
@@ -122,7 +128,7 @@ fn gradient_accumulation_gives_the_gradient_of_the_whole_batch() {
         let (grads, _) = whole.gradients(&rollout).unwrap();
         let want = flat_grads(&whole.model, &grads);
         let in_parts = GrpoLm::new(
-            GrpoConfig {
+            GrpoLmConfig {
                 gradient_accumulation_steps: 5,
                 ..config
             },

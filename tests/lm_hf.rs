@@ -201,8 +201,8 @@ fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
     config.task.test_size = 16;
     config.rl.iterations = 2;
     config.rl.eval_every = 2;
-    config.grpo.num_groups = 2;
-    config.grpo.num_generations = 4;
+    config.grpo.update.num_groups = 2;
+    config.grpo.update.num_generations = 4;
     let out = std::env::temp_dir().join(format!("policy-lab-hf-grpo-{}", std::process::id()));
     let summary = run_rl::<policy_lab::backend::Cpu>(
         &config,

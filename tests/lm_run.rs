@@ -35,8 +35,9 @@ fn tiny_config() -> LmRunConfig {
     c.sft.stop_at_accuracy = 2.0;
     c.rl.iterations = 4;
     c.rl.eval_every = 2;
-    c.grpo.num_groups = 4;
-    c.grpo.num_generations = 4;
+    c.grpo.update.num_groups = 4;
+    c.grpo.update.num_generations = 4;
+    c.ppo.num_prompts = 16;
     c
 }
 
@@ -80,8 +81,9 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
         assert_eq!(rows.len(), 5, "the start and 4 iterations");
         assert_eq!(rows[0]["test_accuracy"].as_f64(), Some(sft.end.accuracy));
         let rows = &rows[1..];
-        // 16 completions per iteration for both: the same batch (GRPO's dynamic sampling
-        // may draw up to three more batches to refill groups that teach nothing).
+        // 16 completions per iteration for both: 4 groups of 4, and 16 prompts (GRPO's
+        // dynamic sampling may draw up to three more batches to refill groups that teach
+        // nothing).
         let seen = rows[3]["global_step"].as_f64().unwrap();
         match algo {
             LmAlgo::Ppo => assert_eq!(seen, 64.0),
@@ -255,16 +257,25 @@ fn the_lm_config_refuses_unknown_keys_and_bad_values() {
     // A partial table keeps the language-model defaults of the keys it does not set.
     let partial = LmRunConfig::from_toml("[grpo]\ntemperature = 1.3").unwrap();
     let defaults = LmRunConfig::default();
-    assert_eq!(partial.grpo.temperature, 1.3);
-    assert_eq!(partial.grpo.learning_rate, defaults.grpo.learning_rate);
-    assert_eq!(partial.grpo.num_groups, defaults.grpo.num_groups);
-    assert!(partial.grpo.dynamic_sampling);
+    assert_eq!(partial.grpo.update.temperature, 1.3);
+    assert_eq!(
+        partial.grpo.update.learning_rate,
+        defaults.grpo.update.learning_rate
+    );
+    assert_eq!(
+        partial.grpo.update.num_groups,
+        defaults.grpo.update.num_groups
+    );
+    assert!(partial.grpo.update.dynamic_sampling);
     // The shipped config of the README's 8 x 8 run.
     let text = std::fs::read_to_string("configs/lm-grpo-8x8.toml").unwrap();
     let c = LmRunConfig::from_toml(&text).unwrap();
-    assert_eq!((c.grpo.num_groups, c.grpo.num_generations), (8, 8));
-    assert_eq!(c.grpo.learning_rate, 5e-5);
-    assert!(!c.grpo.dynamic_sampling);
+    assert_eq!(
+        (c.grpo.update.num_groups, c.grpo.update.num_generations),
+        (8, 8)
+    );
+    assert_eq!(c.grpo.update.learning_rate, 5e-5);
+    assert!(!c.grpo.update.dynamic_sampling);
 }
 
 #[test]

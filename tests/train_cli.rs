@@ -308,7 +308,7 @@ fn a_resumed_run_gives_the_same_numbers_as_one_that_never_stopped() {
         config.ppo.num_steps = 32;
         config.trpo.num_steps = 32;
         config.reinforce.num_steps = 16;
-        config.grpo.num_groups = 2;
+        config.grpo.update.num_groups = 2;
         let whole = tmp(&format!("whole-{}", algo.name()));
         let summary = train::<Cpu>(
             &config,
@@ -467,7 +467,7 @@ fn progress_never_passes_the_budget_and_comes_in_few_lines() {
         eval_episodes: 1,
         ..RunConfig::default()
     };
-    config.grpo.num_groups = 2;
+    config.grpo.update.num_groups = 2;
     let mut lines = Vec::new();
     let summary = train::<Cpu>(&config, Default::default(), &out, Start::New, &mut lines).unwrap();
     assert!(

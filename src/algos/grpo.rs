@@ -48,14 +48,20 @@ pub enum LossType {
     Dapo,
 }
 
-/// GRPO's hyperparameters, named as in TRL's `GRPOConfig` where TRL has them.
+/// GRPO's groups and update, shared by the toy learner here and the language-model one
+/// (`grpo_lm.rs`): a group is `num_generations` episodes from one start, or completions of
+/// one prompt. Named as in TRL's `GRPOConfig` where TRL has them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GrpoConfig {
-    /// G: episodes per group.
+#[serde(default)]
+pub struct GrpoUpdate {
+    /// G: episodes (completions) per group.
     pub num_generations: usize,
     /// Groups per iteration (TRL: prompts per batch).
     pub num_groups: usize,
+    /// Drop groups whose rewards are all equal and refill the batch (DAPO).
+    pub dynamic_sampling: bool,
+    /// Sampling temperature; log-probabilities come from `logits / temperature`, as in TRL.
+    pub temperature: f32,
     pub learning_rate: f64,
     /// The low clip range.
     pub epsilon: f32,
@@ -70,26 +76,16 @@ pub struct GrpoConfig {
     pub baseline: GroupBaseline,
     /// Updates per batch of generations (mu).
     pub num_iterations: usize,
-    /// Drop groups whose rewards are all equal and refill the batch (DAPO).
-    pub dynamic_sampling: bool,
-    /// Sampling temperature; log-probabilities come from `logits / temperature`, as in TRL.
-    pub temperature: f32,
-    /// The length `dr_grpo` divides by; `None` uses the environment's time limit, or the
-    /// longest episode of the batch.
-    pub max_completion_length: Option<usize>,
     pub max_grad_norm: f32,
-    /// Split each update's batch into this many parts, backpropagate them one by one and
-    /// add up their gradients before the step (TRL's `gradient_accumulation_steps`): the same
-    /// step with a fraction of the activation memory. Language-model GRPO only.
-    pub gradient_accumulation_steps: usize,
-    pub hidden: Vec<usize>,
 }
 
-impl Default for GrpoConfig {
+impl Default for GrpoUpdate {
     fn default() -> Self {
         Self {
             num_generations: 8,
             num_groups: 8,
+            dynamic_sampling: false,
+            temperature: 1.0,
             learning_rate: 3e-3,
             epsilon: 0.2,
             epsilon_high: None,
@@ -99,25 +95,60 @@ impl Default for GrpoConfig {
             scale_rewards: ScaleRewards::Group,
             baseline: GroupBaseline::Mean,
             num_iterations: 1,
-            dynamic_sampling: false,
-            temperature: 1.0,
-            max_completion_length: None,
             max_grad_norm: 1.0,
-            gradient_accumulation_steps: 1,
-            hidden: vec![64, 64],
         }
+    }
+}
+
+/// GRPO on the toy environments: the policy network, the length `dr_grpo` divides by, and
+/// the shared [`GrpoUpdate`]. In a TOML `[grpo]` table the update's keys sit beside these.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpoConfig {
+    /// The length `dr_grpo` divides by (TRL's `max_completion_length`, for episodes);
+    /// `None` uses the environment's time limit, or the longest episode of the batch.
+    pub max_completion_length: Option<usize>,
+    /// Hidden layer sizes of the policy.
+    pub hidden: Vec<usize>,
+    #[serde(flatten)]
+    pub update: GrpoUpdate,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        Self {
+            max_completion_length: None,
+            hidden: vec![64, 64],
+            update: GrpoUpdate::default(),
+        }
+    }
+}
+
+/// `Err(ConfigError("grpo: msg"))` unless `ok`.
+fn check(ok: bool, msg: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!("grpo: {msg}")))
     }
 }
 
 impl GrpoConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let check = |ok: bool, msg: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError(format!("grpo: {msg}")))
-            }
-        };
+        check(
+            self.max_completion_length != Some(0),
+            "max_completion_length must be at least 1",
+        )?;
+        check(
+            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
+            "hidden must list positive layer sizes",
+        )?;
+        self.update.validate()
+    }
+}
+
+impl GrpoUpdate {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         check(
             self.num_generations >= 2,
             "num_generations (G) must be at least 2: a group needs someone to compare with",
@@ -148,14 +179,6 @@ impl GrpoConfig {
         check(
             self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite(),
             "max_grad_norm must be > 0 and finite",
-        )?;
-        check(
-            self.gradient_accumulation_steps >= 1,
-            "gradient_accumulation_steps must be at least 1",
-        )?;
-        check(
-            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
-            "hidden must list positive layer sizes",
         )
     }
     // ANCHOR: grpo_loss_type
@@ -203,7 +226,7 @@ pub struct WholeBatch {
 /// GRPO's loss (eq. GRPO-2) and TRL's per-update metrics. The one copy, for toy
 /// environments and language models alike.
 // ANCHOR: grpo_loss
-pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoConfig) -> (Tensor<B, 1>, Metrics) {
+pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoUpdate) -> (Tensor<B, 1>, Metrics) {
     let [n, t] = batch.logp.dims();
     let adv = batch.advantages.unsqueeze_dim::<2>(1).repeat_dim(1, t);
     let r = ratio(batch.logp.clone(), batch.old_logp);
@@ -299,13 +322,6 @@ impl<B: AutodiffBackend> Grpo<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        if config.gradient_accumulation_steps != 1 {
-            return Err(ConfigError(
-                "grpo: gradient_accumulation_steps is for language models; the toy learner \
-                 updates on the whole batch (set it to 1)"
-                    .into(),
-            ));
-        }
         let actor = crate::backend::seeded::<B, _>(&device, seed, || {
             Mlp::new(
                 env.obs_dim(),
@@ -337,7 +353,7 @@ impl<B: AutodiffBackend> Grpo<B> {
 
     /// Plays `groups * G` episodes in lockstep with the current policy.
     fn generate(&mut self, groups: usize) -> policy_lab_envs::Result<Episodes> {
-        let g = self.config.num_generations;
+        let g = self.config.update.num_generations;
         let (dim, num_actions) = (self.env.obs_dim(), self.env.num_actions());
         let policy = self.actor.valid();
         let mut envs = vec![self.env.clone(); groups * g];
@@ -361,7 +377,7 @@ impl<B: AutodiffBackend> Grpo<B> {
                 .flat_map(|&i| obs[i].iter().copied())
                 .collect();
             let logits =
-                policy.forward(tensor2(&flat, dim, &self.device)) / self.config.temperature;
+                policy.forward(tensor2(&flat, dim, &self.device)) / self.config.update.temperature;
             let log_probs: Vec<f32> = categorical::log_probs(logits)
                 .into_data()
                 .to_vec()
@@ -406,24 +422,24 @@ impl<B: AutodiffBackend> Grpo<B> {
     /// One iteration: collect groups, advantages, `num_iterations` updates, metrics.
     pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
         let c = self.config.clone();
-        let g = c.num_generations;
+        let g = c.update.num_generations;
         // ANCHOR: grpo_collect
         // 1. Collect; with dynamic sampling, keep only groups whose rewards differ (at most
         //    four batches' worth of tries).
-        let mut e = self.generate(c.num_groups)?;
+        let mut e = self.generate(c.update.num_groups)?;
         let all_rewards = e.rewards.clone();
         let zero_std = zero_std_groups(&e.rewards, g);
-        if c.dynamic_sampling {
+        if c.update.dynamic_sampling {
             let mut tries = 1;
             while zero_std_groups(&e.rewards, g)
                 .iter()
                 .filter(|z| !**z)
                 .count()
-                < c.num_groups
+                < c.update.num_groups
                 && tries < 4
             {
-                let more = self.generate(c.num_groups)?;
-                e = merge_informative(e, more, g, c.num_groups);
+                let more = self.generate(c.update.num_groups)?;
+                e = merge_informative(e, more, g, c.update.num_groups);
                 tries += 1;
             }
         }
@@ -431,7 +447,7 @@ impl<B: AutodiffBackend> Grpo<B> {
         let t = e.max_len;
 
         // 2. Group-relative advantages (eq. GRPO-1).
-        let adv = group_advantages(&e.rewards, g, c.baseline, c.scale_rewards);
+        let adv = group_advantages(&e.rewards, g, c.update.baseline, c.update.scale_rewards);
         // ANCHOR_END: grpo_collect
 
         // 3. Updates.
@@ -445,14 +461,14 @@ impl<B: AutodiffBackend> Grpo<B> {
         let advantages = Tensor::<B, 1>::from_data(TensorData::new(adv, [n]), dev);
         let token_logp = |logits: Tensor<B, 2>| {
             categorical::log_prob_of(
-                categorical::log_probs(logits / c.temperature),
+                categorical::log_probs(logits / c.update.temperature),
                 actions.clone(),
             )
             .reshape([n, t])
         };
         // ANCHOR: grpo_reference
-        let ref_logp = (c.beta > 0.0).then(|| {
-            let logits = self.reference.forward(obs.clone().inner()) / c.temperature;
+        let ref_logp = (c.update.beta > 0.0).then(|| {
+            let logits = self.reference.forward(obs.clone().inner()) / c.update.temperature;
             let lp =
                 categorical::log_prob_of(categorical::log_probs(logits), actions.clone().inner())
                     .reshape([n, t]);
@@ -462,11 +478,12 @@ impl<B: AutodiffBackend> Grpo<B> {
         let max_completion_length = c.max_completion_length.or(self.time_limit).unwrap_or(t);
         let mut m = Metrics::new();
         // ANCHOR: grpo_update
-        for _ in 0..c.num_iterations {
+        for _ in 0..c.update.num_iterations {
             let logits = self.actor.forward(obs.clone());
-            let entropy =
-                categorical::entropy(categorical::log_probs(logits.clone() / c.temperature))
-                    .reshape([n, t]);
+            let entropy = categorical::entropy(categorical::log_probs(
+                logits.clone() / c.update.temperature,
+            ))
+            .reshape([n, t]);
             let batch = GrpoBatch {
                 logp: token_logp(logits),
                 old_logp: old_logp.clone(),
@@ -476,7 +493,7 @@ impl<B: AutodiffBackend> Grpo<B> {
                 max_completion_length,
                 whole: None,
             };
-            let (loss, stats) = grpo_loss(batch, &c);
+            let (loss, stats) = grpo_loss(batch, &c.update);
             m = stats;
             m.insert(
                 "entropy",
@@ -486,8 +503,8 @@ impl<B: AutodiffBackend> Grpo<B> {
                 self.actor.clone(),
                 loss,
                 &mut self.optim,
-                c.learning_rate,
-                Some(c.max_grad_norm),
+                c.update.learning_rate,
+                Some(c.update.max_grad_norm),
             );
             self.actor = actor;
             m.insert("grad_norm", f64::from(grad_norm));
@@ -567,7 +584,7 @@ impl crate::core::learner::Rung for GrpoConfig {
     }
     fn steps_per_iteration(&self) -> usize {
         // Episodes have no fixed length: a rough guess of 16 steps each.
-        self.num_groups * self.num_generations * 16
+        self.update.num_groups * self.update.num_generations * 16
     }
     fn learner<B: AutodiffBackend>(
         &self,

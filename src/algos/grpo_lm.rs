@@ -1,4 +1,4 @@
-//! GRPO on a language model: the same [`GrpoConfig`], group advantages and [`grpo_loss`] as
+//! GRPO on a language model: the same [`GrpoUpdate`], group advantages and [`grpo_loss`] as
 //! the toy environments in `grpo.rs`; only the collection differs. A prompt is the start state
 //! that a group shares, a completion is an episode, a token is an action.
 //!
@@ -27,7 +27,7 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use policy_lab_envs::{Env, EnvRng, Space};
 use rand::SeedableRng;
 
-use super::grpo::{grpo_loss, GrpoBatch, GrpoConfig, WholeBatch};
+use super::grpo::{grpo_loss, GrpoBatch, GrpoUpdate, WholeBatch};
 use crate::core::advantage::{group_advantages, zero_std_groups};
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::apply_gradients;
@@ -38,10 +38,52 @@ use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
 use crate::{ConfigError, Metrics};
 
+/// GRPO on a language model: the shared [`GrpoUpdate`] (a group is `num_generations`
+/// completions of one prompt) and the one setting only a language model needs. The
+/// completion length is the task's (`LmRunConfig::max_completion_length`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct GrpoLmConfig {
+    /// Split each update's batch into this many parts, backpropagate them one by one and
+    /// add up their gradients before the step (TRL's `gradient_accumulation_steps`): the same
+    /// step with a fraction of the activation memory.
+    pub gradient_accumulation_steps: usize,
+    #[serde(flatten)]
+    pub update: GrpoUpdate,
+}
+
+impl Default for GrpoLmConfig {
+    fn default() -> Self {
+        Self {
+            gradient_accumulation_steps: 1,
+            update: GrpoUpdate {
+                num_groups: 16,
+                num_generations: 8,
+                learning_rate: 2e-4,
+                // Without it, most groups of a sharp SFT model soon score all right or all
+                // wrong, teach nothing, and held-out accuracy stalls (BENCHMARKS.md).
+                dynamic_sampling: true,
+                ..GrpoUpdate::default()
+            },
+        }
+    }
+}
+
+impl GrpoLmConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.gradient_accumulation_steps == 0 {
+            return Err(ConfigError(
+                "grpo: gradient_accumulation_steps must be at least 1".into(),
+            ));
+        }
+        self.update.validate()
+    }
+}
+
 /// A GRPO learner for a language model on a text task: any environment whose observations
 /// (prompts) and actions (completions) are strings, scored in one step.
 pub struct GrpoLm<B: AutodiffBackend, E, T> {
-    pub config: GrpoConfig,
+    pub config: GrpoLmConfig,
     /// The longest completion sampled (TRL's `max_completion_length`).
     pub max_completion_length: usize,
     pub model: Transformer<B>,
@@ -70,7 +112,7 @@ where
     /// A learner that starts from `model` (usually an SFT checkpoint), which is also the
     /// frozen reference of the KL term.
     pub fn new(
-        config: GrpoConfig,
+        config: GrpoLmConfig,
         max_completion_length: usize,
         model: Transformer<B>,
         env: E,
@@ -83,7 +125,7 @@ where
                 "grpo: max_completion_length must be at least 1".into(),
             ));
         }
-        let reference = (config.beta > 0.0).then(|| model.valid());
+        let reference = (config.update.beta > 0.0).then(|| model.valid());
         Ok(Self {
             config,
             max_completion_length,
@@ -115,7 +157,7 @@ where
 
         // 4. Metrics (TRL's names), of the policy's own samples: the first batch, before
         // any refill.
-        let g = self.config.num_generations;
+        let g = self.config.update.num_generations;
         let zero_std = zero_std_groups(&first.rewards, g);
         let lengths: Vec<usize> = first.tokens.iter().map(Vec::len).collect();
         let clipped: Vec<bool> = first.finished.iter().map(|f| !f).collect();
@@ -130,23 +172,23 @@ where
     // ANCHOR: grpolm_collect
     pub fn collect(&mut self) -> Result<(LmRollout, LmRollout), LmError> {
         let c = &self.config;
-        let g = c.num_generations;
+        let g = c.update.num_generations;
         let sampling = SamplingConfig {
-            temperature: c.temperature,
+            temperature: c.update.temperature,
             max_new_tokens: self.max_completion_length,
             ..SamplingConfig::default()
         };
         let policy = self.model.valid();
         let (env, tok) = (&self.env, &self.tokenizer);
         let collect = |rng: &mut EnvRng| {
-            collect_completions(&policy, env, tok, c.num_groups, g, &sampling, rng)
+            collect_completions(&policy, env, tok, c.update.num_groups, g, &sampling, rng)
         };
         let mut rollout = collect(&mut self.rng)?;
         self.completions += rollout.len();
         let first = rollout.clone();
         // With dynamic sampling, keep only groups whose rewards differ (at most four
         // batches' worth of tries), as `grpo.rs` does.
-        if c.dynamic_sampling {
+        if c.update.dynamic_sampling {
             let mut tries = 1;
             let informative = |r: &LmRollout| {
                 zero_std_groups(&r.rewards, g)
@@ -154,10 +196,10 @@ where
                     .filter(|z| !**z)
                     .count()
             };
-            while informative(&rollout) < c.num_groups && tries < 4 {
+            while informative(&rollout) < c.update.num_groups && tries < 4 {
                 let more = collect(&mut self.rng)?;
                 self.completions += more.len();
-                rollout = rollout.merge_informative(more, g, c.num_groups);
+                rollout = rollout.merge_informative(more, g, c.update.num_groups);
                 tries += 1;
             }
         }
@@ -171,15 +213,15 @@ where
     pub fn update(&mut self, rollout: &LmRollout) -> Result<Metrics, LmError> {
         let parts = self.prepare(rollout)?;
         let mut m = Metrics::new();
-        for _ in 0..self.config.num_iterations {
+        for _ in 0..self.config.update.num_iterations {
             let (grads, stats) = self.gradients_of(&parts)?;
             m = stats;
             let (model, grad_norm) = apply_gradients(
                 self.model.clone(),
                 grads,
                 &mut self.optim,
-                self.config.learning_rate,
-                Some(self.config.max_grad_norm),
+                self.config.update.learning_rate,
+                Some(self.config.update.max_grad_norm),
             );
             self.model = model;
             m.insert("grad_norm", f64::from(grad_norm));
@@ -202,9 +244,9 @@ where
         let c = &self.config;
         let adv = group_advantages(
             &rollout.rewards,
-            c.num_generations,
-            c.baseline,
-            c.scale_rewards,
+            c.update.num_generations,
+            c.update.baseline,
+            c.update.scale_rewards,
         );
         let device = self.model.devices()[0].clone();
         // ANCHOR: gpus_whole_counts
@@ -256,7 +298,7 @@ where
                         &rows.prompts,
                         &rows.tokens,
                         self.tokenizer.pad_id(),
-                        c.temperature,
+                        c.update.temperature,
                     )?;
                     Some(Tensor::<B, 2>::from_inner(lp))
                 }
@@ -288,7 +330,7 @@ where
                 &part.rows.prompts,
                 &part.rows.tokens,
                 self.tokenizer.pad_id(),
-                self.config.temperature,
+                self.config.update.temperature,
             )?;
             let batch = GrpoBatch {
                 logp,
@@ -299,7 +341,7 @@ where
                 max_completion_length: self.max_completion_length,
                 whole: Some(part.whole),
             };
-            let (loss, stats) = grpo_loss(batch, &self.config);
+            let (loss, stats) = grpo_loss(batch, &self.config.update);
             accumulated.accumulate(
                 &self.model,
                 GradientsParams::from_grads(loss.backward(), &self.model),

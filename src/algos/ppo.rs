@@ -29,41 +29,33 @@ use crate::core::objective::{clipped_surrogate, ratio};
 use crate::core::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
 use crate::{ConfigError, Metrics};
 
-/// PPO's hyperparameters, named as in CleanRL; the defaults are CleanRL's for CartPole-v1.
+// ANCHOR: ppo_config
+/// PPO's update, shared by the toy learner here and the language-model one (`ppo_lm.rs`):
+/// the loss (eq. PPO-2, PPO-4), the advantages (eq. GAE-1, GAE-2) and the epochs of
+/// minibatch steps. Named as in CleanRL; the defaults are CleanRL's for CartPole-v1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PpoConfig {
-    pub num_envs: usize,
-    pub num_steps: usize,
+#[serde(default)]
+pub struct PpoUpdate {
     pub learning_rate: f64,
-    /// Anneal the learning rate linearly to 0 over the run.
-    pub anneal_lr: bool,
     pub gamma: f32,
     pub gae_lambda: f32,
     pub num_minibatches: usize,
     pub update_epochs: usize,
-    /// Normalize advantages per minibatch.
+    /// Normalize advantages (per minibatch here, over the batch's tokens for a language model).
     pub norm_adv: bool,
     pub clip_coef: f32,
     /// Clip the value loss around the old values, as CleanRL does.
     pub clip_vloss: bool,
-    pub ent_coef: f32,
     pub vf_coef: f32,
     pub max_grad_norm: f32,
     /// Stop an update's epochs early once `approx_kl` exceeds this.
     pub target_kl: Option<f32>,
-    /// Hidden layer sizes of the actor and of the critic.
-    pub hidden: Vec<usize>,
 }
 
-// ANCHOR: ppo_config
-impl Default for PpoConfig {
+impl Default for PpoUpdate {
     fn default() -> Self {
         Self {
-            num_envs: 4,
-            num_steps: 128,
             learning_rate: 2.5e-4,
-            anneal_lr: true,
             gamma: 0.99,
             gae_lambda: 0.95,
             num_minibatches: 4,
@@ -71,34 +63,58 @@ impl Default for PpoConfig {
             norm_adv: true,
             clip_coef: 0.2,
             clip_vloss: true,
-            ent_coef: 0.01,
             vf_coef: 0.5,
             max_grad_norm: 0.5,
             target_kl: None,
+        }
+    }
+}
+
+/// PPO on the toy environments: how it collects (`num_envs` environments, `num_steps` steps
+/// each), its networks, the two settings only it uses (an entropy bonus, eq. PPO-5, and a
+/// learning rate annealed over the run, as CleanRL), and the shared [`PpoUpdate`]. In a TOML
+/// `[ppo]` table the update's keys sit beside these (`clip_coef = 0.1`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PpoConfig {
+    pub num_envs: usize,
+    pub num_steps: usize,
+    /// Anneal the learning rate linearly to 0 over the run.
+    pub anneal_lr: bool,
+    pub ent_coef: f32,
+    /// Hidden layer sizes of the actor and of the critic.
+    pub hidden: Vec<usize>,
+    #[serde(flatten)]
+    pub update: PpoUpdate,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 4,
+            num_steps: 128,
+            anneal_lr: true,
+            ent_coef: 0.01,
             hidden: vec![64, 64],
+            update: PpoUpdate::default(),
         }
     }
 }
 // ANCHOR_END: ppo_config
 
-impl PpoConfig {
-    /// The number of environment steps per iteration.
-    pub fn batch_size(&self) -> usize {
-        self.num_envs * self.num_steps
+/// `Err(ConfigError("ppo: msg"))` unless `ok`.
+fn check(ok: bool, msg: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!("ppo: {msg}")))
     }
+}
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let check = |ok: bool, msg: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError(format!("ppo: {msg}")))
-            }
-        };
-        check(
-            self.num_envs >= 1 && self.num_steps >= 1,
-            "num_envs and num_steps must be at least 1",
-        )?;
+impl PpoUpdate {
+    /// Checks the settings that do not depend on the batch; `batch` is the number of
+    /// samples (steps or completions) per iteration, which `num_minibatches` must divide.
+    pub fn validate(&self, batch: usize, batch_name: &str) -> Result<(), ConfigError> {
         check(
             self.learning_rate > 0.0 && self.learning_rate.is_finite(),
             "learning_rate must be positive",
@@ -108,8 +124,8 @@ impl PpoConfig {
             "gamma and gae_lambda must be in [0, 1]",
         )?;
         check(
-            self.num_minibatches >= 1 && self.batch_size().is_multiple_of(self.num_minibatches),
-            "num_minibatches must divide num_envs * num_steps",
+            self.num_minibatches >= 1 && batch.is_multiple_of(self.num_minibatches),
+            &format!("num_minibatches must divide {batch_name}"),
         )?;
         check(self.update_epochs >= 1, "update_epochs must be at least 1")?;
         check(
@@ -120,18 +136,32 @@ impl PpoConfig {
             self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite(),
             "max_grad_norm must be > 0 and finite",
         )?;
-        check(
-            self.ent_coef.is_finite() && self.vf_coef.is_finite(),
-            "ent_coef and vf_coef must be finite",
-        )?;
+        check(self.vf_coef.is_finite(), "vf_coef must be finite")?;
         check(
             self.target_kl.is_none_or(|k| k > 0.0 && k.is_finite()),
             "target_kl must be > 0 and finite (leave it out for no early stop)",
+        )
+    }
+}
+
+impl PpoConfig {
+    /// The number of environment steps per iteration.
+    pub fn batch_size(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            self.num_envs >= 1 && self.num_steps >= 1,
+            "num_envs and num_steps must be at least 1",
         )?;
+        check(self.ent_coef.is_finite(), "ent_coef must be finite")?;
         check(
             !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
             "hidden must list positive layer sizes",
-        )
+        )?;
+        self.update
+            .validate(self.batch_size(), "num_envs * num_steps")
     }
 }
 
@@ -210,8 +240,8 @@ impl<B: AutodiffBackend> Ppo<B> {
             &next_values,
             &rollout.episode_ends(),
             c.num_envs,
-            c.gamma,
-            c.gae_lambda,
+            c.update.gamma,
+            c.update.gae_lambda,
         );
         // ANCHOR_END: ppo_gae
 
@@ -219,22 +249,22 @@ impl<B: AutodiffBackend> Ppo<B> {
         // 3. Update: epochs of shuffled minibatches.
         let frac = 1.0 - self.iteration as f64 / self.num_iterations as f64;
         let lr = if c.anneal_lr {
-            c.learning_rate * frac
+            c.update.learning_rate * frac
         } else {
-            c.learning_rate
+            c.update.learning_rate
         };
         // ANCHOR_END: ppo_lr
         // ANCHOR: ppo_minibatch
         let batch = rollout.len();
-        let mb_size = batch / c.num_minibatches;
+        let mb_size = batch / c.update.num_minibatches;
         let mut indices: Vec<usize> = (0..batch).collect();
         let mut stats = UpdateStats::default();
-        'epochs: for _ in 0..c.update_epochs {
+        'epochs: for _ in 0..c.update.update_epochs {
             indices.shuffle(self.collector.rng());
             for mb in indices.chunks(mb_size) {
                 let (obs, actions) = obs_and_actions::<B>(&rollout, mb, &self.device);
                 let mut mb_adv = pick(&advantages, mb);
-                if c.norm_adv {
+                if c.update.norm_adv {
                     normalize(&mut mb_adv, 1e-8);
                 }
                 let t1 = |v: Vec<f32>| tensor1::<B>(v, &self.device);
@@ -246,18 +276,19 @@ impl<B: AutodiffBackend> Ppo<B> {
                 let entropy = categorical::entropy(log_probs).mean();
                 let logratio = logp.clone() - old_logp.clone();
                 let r = ratio(logp, old_logp);
-                stats.record_ratio(&r, &logratio, c.clip_coef);
+                stats.record_ratio(&r, &logratio, c.update.clip_coef);
                 // ANCHOR_END: ppo_minibatch
 
                 // ANCHOR: ppo_loss
                 // eq. (PPO-2): the clipped surrogate.
-                let pg_loss = clipped_surrogate(r, adv, c.clip_coef, c.clip_coef).mean();
+                let pg_loss =
+                    clipped_surrogate(r, adv, c.update.clip_coef, c.update.clip_coef).mean();
                 // eq. (PPO-4): the value loss, clipped around the old values.
                 let v = self.model.critic.forward(obs).squeeze_dim::<1>(1);
-                let v_loss = value_loss(v, old_v, ret, &c).mean();
+                let v_loss = value_loss(v, old_v, ret, &c.update).mean();
                 // eq. (PPO-5): the full loss.
-                let loss =
-                    pg_loss.clone() - entropy.clone() * c.ent_coef + v_loss.clone() * c.vf_coef;
+                let loss = pg_loss.clone() - entropy.clone() * c.ent_coef
+                    + v_loss.clone() * c.update.vf_coef;
                 stats.record_losses(&pg_loss, &v_loss, &entropy);
 
                 let (model, grad_norm) = gradient_step(
@@ -265,14 +296,14 @@ impl<B: AutodiffBackend> Ppo<B> {
                     loss,
                     &mut self.optim,
                     lr,
-                    Some(c.max_grad_norm),
+                    Some(c.update.max_grad_norm),
                 );
                 self.model = model;
                 stats.grad_norm += f64::from(grad_norm);
                 // ANCHOR_END: ppo_loss
             }
             // ANCHOR: ppo_target_kl
-            if c.target_kl.is_some_and(|t| stats.last_approx_kl > t) {
+            if c.update.target_kl.is_some_and(|t| stats.last_approx_kl > t) {
                 stats.stopped_early = true;
                 break 'epochs;
             }
@@ -298,7 +329,7 @@ pub fn value_loss<B: burn::tensor::backend::Backend, const D: usize>(
     v: Tensor<B, D>,
     old_v: Tensor<B, D>,
     ret: Tensor<B, D>,
-    c: &PpoConfig,
+    c: &PpoUpdate,
 ) -> Tensor<B, D> {
     let unclipped = (v.clone() - ret.clone()).powi_scalar(2);
     if !c.clip_vloss {

@@ -1,6 +1,6 @@
 //! PPO on a language model, with a value head: the comparison GRPO is measured against.
 //!
-//! The same [`PpoConfig`], [`clipped_surrogate`], [`value_loss`] and [`gae`] as PPO on the
+//! The same [`PpoUpdate`], [`clipped_surrogate`], [`value_loss`] and [`gae`] as PPO on the
 //! toy environments (`ppo.rs`); only the collection and the shapes differ. Each token is an
 //! action, each prefix a state:
 //!
@@ -13,8 +13,9 @@
 //! * the **loss** is the clipped surrogate plus `vf_coef` times the value loss, each a token
 //!   mean over the completion mask (eq. PPO-2, PPO-4, PPO-5).
 //!
-//! One completion per prompt, `batch_size` prompts per iteration: the same number of
-//! completions as GRPO's `num_groups * num_generations`.
+//! One completion per prompt, `num_prompts` prompts per iteration ([`PpoLmConfig`]). The
+//! toy learner's entropy bonus and learning-rate annealing are not used here (nor in TRL's
+//! `PPOTrainer`), so they are not settings of this learner.
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param, ParamId};
 use burn::nn::{Linear, LinearConfig};
@@ -26,7 +27,7 @@ use policy_lab_envs::{Env, EnvRng, Space};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::ppo::{value_loss, PpoConfig, UpdateStats};
+use super::ppo::{value_loss, PpoUpdate, UpdateStats};
 use crate::core::advantage::{gae, normalize};
 use crate::core::metrics::explained_variance;
 use crate::core::metrics::generation_metrics;
@@ -38,6 +39,45 @@ use crate::lm::rollout::{collect_completions, LmRollout};
 use crate::lm::sft::{LmError, TokenRows};
 use crate::lm::tokenizer::Tokenizer;
 use crate::{ConfigError, Metrics};
+
+/// PPO on a language model: prompts per iteration and the shared [`PpoUpdate`]; the
+/// completion length is the task's (`LmRunConfig::max_completion_length`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PpoLmConfig {
+    /// Prompts per iteration, one completion each.
+    pub num_prompts: usize,
+    #[serde(flatten)]
+    pub update: PpoUpdate,
+}
+
+impl Default for PpoLmConfig {
+    fn default() -> Self {
+        Self {
+            // As many completions as GRPO's default 16 groups of 8.
+            num_prompts: 128,
+            update: PpoUpdate {
+                learning_rate: 2e-4,
+                gamma: 1.0,
+                gae_lambda: 0.95,
+                num_minibatches: 1,
+                update_epochs: 1,
+                vf_coef: 0.1,
+                max_grad_norm: 1.0,
+                ..PpoUpdate::default()
+            },
+        }
+    }
+}
+
+impl PpoLmConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.num_prompts == 0 {
+            return Err(ConfigError("ppo: num_prompts must be at least 1".into()));
+        }
+        self.update.validate(self.num_prompts, "num_prompts")
+    }
+}
 
 /// A transformer with a scalar head: `V(prefix)`.
 #[derive(Module, Debug)]
@@ -112,9 +152,7 @@ pub struct PolicyAndValue<B: Backend> {
 
 /// A PPO learner for a language model on a text task.
 pub struct PpoLm<B: AutodiffBackend, E, T> {
-    pub config: PpoConfig,
-    /// Prompts (one completion each) per iteration.
-    pub batch_size: usize,
+    pub config: PpoLmConfig,
     pub max_completion_length: usize,
     pub nets: PolicyAndValue<B>,
     optim: OptimizerAdaptor<Adam, PolicyAndValue<B>, B>,
@@ -134,8 +172,7 @@ where
 {
     /// A learner whose policy and value trunk both start from `model`.
     pub fn new(
-        config: PpoConfig,
-        batch_size: usize,
+        config: PpoLmConfig,
         max_completion_length: usize,
         model: Transformer<B>,
         env: E,
@@ -143,12 +180,6 @@ where
         seed: u64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        if batch_size == 0 || !batch_size.is_multiple_of(config.num_minibatches) {
-            return Err(ConfigError(format!(
-                "ppo: num_minibatches ({}) must divide the batch of {batch_size} completions",
-                config.num_minibatches
-            )));
-        }
         if max_completion_length == 0 {
             return Err(ConfigError(
                 "ppo: max_completion_length must be at least 1".into(),
@@ -160,7 +191,6 @@ where
         };
         Ok(Self {
             config,
-            batch_size,
             max_completion_length,
             nets,
             optim: AdamConfig::new().init(),
@@ -179,7 +209,7 @@ where
     /// One iteration: completions and rewards, GAE over tokens, epochs of minibatch
     /// updates, metrics.
     pub fn iterate(&mut self) -> Result<Metrics, LmError> {
-        let c = self.config.clone();
+        let c = self.config.update.clone();
         let pad = self.tokenizer.pad_id();
 
         // 1. Collect: one completion per prompt, scored by the environment.
@@ -192,7 +222,7 @@ where
             &inference.policy,
             &self.env,
             &self.tokenizer,
-            self.batch_size,
+            self.config.num_prompts,
             1,
             &sampling,
             &mut self.rng,
@@ -291,7 +321,7 @@ where
 fn token_gae<B: Backend>(
     rollout: &LmRollout,
     values: Tensor<B, 2>,
-    c: &PpoConfig,
+    c: &PpoUpdate,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (n, t) = (rollout.len(), rollout.max_len());
     let values: Vec<f32> = values.into_data().to_vec().expect("f32 values");
@@ -433,11 +463,11 @@ mod tests {
     fn token_gae_spreads_the_final_reward_back_and_leaves_padding_at_zero() {
         // Two completions of 3 and 1 tokens; t = 3.
         let r = rollout(&[3, 1], &[1.0, -2.0]);
-        let c = PpoConfig {
+        let c = PpoUpdate {
             gamma: 1.0,
             gae_lambda: 1.0,
             norm_adv: false,
-            ..PpoConfig::default()
+            ..PpoUpdate::default()
         };
         // V = 0 everywhere: every token's advantage and return is its completion's reward.
         let zeros = Tensor::<B, 2>::zeros([2, 3], &Default::default());
@@ -451,7 +481,7 @@ mod tests {
             TensorData::new(vec![0.1f32, 0.4, 0.7, 0.5, 9.0, 9.0], [2, 3]),
             &Default::default(),
         );
-        let c = PpoConfig {
+        let c = PpoUpdate {
             gae_lambda: 0.0,
             ..c
         };

@@ -11,18 +11,104 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Parses TOML into `T`; an error names the line and the key.
-pub fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T> {
-    toml::from_str(text).map_err(|e| located(text, &e))
+///
+/// Unknown keys are found here rather than by serde's `deny_unknown_fields`, which does not
+/// work with `#[serde(flatten)]` (the algorithms' settings flatten their shared part into
+/// each learner's table): every key of the file must come back when `T` is written out.
+pub fn parse_toml<T: DeserializeOwned + Serialize>(text: &str) -> Result<T> {
+    let value: T = toml::from_str(text).map_err(|e| match culprit::<T>(text, &e) {
+        Some(line) => at_line(text, line, e.message()),
+        None => located(text, &e),
+    })?;
+    let file: toml::Value = toml::from_str(text).map_err(|e| located(text, &e))?;
+    let read = toml::Value::try_from(&value).map_err(|e| anyhow!("invalid config: {e}"))?;
+    unknown_key(&file, &read, &mut Vec::new()).map_or(Ok(value), |e| Err(e.at(text)))
+}
+
+/// The line to blame for `e` when its span covers several lines. serde reports a bad value
+/// inside a flattened struct at the whole table; the culprit is the `key = value` line
+/// without which the file parses (every setting has a default, so leaving one out is fine).
+fn culprit<T: DeserializeOwned>(text: &str, e: &toml::de::Error) -> Option<usize> {
+    let span = e.span()?;
+    let first = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let last = text[..span.end.min(text.len())].matches('\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    (first..=last.min(lines.len()))
+        .filter(|&l| last > first && key_at(text, l).is_some())
+        .find(|&l| {
+            let kept = lines.iter().enumerate().filter(|(i, _)| i + 1 != l);
+            let without: Vec<&str> = kept.map(|(_, line)| *line).collect();
+            toml::from_str::<T>(&without.join("\n")).is_ok()
+        })
+}
+
+/// A key of the file that the settings do not have.
+struct UnknownKey {
+    path: Vec<String>,
+    expected: Vec<String>,
+}
+
+impl UnknownKey {
+    /// The error, at the key's line when it can be found.
+    fn at(self, text: &str) -> anyhow::Error {
+        let name = self.path.last().cloned().unwrap_or_default();
+        let message = format!(
+            "unknown field `{name}`, expected one of {}",
+            self.expected
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let dotted = self.path.join(".");
+        match (1..=text.lines().count()).find(|&l| key_at(text, l).as_deref() == Some(&dotted)) {
+            Some(line) => anyhow!("invalid config: line {line}, key `{dotted}`: {message}"),
+            None => anyhow!("invalid config: key `{dotted}`: {message}"),
+        }
+    }
+}
+
+/// The first key of `file` (at `path`) missing from `read`, the settings written back.
+fn unknown_key(
+    file: &toml::Value,
+    read: &toml::Value,
+    path: &mut Vec<String>,
+) -> Option<UnknownKey> {
+    let (toml::Value::Table(file), toml::Value::Table(read)) = (file, read) else {
+        return None;
+    };
+    for (key, value) in file {
+        path.push(key.clone());
+        match read.get(key) {
+            None => {
+                return Some(UnknownKey {
+                    path: path.clone(),
+                    expected: read.keys().cloned().collect(),
+                })
+            }
+            Some(known) => {
+                if let Some(e) = unknown_key(value, known, path) {
+                    return Some(e);
+                }
+            }
+        }
+        path.pop();
+    }
+    None
 }
 
 /// A TOML error as "line N, key K: message".
 pub fn located(text: &str, e: &toml::de::Error) -> anyhow::Error {
-    let message = e.message().trim_end();
     let Some(span) = e.span() else {
-        return anyhow!("invalid config: {message}");
+        return anyhow!("invalid config: {}", e.message().trim_end());
     };
-    let start = span.start.min(text.len());
-    let line = text[..start].matches('\n').count() + 1;
+    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    at_line(text, line, e.message())
+}
+
+/// "invalid config: line N, key K: message", with the key assigned on that line if any.
+fn at_line(text: &str, line: usize, message: &str) -> anyhow::Error {
+    let message = message.trim_end();
     match key_at(text, line) {
         Some(key) => anyhow!("invalid config: line {line}, key `{key}`: {message}"),
         None => anyhow!("invalid config: line {line}: {message}"),

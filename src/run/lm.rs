@@ -27,10 +27,8 @@ use burn::tensor::backend::AutodiffBackend;
 use policy_lab_envs::{Arithmetic, ArithmeticConfig, Split};
 use serde::{Deserialize, Serialize};
 
-use crate::algos::grpo::GrpoConfig;
-use crate::algos::grpo_lm::GrpoLm;
-use crate::algos::ppo::PpoConfig;
-use crate::algos::ppo_lm::PpoLm;
+use crate::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
+use crate::algos::ppo_lm::{PpoLm, PpoLmConfig};
 use crate::backend::Device;
 use crate::core::learner::Learner;
 use crate::lm::checkpoint::{load_policy, save_lm};
@@ -99,8 +97,6 @@ pub struct RlConfig {
     pub iterations: usize,
     /// Measure the held-out accuracy every this many iterations (and at the start and end).
     pub eval_every: usize,
-    /// The longest completion sampled; `None` is the task's answer limit plus one for EOS.
-    pub max_completion_length: Option<usize>,
     /// Data-parallel GRPO over this many devices (`run::parallel`): `cuda` devices 0, 1, ...;
     /// on `cpu`, peers that share the cores (for testing). 1 is one device.
     pub devices: usize,
@@ -111,7 +107,6 @@ impl Default for RlConfig {
         Self {
             iterations: 1000,
             eval_every: 50,
-            max_completion_length: None,
             devices: 1,
         }
     }
@@ -135,10 +130,9 @@ pub struct LmRunConfig {
     pub model: ModelShape,
     pub sft: SftConfig,
     pub rl: RlConfig,
-    pub grpo: GrpoConfig,
-    /// PPO with a value head; it samples one completion per prompt for
-    /// `grpo.num_groups * grpo.num_generations` prompts, the same batch as GRPO.
-    pub ppo: PpoConfig,
+    pub grpo: GrpoLmConfig,
+    /// PPO with a value head, one completion per prompt.
+    pub ppo: PpoLmConfig,
 }
 
 impl Default for LmRunConfig {
@@ -153,27 +147,8 @@ impl Default for LmRunConfig {
             model: ModelShape::default(),
             sft: SftConfig::default(),
             rl: RlConfig::default(),
-            grpo: GrpoConfig {
-                num_groups: 16,
-                num_generations: 8,
-                learning_rate: 2e-4,
-                // Without it, most groups of a sharp SFT model soon score all right or all
-                // wrong, teach nothing, and held-out accuracy stalls (BENCHMARKS.md).
-                dynamic_sampling: true,
-                ..GrpoConfig::default()
-            },
-            ppo: PpoConfig {
-                learning_rate: 2e-4,
-                anneal_lr: false,
-                gamma: 1.0,
-                gae_lambda: 0.95,
-                num_minibatches: 1,
-                update_epochs: 1,
-                ent_coef: 0.0,
-                vf_coef: 0.1,
-                max_grad_norm: 1.0,
-                ..PpoConfig::default()
-            },
+            grpo: GrpoLmConfig::default(),
+            ppo: PpoLmConfig::default(),
         }
     }
 }
@@ -183,7 +158,7 @@ impl LmRunConfig {
     pub fn from_toml(text: &str) -> Result<Self> {
         // The file's values go over these defaults, key by key: a `[grpo]` table that sets
         // only `temperature` keeps the language-model defaults of the other GRPO settings
-        // (not `GrpoConfig::default()`, which is tuned for the toy environments).
+        // (`GrpoLmConfig::default()`, not the toy environments' `GrpoUpdate::default()`).
         // Unknown keys and values of the wrong type, reported at the file's own lines.
         crate::core::config::parse_toml::<Self>(text)?;
         let file: toml::Value = crate::core::config::parse_toml(text)?;
@@ -222,8 +197,8 @@ impl LmRunConfig {
         if !(s.learning_rate > 0.0 && s.learning_rate.is_finite()) {
             return bad("sft: learning_rate must be positive".into());
         }
-        if self.rl.eval_every == 0 || self.rl.max_completion_length == Some(0) {
-            return bad("rl: eval_every and max_completion_length must be at least 1".into());
+        if self.rl.eval_every == 0 {
+            return bad("rl: eval_every must be at least 1".into());
         }
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every must be at least 1".into());
@@ -234,10 +209,10 @@ impl LmRunConfig {
         if self.rl.devices > 1 && self.algo == LmAlgo::Ppo {
             return bad("rl: data parallelism (devices > 1) is implemented for GRPO only".into());
         }
-        if !self.grpo.num_groups.is_multiple_of(self.rl.devices) {
+        if !self.grpo.update.num_groups.is_multiple_of(self.rl.devices) {
             return bad(format!(
                 "rl: grpo.num_groups ({}) must be a multiple of devices ({})",
-                self.grpo.num_groups, self.rl.devices
+                self.grpo.update.num_groups, self.rl.devices
             ));
         }
         self.grpo.validate()?;
@@ -253,11 +228,10 @@ impl LmRunConfig {
             .with_n_heads(m.n_heads)
             .with_d_ff(m.d_ff)
     }
-    /// The longest completion RL samples.
+    /// The longest completion RL samples, in tokens: the task's answer limit
+    /// (`task.max_completion_length`, in characters, one token each) plus one for EOS.
     pub fn max_completion_length(&self) -> usize {
-        self.rl
-            .max_completion_length
-            .unwrap_or(self.task.completion_limit() + 1)
+        self.task.completion_limit() + 1
     }
     fn env(&self, split: Split) -> Result<Arithmetic> {
         Ok(Arithmetic::new(ArithmeticConfig {
@@ -432,7 +406,6 @@ pub fn run_rl<B: AutodiffBackend>(
         )?),
         LmAlgo::Ppo => Box::new(PpoLm::new(
             config.ppo.clone(),
-            config.grpo.num_groups * config.grpo.num_generations,
             max_len,
             loaded.model,
             train_env,
@@ -447,29 +420,10 @@ pub fn run_rl<B: AutodiffBackend>(
         RESUMABLE,
         start,
     )?;
-    let (start_accuracy, history) = match history.first() {
-        // The first row, written at the start, holds the checkpoint's accuracy.
-        Some(row) => (
-            Accuracy {
-                accuracy: row.get("test_accuracy").copied().unwrap_or(f64::NAN),
-                ..Accuracy::default()
-            },
-            history,
-        ),
-        None => {
-            let accuracy =
-                evaluate_accuracy(&learner.policy().valid(), &tokenizer, &test_env, None)?;
-            let mut m = Metrics::new();
-            m.insert("iteration", 0.0);
-            m.insert("global_step", 0.0);
-            m.insert("test_accuracy", accuracy.accuracy);
-            folder.log(0, &m)?;
-            (
-                accuracy,
-                vec![m.iter().map(|(k, v)| (k.to_string(), *v)).collect()],
-            )
-        }
-    };
+    let mut history = history;
+    let policy = learner.policy().valid();
+    let start_accuracy = start_accuracy(&policy, &tokenizer, &test_env, &mut folder, &mut history)?;
+    drop(policy);
     writeln!(
         progress,
         "start: held-out accuracy {:.3} on {} problems",
@@ -504,6 +458,31 @@ pub fn run_rl<B: AutodiffBackend>(
     finish(&mut folder, Some(start_accuracy), last, &driven)
 }
 
+/// The held-out accuracy an RL run started from: read back from the first row of a resumed
+/// run, or measured now and logged as row 0 (iteration 0, global step 0).
+fn start_accuracy<B: burn::tensor::backend::Backend, T: Tokenizer>(
+    model: &Transformer<B>,
+    tokenizer: &T,
+    test_env: &Arithmetic,
+    folder: &mut RunFolder,
+    history: &mut Vec<crate::run::MetricsRow>,
+) -> Result<Accuracy> {
+    if let Some(row) = history.first() {
+        return Ok(Accuracy {
+            accuracy: row.get("test_accuracy").copied().unwrap_or(f64::NAN),
+            ..Accuracy::default()
+        });
+    }
+    let accuracy = evaluate_accuracy(model, tokenizer, test_env, None)?;
+    let mut m = Metrics::new();
+    m.insert("iteration", 0.0);
+    m.insert("global_step", 0.0);
+    m.insert("test_accuracy", accuracy.accuracy);
+    folder.log(0, &m)?;
+    history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+    Ok(accuracy)
+}
+
 /// Data-parallel GRPO (`devices > 1`) in the run folder, as every run: logged and checked,
 /// checkpointed every `checkpoint_every` iterations and on Ctrl-C (each peer saves its own
 /// prompt stream and generator into `resume/peer{k}/`), and resumed exactly.
@@ -534,22 +513,13 @@ fn run_data_parallel<B: AutodiffBackend>(
         }
         _ => (None, RunState::default(), Vec::new()),
     };
-    let start_accuracy = match history.first() {
-        Some(row) => Accuracy {
-            accuracy: row.get("test_accuracy").copied().unwrap_or(f64::NAN),
-            ..Accuracy::default()
-        },
-        None => {
-            let accuracy = evaluate_accuracy(&loaded.model.valid(), &tokenizer, test_env, None)?;
-            let mut m = Metrics::new();
-            m.insert("iteration", 0.0);
-            m.insert("global_step", 0.0);
-            m.insert("test_accuracy", accuracy.accuracy);
-            folder.log(0, &m)?;
-            history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
-            accuracy
-        }
-    };
+    let start_accuracy = start_accuracy(
+        &loaded.model.valid(),
+        &tokenizer,
+        test_env,
+        &mut folder,
+        &mut history,
+    )?;
     crate::run::interrupt::install();
     let started = std::time::Instant::now();
     let seconds = |s: &RunState| s.seconds + started.elapsed().as_secs_f64();

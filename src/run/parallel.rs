@@ -30,8 +30,7 @@ use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use policy_lab_envs::{Env, Space};
 
-use crate::algos::grpo::GrpoConfig;
-use crate::algos::grpo_lm::GrpoLm;
+use crate::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
 use crate::lm::model::Transformer;
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
@@ -97,14 +96,14 @@ impl<B: AutodiffBackend> DataParallel<B> {
 }
 
 /// `iterations` of data-parallel GRPO from `model`: each of the `devices.len()` peers
-/// collects `config.num_groups / peers` groups with its own seed (`seed + peer`), and the
+/// collects `num_groups / peers` groups with its own seed (`seed + peer`), and the
 /// gradients are averaged before every step. `on_iteration(iteration, metrics, model)` runs
 /// on peer 0 after each iteration, with the metrics averaged over the peers (counts summed)
 /// and peer 0's model. Returns peer 0's final model. (The run layer's `lm grpo --devices N`
 /// uses [`grpo_data_parallel_run`], which also checkpoints and resumes.)
 #[allow(clippy::too_many_arguments)]
 pub fn grpo_data_parallel<B, E, T>(
-    config: GrpoConfig,
+    config: GrpoLmConfig,
     max_completion_length: usize,
     model: Transformer<B>,
     env: E,
@@ -149,7 +148,7 @@ where
 
 /// What every peer starts from.
 pub struct Peers<B: AutodiffBackend, E, T> {
-    pub config: GrpoConfig,
+    pub config: GrpoLmConfig,
     pub max_completion_length: usize,
     pub model: Transformer<B>,
     pub env: E,
@@ -191,18 +190,17 @@ where
     use crate::core::learner::Learner;
     let parallel = DataParallel::<B>::new(peers.devices.clone())?;
     let n = parallel.peers();
-    if !peers.config.num_groups.is_multiple_of(n) {
+    let num_groups = peers.config.update.num_groups;
+    if !num_groups.is_multiple_of(n) {
         return Err(ConfigError(format!(
-            "data parallel: num_groups ({}) must be a multiple of the number of devices ({n})",
-            peers.config.num_groups
+            "data parallel: num_groups ({num_groups}) must be a multiple of the number of \
+             devices ({n})"
         ))
         .into());
     }
     // ANCHOR: gpus_parallel_share
-    let share = GrpoConfig {
-        num_groups: peers.config.num_groups / n,
-        ..peers.config.clone()
-    };
+    let mut share = peers.config.clone();
+    share.update.num_groups = num_groups / n;
     let (send, receive) = mpsc::channel::<Metrics>();
     let send = Mutex::new(send);
     let receive = Mutex::new(receive);

@@ -21,7 +21,7 @@ pub fn grpo_run() -> RunConfig {
         ..RunConfig::default()
     };
     // The default 3e-3 failed seed 2 (greedy return -2.56, see e_analysis.md).
-    config.grpo.learning_rate = 1e-3;
+    config.grpo.update.learning_rate = 1e-3;
     config
 }
 
