@@ -23,7 +23,7 @@ use policy_lab::run::evaluate::{draw_grid_policy, evaluate_with_progress};
 use policy_lab::run::ladder::run_ladder;
 use policy_lab::run::play::{play, AgentKind, PlayConfig, RenderMode};
 use policy_lab::run::plot::{average, draw, read_run, XAxis};
-use policy_lab::run::train::{load_policy, train, Algo, RunConfig, RunSummary};
+use policy_lab::run::train::{load_policy, train_on, Algo, RunConfig};
 use policy_lab::run::{Progress, Start};
 use policy_lab::Metrics;
 
@@ -324,7 +324,7 @@ fn run(cli: Cli) -> Result<()> {
                 PathBuf::from(format!("runs/{}-{env}-{}", run.algo.name(), run.seed))
             });
             let start = Start::from_flags(resume.is_some(), overwrite);
-            let summary = train_on_device(&run, &out, start)?;
+            let summary = train_on(&run, &out, start, &mut std::io::stderr())?;
             println!(
                 "{} on {}: {} steps in {:.1}s; greedy evaluation over {} episodes: mean return {:.3}{}",
                 run.algo.name(),
@@ -416,22 +416,6 @@ fn success(eval: &policy_lab::run::evaluate::Evaluation) -> String {
     eval.success_rate()
         .map(|s| format!(", success rate {s:.2}"))
         .unwrap_or_default()
-}
-
-/// Runs `train` on the backend the config names.
-fn train_on_device(run: &RunConfig, out: &std::path::Path, resume: Start) -> Result<RunSummary> {
-    let p = &mut std::io::stderr();
-    match run.device {
-        Device::Cpu => train::<policy_lab::backend::Cpu>(run, Default::default(), out, resume, p),
-        #[cfg(feature = "wgpu")]
-        Device::Wgpu => train::<policy_lab::backend::Wgpu>(run, Default::default(), out, resume, p),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => train::<policy_lab::backend::Cuda>(run, Default::default(), out, resume, p),
-        #[allow(unreachable_patterns)]
-        other => {
-            anyhow::bail!("this build has no {other} backend; rebuild with `--features {other}`")
-        }
-    }
 }
 
 /// `policy-lab lm ...`.

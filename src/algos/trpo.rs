@@ -6,8 +6,9 @@
 //! 1. **collect** `num_steps` steps in each of `num_envs` environments;
 //! 2. **advantages** by GAE (eq. GAE-1, GAE-2), normalized;
 //! 3. **update** the policy by a natural-gradient step: the surrogate's gradient `g`
-//!    (eq. TRPO-2), `s = F^-1 g` by conjugate gradient with damping (eq. TRPO-5), the step
-//!    scaled to the KL bound, `sqrt(2 delta / s^T F s) s` (eq. TRPO-6), and a backtracking
+//!    (eq. TRPO-2), `s = (F + lambda I)^-1 g` by conjugate gradient with damping `lambda` =
+//!    `cg_damping` (eq. TRPO-5), the step scaled to the KL bound,
+//!    `sqrt(2 delta / s^T (F + lambda I) s) s` (eq. TRPO-6), and a backtracking
 //!    line search that accepts a step only when the mean KL is at most `delta` *and* the
 //!    surrogate improved (eq. TRPO-7); then regress the critic;
 //! 4. **metrics**.

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod evaluate;
+pub mod figure;
 pub mod folder;
 pub mod interrupt;
 pub mod ladder;

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use plotters::prelude::*;
 
+use crate::run::figure::Figure;
 use crate::run::train::RunConfig;
 
 /// The x axis of a learning curve.
@@ -142,115 +142,30 @@ pub fn average(runs: &[RunCurve]) -> Vec<MeanCurve> {
         .collect()
 }
 
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
-        );
-    });
-}
-
-/// Draws `curves` into `<stem>.png` and `<stem>.svg`; returns the two paths.
+/// Draws `curves` into `<stem>.png` and `<stem>.svg` in the one plot style
+/// ([`crate::run::figure`]): each label's mean over seeds with a band of one standard
+/// deviation. Returns the two paths.
 pub fn draw(curves: &[MeanCurve], x: XAxis, title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
     if curves.iter().all(|c| c.points.is_empty()) {
         bail!("nothing to plot: the runs have no episodic_return or reward yet");
     }
-    register_font();
-    let (png, svg) = (stem.with_extension("png"), stem.with_extension("svg"));
-    draw_on(
-        &BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
-        curves,
-        x,
-        title,
-    )?;
-    draw_on(
-        &SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
-        curves,
-        x,
-        title,
-    )?;
-    Ok(vec![png, svg])
-}
-
-fn draw_on<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    curves: &[MeanCurve],
-    x: XAxis,
-    title: &str,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing the plot: {e}");
-    area.fill(&WHITE).map_err(e)?;
-    let all = curves.iter().flat_map(|c| c.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-    );
-    for p in all {
-        x0 = x0.min(p.0);
-        x1 = x1.max(p.0);
-        y0 = y0.min(p.2);
-        y1 = y1.max(p.3);
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-3);
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc(x.label())
-        .y_desc(curves.first().map_or("return", |c| c.y))
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(e)?;
-    for (i, c) in curves.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let band: Vec<(f64, f64)> = c
-            .points
-            .iter()
-            .map(|p| (p.0, p.3))
-            .chain(c.points.iter().rev().map(|p| (p.0, p.2)))
-            .collect();
-        chart
-            .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
-            .map_err(e)?;
+    let y = curves.first().map_or("return", |c| c.y);
+    let mut figure = Figure::new(title).x(x.label(), x == XAxis::Steps).y(y);
+    for c in curves {
         let label = if c.seeds > 1 {
-            format!("{} ({} seeds)", c.label, c.seeds)
+            format!("{} (mean ± sd, {} seeds)", c.label, c.seeds)
         } else {
             c.label.clone()
         };
-        chart
-            .draw_series(LineSeries::new(
-                c.points.iter().map(|p| (p.0, p.1)),
-                color.stroke_width(2),
-            ))
-            .map_err(e)?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+        let column =
+            |k: usize| -> Vec<f64> { c.points.iter().map(|p| [p.0, p.1, p.2, p.3][k]).collect() };
+        figure = if c.seeds > 1 {
+            figure.band(&label, &column(0), &column(1), &column(2), &column(3))
+        } else {
+            figure.line(&label, &column(0), &column(1))
+        };
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(e)?;
-    area.present().map_err(e)?;
-    Ok(())
+    figure.save(stem)
 }
 
 /// An SVG image that Jupyter's Rust kernel (evcxr) shows inline: evaluate an `Svg` as a

@@ -194,6 +194,28 @@ pub struct RunSummary {
     pub history: Vec<MetricsRow>,
 }
 
+/// Trains as `config` says on the backend it names (`device = "cpu"`, `"wgpu"`, `"cuda"`), on
+/// that backend's default device: [`train`] without a type parameter, for the command line
+/// and for notebook cells (a cell that calls this compiles in a moment; one that calls
+/// `train::<Cpu>` compiles the whole training stack for itself).
+pub fn train_on(
+    config: &RunConfig,
+    out: &Path,
+    start: Start,
+    progress: &mut (dyn Write + Send),
+) -> Result<RunSummary> {
+    use crate::backend::*;
+    match config.device {
+        Device::Cpu => train::<Cpu>(config, Default::default(), out, start, progress),
+        #[cfg(feature = "wgpu")]
+        Device::Wgpu => train::<Wgpu>(config, Default::default(), out, start, progress),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => train::<Cuda>(config, Default::default(), out, start, progress),
+        #[allow(unreachable_patterns)]
+        other => bail!("this build has no {other} backend; rebuild with `--features {other}`"),
+    }
+}
+
 /// Trains as `config` says on backend `B`, in the run folder `out` (see the module docs and
 /// [`crate::run::folder`]): a new run ([`Start::New`], refused if `out` holds a run), a
 /// replacement ([`Start::Overwrite`]), or the run in `out` going on from its newest
