@@ -59,6 +59,9 @@ pub struct Figure {
     pub series: Vec<Series>,
     /// Width and height in pixels.
     pub size: (u32, u32),
+    /// Where the legend goes: `"upper left"` (the default; learning curves rise to the
+    /// right), `"upper right"`, `"lower left"` or `"lower right"`.
+    pub legend: &'static str,
 }
 
 impl Figure {
@@ -70,6 +73,7 @@ impl Figure {
             x_counts: false,
             series: Vec::new(),
             size: (720, 440),
+            legend: "upper left",
         }
     }
     /// The x axis' title; `counts` for whole-number ticks (steps, episodes, iterations).
@@ -80,6 +84,11 @@ impl Figure {
     }
     pub fn y(mut self, label: &str) -> Self {
         self.y_label = label.into();
+        self
+    }
+    /// Moves the legend to where the data is not (see [`Figure::legend`]).
+    pub fn legend(mut self, corner: &'static str) -> Self {
+        self.legend = corner;
         self
     }
     pub fn size(mut self, width: u32, height: u32) -> Self {
@@ -247,7 +256,12 @@ impl Figure {
                 .background_style(WHITE.mix(0.9))
                 .border_style(RGBColor(160, 160, 160))
                 .label_font(("sans-serif", 14))
-                .position(SeriesLabelPosition::LowerRight)
+                .position(match self.legend {
+                    "upper right" => SeriesLabelPosition::UpperRight,
+                    "lower left" => SeriesLabelPosition::LowerLeft,
+                    "lower right" => SeriesLabelPosition::LowerRight,
+                    _ => SeriesLabelPosition::UpperLeft,
+                })
                 .draw()
                 .map_err(e)?;
         }
@@ -264,7 +278,7 @@ pub fn tick(v: f64, counts: bool) -> String {
         let digits = n.unsigned_abs().to_string();
         let mut grouped = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 grouped.push(',');
             }
             grouped.push(c);

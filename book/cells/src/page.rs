@@ -33,7 +33,8 @@ pub fn render(blocks: &[Block], executed: Option<&Value>, missing: Missing) -> R
                 out.push_str("```\n\n");
                 match executed.and_then(|nb| outputs_of(nb, index, code)) {
                     Some(outputs) => {
-                        for o in outputs {
+                        // A cell whose last line is a loop "returns" `()`: nothing to show.
+                        for o in outputs.iter().filter(|o| !is_unit(o)) {
                             out.push_str(&html(o)?);
                             out.push_str("\n\n");
                         }
@@ -55,6 +56,17 @@ pub fn render(blocks: &[Block], executed: Option<&Value>, missing: Missing) -> R
         }
     }
     Ok(out)
+}
+
+/// Whether `output` is the unit value `()` that evcxr prints for a cell ending in a loop.
+fn is_unit(output: &Value) -> bool {
+    let text = &output["data"]["text/plain"];
+    output["output_type"] == "execute_result"
+        && output["data"].as_object().is_some_and(|d| d.len() == 1)
+        && (text == "()"
+            || text
+                .as_array()
+                .is_some_and(|t| t.len() == 1 && t[0] == "()"))
 }
 
 /// The outputs of cell `index` in an executed notebook, if its source is `code`.
@@ -158,6 +170,19 @@ mod tests {
         assert!(e.to_string().contains("cell 1 has no output"), "{e}");
         let page = render(&blocks, None, Missing::Note).unwrap();
         assert!(page.contains("cell-missing"), "{page}");
+    }
+
+    #[test]
+    fn the_unit_value_of_a_cell_ending_in_a_loop_is_not_shown() {
+        let blocks = parse("```rust,cell\nfor _ in 0..1 {}\n```\n").unwrap();
+        let unit = json!({"output_type": "execute_result", "data": {"text/plain": ["()"]}, "metadata": {}});
+        let page = render(
+            &blocks,
+            Some(&executed("for _ in 0..1 {}", json!([unit]))),
+            Missing::Fail,
+        )
+        .unwrap();
+        assert!(!page.contains("()"), "{page}");
     }
 
     #[test]
