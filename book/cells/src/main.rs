@@ -19,7 +19,15 @@ use policy_lab_cells::page::{render, Missing};
 use policy_lab_cells::{chapter, notebook, notebook_path, with_cells};
 use serde_json::Value;
 
-fn main() -> Result<()> {
+fn main() {
+    // The message, with its causes, and no backtrace: these are a user's errors, not bugs.
+    if let Err(e) = run() {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["supports", renderer] => std::process::exit(if renderer == "html" { 0 } else { 1 }),
