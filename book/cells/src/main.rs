@@ -46,16 +46,19 @@ fn write_notebooks(root: &Path, check: bool) -> Result<()> {
     let stems: Vec<String> = chapters.iter().map(|(s, _)| s.clone()).collect();
     let mut stale = Vec::new();
     for (stem, blocks) in &chapters {
-        let fresh = notebook::notebook(blocks, &src, &stems)?;
+        let mut fresh = notebook::notebook(blocks, &src, &stems)?;
         let path = notebook_path(&dir, stem);
+        let committed: Option<Value> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
         if check {
-            let committed: Option<Value> = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok());
             if committed.map(|c| notebook::sources(&c)) != Some(notebook::sources(&fresh)) {
                 stale.push(path.display().to_string());
             }
         } else {
+            if let Some(old) = &committed {
+                notebook::keep_outputs(&mut fresh, old);
+            }
             let text = serde_json::to_string_pretty(&fresh)? + "\n";
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
             println!("wrote {}", path.display());

@@ -119,6 +119,28 @@ fn relink(text: &str, notebooks: &[String]) -> String {
     out
 }
 
+/// Copies into `fresh` the outputs of every code cell of `old` (the notebook as it was) whose
+/// code is unchanged, so that editing a chapter's prose keeps what its cells printed.
+pub fn keep_outputs(fresh: &mut Value, old: &Value) {
+    let Some(old_cells) = old["cells"].as_array() else {
+        return;
+    };
+    let Some(cells) = fresh["cells"].as_array_mut() else {
+        return;
+    };
+    for cell in cells.iter_mut().filter(|c| c["cell_type"] == "code") {
+        let same = old_cells.iter().find(|o| {
+            o["cell_type"] == "code"
+                && o["metadata"]["policy_lab"] == cell["metadata"]["policy_lab"]
+                && source(o) == source(cell)
+        });
+        if let Some(o) = same {
+            cell["outputs"] = o["outputs"].clone();
+            cell["execution_count"] = o["execution_count"].clone();
+        }
+    }
+}
+
 /// The notebook's cells as (type, source) pairs: what must match between a committed notebook
 /// (which carries outputs) and the one the chapter writes.
 pub fn sources(notebook: &Value) -> Vec<(String, String)> {
@@ -146,6 +168,35 @@ pub fn source(cell: &Value) -> String {
 mod tests {
     use super::*;
     use crate::chapter::parse;
+
+    #[test]
+    fn rewriting_keeps_the_outputs_of_unchanged_code_only() {
+        let old_blocks =
+            parse("# T\n\n```rust,cell\nlet a = 1;\n```\n\n```rust,cell\na\n```\n").unwrap();
+        let mut old = notebook(&old_blocks, Path::new("."), &[]).unwrap();
+        for cell in old["cells"].as_array_mut().unwrap() {
+            if cell["cell_type"] == "code" {
+                cell["outputs"] =
+                    json!([{"output_type": "stream", "name": "stdout", "text": ["x"]}]);
+                cell["execution_count"] = json!(1);
+            }
+        }
+        // New prose, the first cell unchanged, the second changed.
+        let new_blocks =
+            parse("# T, again\n\n```rust,cell\nlet a = 1;\n```\n\n```rust,cell\na + 1\n```\n")
+                .unwrap();
+        let mut fresh = notebook(&new_blocks, Path::new("."), &[]).unwrap();
+        keep_outputs(&mut fresh, &old);
+        let code: Vec<&Value> = fresh["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["cell_type"] == "code")
+            .collect();
+        assert_eq!(code[1]["execution_count"], 1, "unchanged: kept");
+        assert_eq!(code[2]["outputs"], json!([]), "changed: dropped");
+        assert!(code[2]["execution_count"].is_null());
+    }
 
     #[test]
     fn the_notebook_has_the_chapters_cells_in_order_after_the_setup_cell() {
