@@ -301,8 +301,8 @@ impl<B: AutodiffBackend> Trpo<B> {
         // ANCHOR_END: trpo_gradient
 
         // ANCHOR: trpo_step
-        // 3b. The natural-gradient direction s = F^-1 g (eq. TRPO-5), scaled to the KL bound
-        //     (eq. TRPO-6).
+        // 3b. The natural-gradient direction s = (F + lambda I)^-1 g, lambda = cg_damping
+        //     (eq. TRPO-5), scaled to the KL bound with the same damped product (eq. TRPO-6).
         let fvp = |v: &[f32]| fisher_vector_product(&self.model.actor, &obs, v, c.cg_damping);
         let s = conjugate_gradient(fvp, &g, c.cg_max_steps, 1e-10);
         let shs = dot(
