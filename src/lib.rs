@@ -38,3 +38,15 @@ pub fn scalar<B: burn::tensor::backend::Backend>(t: &burn::tensor::Tensor<B, 1>)
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("invalid config: {0}")]
 pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// `Ok` if `ok`, else the error "`table`: `msg`" (`ppo: clip_coef must be > 0`): what
+    /// every settings' `validate` checks with.
+    pub fn unless(ok: bool, table: &str, msg: &str) -> Result<(), ConfigError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError(format!("{table}: {msg}")))
+        }
+    }
+}

@@ -126,11 +126,7 @@ impl Default for GrpoConfig {
 
 /// `Err(ConfigError("grpo: msg"))` unless `ok`.
 fn check(ok: bool, msg: &str) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError(format!("grpo: {msg}")))
-    }
+    ConfigError::unless(ok, "grpo", msg)
 }
 
 impl GrpoConfig {

@@ -104,11 +104,7 @@ impl Default for PpoConfig {
 
 /// `Err(ConfigError("ppo: msg"))` unless `ok`.
 fn check(ok: bool, msg: &str) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError(format!("ppo: {msg}")))
-    }
+    ConfigError::unless(ok, "ppo", msg)
 }
 
 impl PpoUpdate {

@@ -65,13 +65,7 @@ impl Default for ReinforceConfig {
 
 impl ReinforceConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let check = |ok: bool, msg: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError(format!("reinforce: {msg}")))
-            }
-        };
+        let check = |ok: bool, msg: &str| ConfigError::unless(ok, "reinforce", msg);
         check(
             self.num_envs >= 1 && self.num_steps >= 1,
             "num_envs and num_steps must be at least 1",

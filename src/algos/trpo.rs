@@ -82,13 +82,7 @@ impl Default for TrpoConfig {
 
 impl TrpoConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let check = |ok: bool, msg: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError(format!("trpo: {msg}")))
-            }
-        };
+        let check = |ok: bool, msg: &str| ConfigError::unless(ok, "trpo", msg);
         check(
             self.num_envs >= 1 && self.num_steps >= 1,
             "num_envs and num_steps must be at least 1",

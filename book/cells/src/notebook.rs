@@ -155,9 +155,15 @@ pub fn sources(notebook: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A cell's source as one string (Jupyter allows a string or a list of lines).
+/// A cell's source as one string.
 pub fn source(cell: &Value) -> String {
-    match &cell["source"] {
+    text(&cell["source"])
+}
+
+/// Jupyter's multi-line text (a cell's source, an output's text or data) as one string: it
+/// may be a string or a list of lines.
+pub fn text(v: &Value) -> String {
+    match v {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts.iter().filter_map(Value::as_str).collect(),
         _ => String::new(),

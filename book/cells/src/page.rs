@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use serde_json::Value;
 
 use crate::chapter::Block;
-use crate::notebook::source;
+use crate::notebook::{source, text};
 
 /// What to do about a cell without a current output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,13 +84,6 @@ fn outputs_of<'a>(notebook: &'a Value, index: usize, code: &str) -> Option<&'a V
 /// One output as a single line of HTML (so that Markdown leaves it alone: a blank line would
 /// end the HTML block), with `$` escaped (so that the math renderer leaves it alone).
 fn html(output: &Value) -> Result<String> {
-    let text = |v: &Value| -> String {
-        match v {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts.iter().filter_map(Value::as_str).collect(),
-            _ => String::new(),
-        }
-    };
     let pre = |class: &str, body: &str| {
         let body = escape(body.trim_end()).replace('\n', "&#10;");
         format!("<pre class=\"{class}\">{body}</pre>")
