@@ -20,6 +20,7 @@ use policy_lab::backend::Inference;
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
 use policy_lab::run::evaluate::{draw_grid_policy, evaluate_with_progress};
+use policy_lab::run::folder;
 use policy_lab::run::ladder::run_ladder;
 use policy_lab::run::play::{play, AgentKind, PlayConfig, RenderMode};
 use policy_lab::run::plot::{average, draw, read_run, XAxis};
@@ -299,9 +300,9 @@ fn run(cli: Cli) -> Result<()> {
                     if !path.exists() {
                         anyhow::bail!("{} is not a run folder (no config.toml)", dir.display());
                     }
-                    RunConfig::from_file(&path)?
+                    RunConfig::from_file(&path).map_err(|e| folder::edited_or(dir, e))?
                 }
-                (None, Some(path)) => RunConfig::from_file(&path)?,
+                (None, Some(path)) => RunConfig::from_file_as(&path, algo)?,
                 (None, None) => RunConfig::default(),
             };
             if let Some(a) = algo {
@@ -502,7 +503,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
             if !path.exists() {
                 anyhow::bail!("{} is not a run folder (no config.toml)", dir.display());
             }
-            let saved = LmRunConfig::from_file(&path)?;
+            let saved = LmRunConfig::from_file(&path).map_err(|e| folder::edited_or(dir, e))?;
             if saved.algo != algo {
                 anyhow::bail!(
                     "{} is an `lm {}` run; resume it with `policy-lab lm {} --resume {}`",
@@ -514,7 +515,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
             }
             saved
         }
-        (None, Some(path)) => LmRunConfig::from_file(path)?,
+        (None, Some(path)) => LmRunConfig::from_file_as(path, Some(algo))?,
         (None, None) => LmRunConfig::default(),
     };
     config.algo = algo;

@@ -112,6 +112,9 @@ fn lm_run(dir: &Path) -> PathBuf {
     dir.join("sft")
 }
 
+/// The task of every tiny LM run (an RL run's file has it, and not the SFT model's tables).
+const TINY_TASK: &str = "checkpoint_every = 2\n[task]\nop = \"add\"\ndigits = 1\ntest_size = 10\n";
+
 const TINY_LM: &str = "checkpoint_every = 2\n[task]\nop = \"add\"\ndigits = 1\ntest_size = 10\n\
     [model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nd_ff = 32\nmax_seq_len = 12\n\
     [sft]\nsteps = 4\nbatch_size = 4\neval_every = 2\nstop_at_accuracy = 2.0\n";
@@ -334,6 +337,32 @@ fn config_unknown_key_names_key_and_line() {
         &["train", "--config", c, "--out", "r"],
         1,
         &["c.toml", "line 3", "lerning_rate", "expected one of"],
+    );
+}
+
+#[test]
+fn config_another_rungs_table_is_refused_at_its_line() {
+    // On e107af7 `--algo trpo` trained with a file's `[ppo]` table unread, without a word,
+    // and an LM RL run accepted the SFT model's `[model]` table and ignored it.
+    let d = scratch("foreign-table");
+    let c = config(&d, "seed = 3\n[ppo]\nlearning_rate = 0.001\n");
+    refused(
+        &d,
+        &["train", "--algo", "trpo", "--config", c, "--out", "r"],
+        1,
+        &["c.toml", "line 2: table [ppo]", "`algo = \"trpo\"`"],
+    );
+    config(&d, &format!("{TINY_TASK}[model]\nd_model = 16\n"));
+    refused(
+        &d,
+        &[
+            "lm", "grpo", "--config", c, "--init", "nowhere", "--out", "r",
+        ],
+        1,
+        &[
+            "c.toml",
+            "line 6: table [model] does nothing in an `lm grpo` run",
+        ],
     );
 }
 
@@ -1205,9 +1234,11 @@ fn kill_9_at_a_random_iteration_then_resume_is_exact_lm_grpo_and_ppo() {
     for (i, algo) in ["grpo", "ppo"].into_iter().enumerate() {
         let dir = d.join(algo);
         std::fs::create_dir_all(&dir).unwrap();
-        let rl_config = format!(
-            "{TINY_LM}[rl]\niterations = 6\neval_every = 3\n[grpo]\nnum_groups = 2\nnum_generations = 4\n[ppo]\nnum_prompts = 8\n"
-        );
+        let own = match algo {
+            "grpo" => "[grpo]\nnum_groups = 2\nnum_generations = 4\n",
+            _ => "[ppo]\nnum_prompts = 8\n",
+        };
+        let rl_config = format!("{TINY_TASK}[rl]\niterations = 6\neval_every = 3\n{own}");
         config(&dir, &rl_config);
         let init = d.join("sft").display().to_string();
         let args = ["lm", algo, "--config", "c.toml", "--init", &init];
@@ -1315,7 +1346,7 @@ fn kill_9_at_a_random_iteration_then_resume_is_exact_lm_data_parallel() {
     let dir = d.join("dp");
     std::fs::create_dir_all(&dir).unwrap();
     let rl_config = format!(
-        "{TINY_LM}[rl]\niterations = 6\neval_every = 3\n[grpo]\nnum_groups = 2\nnum_generations = 4\n"
+        "{TINY_TASK}[rl]\niterations = 6\neval_every = 3\n[grpo]\nnum_groups = 2\nnum_generations = 4\n"
     );
     config(&dir, &rl_config);
     let init = d.join("sft").display().to_string();

@@ -134,9 +134,56 @@ fn key_at(text: &str, line: usize) -> Option<String> {
 
 /// `value` as TOML, with `f32` numbers written as the user wrote them.
 pub fn to_toml<T: Serialize>(value: &T) -> String {
+    to_toml_without(value, &[])
+}
+
+/// `value` as TOML without its top-level keys (tables) named in `unused`: a run's file holds
+/// only the settings that run reads.
+pub fn to_toml_without<T: Serialize>(value: &T, unused: &[&str]) -> String {
     let mut v = toml::Value::try_from(value).expect("a run's settings always serialize");
+    if let toml::Value::Table(t) = &mut v {
+        t.retain(|key, _| !unused.contains(&key));
+    }
     shorten_floats(&mut v);
     toml::to_string(&v).expect("a TOML value always prints")
+}
+
+/// Refuses a file that sets any of the top-level keys or tables in `unused` (settings this
+/// run would not read), at the line that sets it; `why(name)` says why it does nothing.
+pub fn refuse_unused(text: &str, unused: &[&str], why: impl Fn(&str) -> String) -> Result<()> {
+    let file: toml::Value = toml::from_str(text).map_err(|e| located(text, &e))?;
+    let Some(file) = file.as_table() else {
+        return Ok(());
+    };
+    let Some(name) = unused.iter().find(|name| file.contains_key(**name)) else {
+        return Ok(());
+    };
+    let sets = |l: &str| {
+        let l = l.trim();
+        let header = l.trim_start_matches('[').trim_start();
+        let key = l.split(['=', '.', ']']).next().unwrap_or("").trim();
+        (l.starts_with('[') && header.split(['.', ']']).next().map(str::trim) == Some(*name))
+            || (!l.starts_with('[') && key == *name)
+    };
+    // Only lines above the first table header can set a top-level key.
+    let mut in_table = false;
+    let line = text.lines().position(|l| {
+        let found = sets(l) && (l.trim().starts_with('[') || !in_table);
+        in_table |= l.trim().starts_with('[');
+        found
+    });
+    let what = match file[*name].is_table() {
+        true => format!("table [{name}]"),
+        false => format!("key `{name}`"),
+    };
+    match line {
+        Some(i) => Err(anyhow!(
+            "invalid config: line {}: {what} {}",
+            i + 1,
+            why(name)
+        )),
+        None => Err(anyhow!("invalid config: {what} {}", why(name))),
+    }
 }
 
 /// Writes every float that is exactly an `f32` as the shortest decimal of that `f32` (what

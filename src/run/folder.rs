@@ -218,12 +218,7 @@ impl RunFolder {
         };
         let frozen = read_text(&ckpt.join("config.toml"))?;
         if let Some(change) = config_change(&frozen, config_toml, allowed)? {
-            bail!(
-                "{}/config.toml was changed since the run was created: {change}. A resumed run \
-                 must go on with the settings it was made with; put the old value back, or \
-                 start a new run (another --out, or --overwrite)",
-                self.dir.display()
-            );
+            return Err(changed_since_created(&self.dir, &change));
         }
         let state: RunState = read_json(&ckpt.join("run.json"))?;
         let path = self.dir.join("metrics.jsonl");
@@ -425,6 +420,33 @@ fn strangers(dir: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The error for a run whose `config.toml` was edited after it was created.
+fn changed_since_created(dir: &Path, change: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}/config.toml was changed since the run was created: {change}. A resumed run must go \
+         on with the settings it was made with; put the old value back, or start a new run \
+         (another --out, or --overwrite)",
+        dir.display()
+    )
+}
+
+/// For a run folder whose `config.toml` no longer reads (`error`): when the file was edited
+/// since the run was created, that edit is the error to report ("`algo` was ..., is now
+/// ..."), since it explains the failure; otherwise `error` itself.
+pub fn edited_or(dir: &Path, error: anyhow::Error) -> anyhow::Error {
+    let frozen = ["resume", "resume.old"]
+        .iter()
+        .find_map(|n| std::fs::read_to_string(dir.join(n).join("config.toml")).ok());
+    let now = std::fs::read_to_string(dir.join("config.toml"));
+    match (frozen, now) {
+        (Some(frozen), Ok(now)) => match config_change(&frozen, &now, &[]) {
+            Ok(Some(change)) => changed_since_created(dir, &change),
+            _ => error,
+        },
+        _ => error,
+    }
 }
 
 /// The first setting that differs between two TOML texts, except the `allowed` ones

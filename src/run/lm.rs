@@ -154,8 +154,15 @@ impl Default for LmRunConfig {
 }
 
 impl LmRunConfig {
-    /// Reads a TOML file's text; unknown keys and invalid values are errors that name them.
+    /// Reads a TOML file's text; unknown keys, invalid values and settings the run's stage
+    /// does not read are errors that name them.
     pub fn from_toml(text: &str) -> Result<Self> {
+        Self::from_toml_as(text, None)
+    }
+    /// [`LmRunConfig::from_toml`] for the stage `algo` when given (the command's, over the
+    /// file's `algo`): an `lm sft` file holds `[model]` and `[sft]`, an `lm grpo` one `[rl]`
+    /// and `[grpo]`, an `lm ppo` one `[rl]` and `[ppo]`, each with `[task]`.
+    pub fn from_toml_as(text: &str, algo: Option<LmAlgo>) -> Result<Self> {
         // The file's values go over these defaults, key by key: a `[grpo]` table that sets
         // only `temperature` keeps the language-model defaults of the other GRPO settings
         // (`GrpoLmConfig::default()`, not the toy environments' `GrpoUpdate::default()`).
@@ -164,18 +171,39 @@ impl LmRunConfig {
         let file: toml::Value = crate::core::config::parse_toml(text)?;
         let mut merged = toml::Value::try_from(Self::default())?;
         crate::core::config::merge(&mut merged, file);
-        let config: Self = merged.try_into().context("reading the lm config")?;
+        let mut config: Self = merged.try_into().context("reading the lm config")?;
+        if let Some(algo) = algo {
+            config.algo = algo;
+        }
+        let stage = config.algo;
+        crate::core::config::refuse_unused(text, stage.unused(), |name| {
+            let why = match name {
+                "model" => "the model and its shape come from `--init`",
+                "init" | "rl" => "`lm sft` trains a fresh model",
+                _ => "its settings are another stage's",
+            };
+            format!(
+                "does nothing in an `lm {}` run: {why}; a run's file holds only the settings \
+                 its stage reads",
+                stage.name()
+            )
+        })?;
         config.validate()?;
         Ok(config)
     }
     /// Reads the TOML file at `path`; an error names the file, the line and the key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = crate::run::folder::read_text(path)?;
-        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+        Self::from_file_as(path, None)
     }
-    /// The settings as TOML, each value as the user would write it.
+    /// [`LmRunConfig::from_toml_as`] on the file at `path`.
+    pub fn from_file_as(path: &Path, algo: Option<LmAlgo>) -> Result<Self> {
+        let text = crate::run::folder::read_text(path)?;
+        Self::from_toml_as(&text, algo).with_context(|| format!("in {}", path.display()))
+    }
+    /// The settings as TOML, each value as the user would write it, with only the tables
+    /// the run's stage reads.
     pub fn to_toml(&self) -> String {
-        crate::core::config::to_toml(self)
+        crate::core::config::to_toml_without(self, self.algo.unused())
     }
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
@@ -252,6 +280,15 @@ pub enum LmAlgo {
 }
 
 impl LmAlgo {
+    /// The settings this stage does not read: SFT trains a fresh model of `[model]`'s shape;
+    /// RL starts from `--init` (its model and shape) and reads `[rl]` and its own table.
+    pub fn unused(self) -> &'static [&'static str] {
+        match self {
+            LmAlgo::Sft => &["init", "rl", "grpo", "ppo"],
+            LmAlgo::Grpo => &["model", "sft", "ppo"],
+            LmAlgo::Ppo => &["model", "sft", "grpo"],
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             LmAlgo::Sft => "sft",

@@ -140,20 +140,47 @@ macro_rules! ladder {
 use ladder;
 
 impl RunConfig {
-    /// Reads a TOML file's text; unknown keys and invalid values are errors that name them.
+    /// Reads a TOML file's text; unknown keys, invalid values and another rung's table are
+    /// errors that name them.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let config: RunConfig = crate::core::config::parse_toml(text)?;
+        Self::from_toml_as(text, None)
+    }
+    /// [`RunConfig::from_toml`] for the rung `algo` when given (the command line's `--algo`,
+    /// over the file's `algo`): the file may hold that rung's table and no other.
+    pub fn from_toml_as(text: &str, algo: Option<Algo>) -> Result<Self> {
+        let mut config: RunConfig = crate::core::config::parse_toml(text)?;
+        if let Some(algo) = algo {
+            config.algo = algo;
+        }
+        let chosen = config.algo.name();
+        crate::core::config::refuse_unused(text, &config.unused_tables(), |name| {
+            format!(
+                "holds the settings of the rung `{name}`, but this run is `algo = \"{chosen}\"`: \
+                 a run's file holds only its own rung's table (remove [{name}], or train \
+                 `--algo {name}`)"
+            )
+        })?;
         config.validate()?;
         Ok(config)
     }
     /// Reads the TOML file at `path`; an error names the file, the line and the key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = read_text(path)?;
-        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+        Self::from_file_as(path, None)
     }
-    /// The settings as TOML, each value as the user would write it (`gamma = 0.99`).
+    /// [`RunConfig::from_toml_as`] on the file at `path`.
+    pub fn from_file_as(path: &Path, algo: Option<Algo>) -> Result<Self> {
+        let text = read_text(path)?;
+        Self::from_toml_as(&text, algo).with_context(|| format!("in {}", path.display()))
+    }
+    /// The settings as TOML, each value as the user would write it (`gamma = 0.99`), with
+    /// the chosen rung's table only.
     pub fn to_toml(&self) -> String {
-        crate::core::config::to_toml(self)
+        crate::core::config::to_toml_without(self, &self.unused_tables())
+    }
+    /// The tables of the rungs this run is not.
+    fn unused_tables(&self) -> Vec<&'static str> {
+        let others = Algo::ALL.iter().filter(|a| **a != self.algo);
+        others.map(|a| a.name()).collect()
     }
     /// Checks every setting; a message names the key and what is allowed.
     pub fn validate(&self) -> Result<(), ConfigError> {
