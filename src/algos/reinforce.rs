@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{discounted_returns, normalize};
 use crate::core::nn::{categorical, gradient_step, Mlp};
-use crate::core::rollout::{critic_values, obs_and_actions, tensor1, Collector, VecEnv};
+use crate::core::rollout::{critic_values, obs_and_actions, tensor1, Collector, Rollout, VecEnv};
 use crate::{scalar, ConfigError, Metrics};
 
 // ANCHOR: rf_config
@@ -130,20 +130,33 @@ impl<B: AutodiffBackend> Reinforce<B> {
         self.collector.global_step
     }
 
-    /// One iteration: collect, advantages, update, metrics.
+    /// One iteration: collect, advantages, update, metrics. Each step is a method of its
+    /// own, so that a notebook cell can call them one at a time.
     pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
-        let c = self.config.clone();
+        let rollout = self.collect()?;
+        let advantages = self.advantages(&rollout);
+        Ok(self.update(&rollout, advantages))
+    }
+
+    /// 1. Collect `num_steps` steps of each environment copy with the current policy.
+    pub fn collect(&mut self) -> policy_lab_envs::Result<Rollout> {
+        let c = &self.config;
         // ANCHOR: rf_collect
-        // 1. Collect.
         let inference = self.model.valid();
         let r = self
             .collector
             .collect(&inference.actor, c.num_steps, &self.device)?;
         // ANCHOR_END: rf_collect
+        Ok(r)
+    }
 
+    /// 2. The returns and the advantages of a rollout, from the critic as it is now.
+    pub fn advantages(&self, r: &Rollout) -> Advantages {
+        let c = &self.config;
+        let inference = self.model.valid();
         // ANCHOR: rf_returns
-        // 2. Returns-to-go, bootstrapped where the episode was cut (eq. RF-3), minus the
-        //    baseline (eq. RF-4).
+        // Returns-to-go, bootstrapped where the episode was cut (eq. RF-3), minus the
+        // baseline (eq. RF-4).
         let values = critic_values(&inference.critic, &r.obs, r.obs_dim, &self.device);
         let bootstrap = r.next_values(&values, &inference.critic, &self.device);
         let returns = discounted_returns(
@@ -164,11 +177,26 @@ impl<B: AutodiffBackend> Reinforce<B> {
             normalize(&mut adv, 1e-8);
         }
         // ANCHOR_END: rf_baseline
+        Advantages {
+            values,
+            returns,
+            adv,
+        }
+    }
 
+    /// 3. One policy-gradient step on the rollout with its advantages, then the critic's
+    ///    regression; returns the iteration's metrics (4).
+    pub fn update(&mut self, r: &Rollout, a: Advantages) -> Metrics {
+        let c = self.config.clone();
+        let Advantages {
+            values,
+            returns,
+            adv,
+        } = a;
         // ANCHOR: rf_policy_step
-        // 3. One policy-gradient step (eq. RF-2), then the critic's regression.
+        // One policy-gradient step (eq. RF-2), then the critic's regression.
         let all: Vec<usize> = (0..r.len()).collect();
-        let (obs, actions) = obs_and_actions::<B>(&r, &all, &self.device);
+        let (obs, actions) = obs_and_actions::<B>(r, &all, &self.device);
         let log_probs = categorical::log_probs(self.model.actor.forward(obs.clone()));
         let logp = categorical::log_prob_of(log_probs.clone(), actions);
         let entropy = categorical::entropy(log_probs).mean();
@@ -212,10 +240,22 @@ impl<B: AutodiffBackend> Reinforce<B> {
         m.insert("value_loss", v_loss);
         m.insert("explained_variance", ev);
         m.insert("global_step", self.global_step() as f64);
-        crate::core::rollout::episode_metrics(&r, &mut m);
-        Ok(m)
+        crate::core::rollout::episode_metrics(r, &mut m);
+        m
         // ANCHOR_END: rf_metrics
     }
+}
+
+/// What step 2 computes from a rollout, one entry per step (time-major, as the rollout).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Advantages {
+    /// `V(s_t)` from the critic before this iteration's update: the baseline.
+    pub values: Vec<f32>,
+    /// The returns-to-go `G_t` (eq. RF-3), the critic's regression targets.
+    pub returns: Vec<f32>,
+    /// The weights of the scores: `G_t - V(s_t)` (eq. RF-4), or `G_t` without the baseline,
+    /// normalized over the batch when `norm_adv` is on.
+    pub adv: Vec<f32>,
 }
 
 // How the toy runner reads Reinforce's settings and makes its learner (registered in
