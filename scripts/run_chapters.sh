@@ -21,6 +21,15 @@ config_dir=$(python3 -c 'import os; print(os.environ.get("EVCXR_CONFIG_DIR") or 
 mkdir -p "$config_dir"
 grep -qs '^:cache' "$config_dir/init.evcxr" || echo ':cache 4000' >> "$config_dir/init.evcxr"
 
+# One build folder for every chapter's kernel, kept between runs: evcxr compiles policy-lab
+# and burn into it once, and each later kernel finds them built (with evcxr's default, a
+# temporary folder per kernel, every chapter linked them again: about 60 s each).
+# Outside the repository (a folder under the workspace would be taken for one of its
+# crates) and under /tmp (with one under /root the kernel failed to load its first cell:
+# "dlopen failed", evcxr 0.22 here).
+export EVCXR_TMPDIR="${EVCXR_TMPDIR:-${TMPDIR:-/tmp}/policy-lab-evcxr}"
+mkdir -p "$EVCXR_TMPDIR"
+
 log=$(mktemp -d)
 failed=()
 for name in "${names[@]}"; do
@@ -53,6 +62,18 @@ if unrun:
     sys.exit(f"{sys.argv[1]}: code cells {unrun} did not run")
 svg = sum("image/svg+xml" in o.get("data", {}) for o in outputs)
 print(f"{sys.argv[1]}: {len(code)} code cells, {len(outputs)} outputs, {svg} figures")
+# Where the time went: nbconvert records when each cell started and finished.
+from datetime import datetime
+def seconds(c):
+    t = c.get("metadata", {}).get("execution", {})
+    try:
+        start = datetime.fromisoformat(t["iopub.execute_input"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(t["shell.execute_reply"].replace("Z", "+00:00"))
+    except KeyError:
+        return None
+    return (end - start).total_seconds()
+times = [seconds(c) for c in code]
+print("  seconds per cell: " + " ".join("?" if t is None else f"{t:.0f}" for t in times))
 PY
     echo "$name: $(( $(date +%s) - start )) s"
 done

@@ -317,3 +317,32 @@ impl<B: AutodiffBackend> crate::core::learner::Learner for Reinforce<B> {
         crate::core::checkpoint::all_finite(&self.model)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+    use crate::core::rollout::make_vec_env;
+
+    fn learner() -> Reinforce<Cpu> {
+        let config = ReinforceConfig {
+            num_envs: 4,
+            num_steps: 8,
+            ..ReinforceConfig::default()
+        };
+        let venv = make_vec_env("CartPole-v1", 4).unwrap();
+        Reinforce::new(config, venv, 3, Default::default()).unwrap()
+    }
+
+    #[test]
+    fn the_three_steps_are_one_iteration() {
+        let (mut whole, mut steps) = (learner(), learner());
+        for _ in 0..3 {
+            let a = whole.iterate().unwrap();
+            let rollout = steps.collect().unwrap();
+            let advantages = steps.advantages(&rollout);
+            let b = steps.update(&rollout, advantages);
+            assert_eq!(a, b);
+        }
+    }
+}

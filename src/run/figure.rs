@@ -114,14 +114,13 @@ impl Figure {
     }
     /// The mean over `runs` (each `ys` on the same `xs`) with a band of one standard deviation.
     pub fn mean_over(self, label: &str, xs: &[f64], runs: &[Vec<f64>]) -> Self {
-        let n = runs.len().max(1) as f64;
-        let at = |i: usize| runs.iter().filter_map(move |r| r.get(i).copied());
-        let mean: Vec<f64> = (0..xs.len()).map(|i| at(i).sum::<f64>() / n).collect();
-        let sd: Vec<f64> = (0..xs.len())
-            .map(|i| (at(i).map(|y| (y - mean[i]).powi(2)).sum::<f64>() / n).sqrt())
+        let at = |i: usize| -> Vec<f64> { runs.iter().filter_map(|r| r.get(i).copied()).collect() };
+        let stats: Vec<(f64, f64)> = (0..xs.len())
+            .map(|i| crate::run::plot::mean_sd(&at(i)))
             .collect();
-        let low: Vec<f64> = mean.iter().zip(&sd).map(|(m, s)| m - s).collect();
-        let high: Vec<f64> = mean.iter().zip(&sd).map(|(m, s)| m + s).collect();
+        let mean: Vec<f64> = stats.iter().map(|(m, _)| *m).collect();
+        let low: Vec<f64> = stats.iter().map(|(m, s)| m - s).collect();
+        let high: Vec<f64> = stats.iter().map(|(m, s)| m + s).collect();
         let label = format!("{label} (mean ± sd, {} seeds)", runs.len());
         self.band(&label, xs, &mean, &low, &high)
     }

@@ -117,19 +117,12 @@ pub fn average(runs: &[RunCurve]) -> Vec<MeanCurve> {
             let points = (0..100)
                 .filter_map(|i| {
                     let x = x_min + (x_max - x_min) * f64::from(i) / 99.0;
-                    let ys: Vec<f64> = runs
-                        .iter()
-                        .filter_map(|r| {
-                            r.points.iter().take_while(|p| p.0 <= x).last().map(|p| p.1)
-                        })
-                        .collect();
+                    let ys: Vec<f64> = runs.iter().filter_map(|r| value_at(&r.points, x)).collect();
                     if ys.is_empty() {
                         return None;
                     }
-                    let n = ys.len() as f64;
-                    let mean = ys.iter().sum::<f64>() / n;
-                    let std = (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt();
-                    Some((x, mean, mean - std, mean + std))
+                    let (mean, sd) = mean_sd(&ys);
+                    Some((x, mean, mean - sd, mean + sd))
                 })
                 .collect();
             MeanCurve {
@@ -140,6 +133,31 @@ pub fn average(runs: &[RunCurve]) -> Vec<MeanCurve> {
             }
         })
         .collect()
+}
+
+/// A curve's value at `x`: its last point at or before `x` (a run's metrics hold until the
+/// next iteration's); none before its first point.
+pub fn value_at(points: &[(f64, f64)], x: f64) -> Option<f64> {
+    points.iter().take_while(|p| p.0 <= x).last().map(|p| p.1)
+}
+
+/// A curve on the x positions of `grid` ([`value_at`], or its first value before it starts),
+/// so that runs logged at different steps can be averaged point by point.
+pub fn on_grid(points: &[(f64, f64)], grid: &[f64]) -> Vec<f64> {
+    let first = points.first().map_or(f64::NAN, |p| p.1);
+    grid.iter()
+        .map(|x| value_at(points, *x).unwrap_or(first))
+        .collect()
+}
+
+/// The mean and the (population) standard deviation of `ys`, the band drawn over seeds.
+pub fn mean_sd(ys: &[f64]) -> (f64, f64) {
+    let n = ys.len().max(1) as f64;
+    let mean = ys.iter().sum::<f64>() / n;
+    (
+        mean,
+        (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt(),
+    )
 }
 
 /// Draws `curves` into `<stem>.png` and `<stem>.svg` in the one plot style

@@ -221,6 +221,16 @@ pub struct RunSummary {
     pub history: Vec<MetricsRow>,
 }
 
+impl RunSummary {
+    /// The metric `key` against environment steps, `(global_step, value)`, over the
+    /// iterations where it is defined (`episodic_return` is not where no episode ended).
+    pub fn curve(&self, key: &str) -> Vec<(f64, f64)> {
+        let point = |m: &MetricsRow| Some((*m.get("global_step")?, *m.get(key)?));
+        let points = self.history.iter().filter_map(point);
+        points.filter(|(_, y)| y.is_finite()).collect()
+    }
+}
+
 /// Trains as `config` says on the backend it names (`device = "cpu"`, `"wgpu"`, `"cuda"`), on
 /// that backend's default device: [`train`] without a type parameter, for the command line
 /// and for notebook cells (a cell that calls this compiles in a moment; one that calls
