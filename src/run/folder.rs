@@ -194,10 +194,7 @@ impl RunFolder {
     /// The newest checkpoint's folder: `resume/`, or `resume.old/` after a crash between
     /// the two renames of a swap.
     pub fn checkpoint_dir(&self) -> Option<PathBuf> {
-        ["resume", "resume.old"]
-            .into_iter()
-            .map(|n| self.dir.join(n))
-            .find(|d| d.join("run.json").exists())
+        checkpoint_in(&self.dir)
     }
 
     /// Reads the newest checkpoint's place, checks that the run's `config_toml` (with the
@@ -422,6 +419,15 @@ fn strangers(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The newest whole checkpoint of the run folder `dir`: `resume/`, or `resume.old/` between
+/// the two renames of a swap.
+fn checkpoint_in(dir: &Path) -> Option<PathBuf> {
+    ["resume", "resume.old"]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|d| d.join("run.json").exists())
+}
+
 /// The error for a run whose `config.toml` was edited after it was created.
 fn changed_since_created(dir: &Path, change: &str) -> anyhow::Error {
     anyhow::anyhow!(
@@ -436,9 +442,8 @@ fn changed_since_created(dir: &Path, change: &str) -> anyhow::Error {
 /// since the run was created, that edit is the error to report ("`algo` was ..., is now
 /// ..."), since it explains the failure; otherwise `error` itself.
 pub fn edited_or(dir: &Path, error: anyhow::Error) -> anyhow::Error {
-    let frozen = ["resume", "resume.old"]
-        .iter()
-        .find_map(|n| std::fs::read_to_string(dir.join(n).join("config.toml")).ok());
+    let frozen =
+        checkpoint_in(dir).and_then(|c| std::fs::read_to_string(c.join("config.toml")).ok());
     let now = std::fs::read_to_string(dir.join("config.toml"));
     match (frozen, now) {
         (Some(frozen), Ok(now)) => match config_change(&frozen, &now, &[]) {
