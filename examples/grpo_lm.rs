@@ -5,8 +5,7 @@
 //! cargo run --release --example grpo_lm
 //! ```
 
-use policy_lab::backend::Cpu;
-use policy_lab::run::lm::{run_rl, run_sft, LmAlgo, LmRunConfig};
+use policy_lab::run::lm::{run_lm, LmAlgo, LmRunConfig};
 use policy_lab::run::Start;
 
 fn main() -> anyhow::Result<()> {
@@ -20,30 +19,18 @@ fn main() -> anyhow::Result<()> {
     config.sft.steps = 300;
     config.sft.stop_at_accuracy = 0.3; // a weak start leaves GRPO room
     let sft_dir = std::path::Path::new("runs/tutorial-grpo-lm/sft");
-    let sft = run_sft::<Cpu>(
-        &config,
-        &Default::default(),
-        sft_dir,
-        Start::Overwrite,
-        &mut std::io::sink(),
-    )?;
+    let sft = run_lm(&config, sft_dir, Start::Overwrite, &mut std::io::sink())?;
     println!("SFT warm start: held-out accuracy {:.3}", sft.end.accuracy);
 
     config.algo = LmAlgo::Grpo;
+    config.init = Some(sft.model.clone()); // RL starts from the SFT model
     config.grpo.update.num_groups = 8; // 8 prompts ...
     config.grpo.update.num_generations = 8; // ... 8 sampled completions each
     config.grpo.update.learning_rate = 1e-4;
     config.rl.iterations = 40;
     config.rl.eval_every = 10;
     let out = std::path::Path::new("runs/tutorial-grpo-lm/grpo");
-    let rl = run_rl::<Cpu>(
-        &config,
-        &sft.model,
-        &[Default::default()],
-        out,
-        Start::Overwrite,
-        &mut std::io::stdout(),
-    )?;
+    let rl = run_lm(&config, out, Start::Overwrite, &mut std::io::stdout())?;
     // One-digit addition has only 60 training problems: the training reward (above) climbs
     // toward 1 faster than the held-out accuracy moves. `lm grpo --task add:3` is the real
     // run (README, "Language models").

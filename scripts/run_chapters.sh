@@ -16,7 +16,7 @@ if [ ${#names[@]} -eq 0 ]; then
     mapfile -t names < <(cd notebooks && ls -- *.ipynb | sed 's/\.ipynb$//')
 fi
 
-jupyter kernelspec list | grep -q '^ *rust ' || evcxr_jupyter --install
+jupyter kernelspec list | grep '^ *rust ' >/dev/null || evcxr_jupyter --install
 config_dir=$(python3 -c 'import os; print(os.environ.get("EVCXR_CONFIG_DIR") or os.path.join(os.environ.get("XDG_CONFIG_HOME", os.path.expanduser("~/.config")), "evcxr"))')
 mkdir -p "$config_dir"
 grep -qs '^:cache' "$config_dir/init.evcxr" || echo ':cache 4000' >> "$config_dir/init.evcxr"

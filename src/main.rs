@@ -125,37 +125,6 @@ enum Command {
     },
 }
 
-// ANCHOR: gpus_lm_on_device
-/// Runs `$body` with `B` the autodiff backend `$device` names and `device` its default device.
-macro_rules! lm_on_device {
-    ($device:expr, |$b:ident, $dev:ident| $body:expr) => {
-        match $device {
-            Device::Cpu => {
-                type $b = policy_lab::backend::Cpu;
-                let $dev: burn::tensor::Device<$b> = Default::default();
-                $body
-            }
-            #[cfg(feature = "wgpu")]
-            Device::Wgpu => {
-                type $b = policy_lab::backend::Wgpu;
-                let $dev: burn::tensor::Device<$b> = Default::default();
-                $body
-            }
-            #[cfg(feature = "cuda")]
-            Device::Cuda => {
-                type $b = policy_lab::backend::Cuda;
-                let $dev: burn::tensor::Device<$b> = Default::default();
-                $body
-            }
-            #[allow(unreachable_patterns)]
-            other => anyhow::bail!(
-                "this build has no {other} backend; rebuild with `--features {other}`"
-            ),
-        }
-    };
-}
-// ANCHOR_END: gpus_lm_on_device
-
 #[derive(Subcommand)]
 enum LmCommand {
     /// Train a fresh model on demonstrations until it reaches a partial held-out accuracy
@@ -432,7 +401,7 @@ fn model_folder(path: &std::path::Path) -> PathBuf {
 
 fn lm_command(command: LmCommand) -> Result<()> {
     use policy_lab::lm::task::{parse_task, TASKS};
-    use policy_lab::run::lm::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
+    use policy_lab::run::lm::{run_eval, run_lm, LmAlgo, LmRunConfig};
     let (algo, args) = match command {
         LmCommand::Tasks => {
             for (name, about) in TASKS {
@@ -553,26 +522,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
         .or(args.out.clone())
         .unwrap_or_else(|| PathBuf::from(format!("runs/lm-{name}-{task_name}")));
     let start = Start::from_flags(args.resume.is_some(), args.overwrite);
-    let p = &mut std::io::stderr();
-    let summary = match algo {
-        LmAlgo::Sft => lm_on_device!(config.device, |B, device| run_sft::<B>(
-            &config, &device, &out, start, p
-        )),
-        _ => {
-            let init = config
-                .init
-                .clone()
-                .context("RL starts from a model (--init)")?;
-            lm_on_device!(config.device, |B, _device| run_rl::<B>(
-                &config,
-                &init,
-                &policy_lab::backend::devices::<B>(config.rl.devices),
-                &out,
-                start,
-                p
-            ))
-        }
-    }?;
+    let summary = run_lm(&config, &out, start, &mut std::io::stderr())?;
     if let Some(start) = &summary.start {
         println!("start: held-out accuracy {:.3}", start.accuracy);
     }

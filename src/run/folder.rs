@@ -344,6 +344,21 @@ impl RunFolder {
 /// One iteration's metrics as read back from `metrics.jsonl` (undefined ones left out).
 pub type MetricsRow = std::collections::BTreeMap<String, f64>;
 
+/// The rows of the run folder `dir`'s `metrics.jsonl`, one per logged iteration.
+pub fn read_metrics(dir: &Path) -> Result<Vec<MetricsRow>> {
+    let path = dir.join("metrics.jsonl");
+    let text = read_text(&path)?;
+    parse_rows(&path, &text.lines().collect::<Vec<_>>())
+}
+
+/// The metric `y` against the metric `x`, `(x, y)`, over the rows where both are defined and
+/// finite (`test_accuracy` only at evaluations, `episodic_return` only where an episode ended).
+pub fn curve(rows: &[MetricsRow], x: &str, y: &str) -> Vec<(f64, f64)> {
+    let point = |m: &MetricsRow| Some((*m.get(x)?, *m.get(y)?));
+    let points = rows.iter().filter_map(point);
+    points.filter(|(_, y)| y.is_finite()).collect()
+}
+
 /// Parses `metrics.jsonl` lines; a bad line is named by its number in the file.
 pub fn parse_rows(path: &Path, lines: &[&str]) -> Result<Vec<MetricsRow>> {
     lines

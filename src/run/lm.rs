@@ -261,7 +261,9 @@ impl LmRunConfig {
     pub fn max_completion_length(&self) -> usize {
         self.task.completion_limit() + 1
     }
-    fn env(&self, split: Split) -> Result<Arithmetic> {
+    /// The task's environment on one split of its problems (`Split::Train` for RL and SFT,
+    /// `Split::Test` for the held-out accuracy).
+    pub fn env(&self, split: Split) -> Result<Arithmetic> {
         Ok(Arithmetic::new(ArithmeticConfig {
             split,
             ..self.task.clone()
@@ -309,6 +311,51 @@ pub struct LmSummary {
     pub seconds: f64,
     /// Where the model went.
     pub model: PathBuf,
+}
+
+// ANCHOR: gpus_lm_on_device
+/// Runs the stage `config.algo` names (SFT, or RL from `config.init`) on the backend
+/// `config.device` names: [`run_sft`] and [`run_rl`] without a type parameter, for the command
+/// line and for notebook cells (a cell that calls this compiles in a moment; one that calls
+/// `run_rl::<Cpu>` compiles the whole LM stack for itself). RL runs on `rl.devices` devices of
+/// that backend.
+pub fn run_lm(
+    config: &LmRunConfig,
+    out: &Path,
+    start: Start,
+    progress: &mut (dyn Write + Send),
+) -> Result<LmSummary> {
+    use crate::backend::*;
+    match config.device {
+        Device::Cpu => run_lm_on::<Cpu>(config, out, start, progress),
+        #[cfg(feature = "wgpu")]
+        Device::Wgpu => run_lm_on::<Wgpu>(config, out, start, progress),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => run_lm_on::<Cuda>(config, out, start, progress),
+        #[allow(unreachable_patterns)]
+        other => bail!("this build has no {other} backend; rebuild with `--features {other}`"),
+    }
+}
+// ANCHOR_END: gpus_lm_on_device
+
+/// [`run_lm`] on backend `B`, on its default device (or its first `rl.devices` for RL).
+fn run_lm_on<B: AutodiffBackend>(
+    config: &LmRunConfig,
+    out: &Path,
+    start: Start,
+    progress: &mut (dyn Write + Send),
+) -> Result<LmSummary> {
+    match config.algo {
+        LmAlgo::Sft => run_sft::<B>(config, &Default::default(), out, start, progress),
+        LmAlgo::Grpo | LmAlgo::Ppo => {
+            let init = config
+                .init
+                .as_ref()
+                .context("RL starts from a model (init)")?;
+            let devices = crate::backend::devices::<B>(config.rl.devices);
+            run_rl::<B>(config, init, &devices, out, start, progress)
+        }
+    }
 }
 
 /// SFT from a fresh model on the task's demonstrations, stopping at `sft.stop_at_accuracy`,

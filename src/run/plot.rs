@@ -73,12 +73,9 @@ pub fn read_run(dir: &Path, x: XAxis) -> Result<RunCurve> {
             )
         }
     };
-    let path = dir.join("metrics.jsonl");
-    let text = crate::run::folder::read_text(&path)?;
-    let lines: Vec<&str> = text.lines().collect();
     let mut points = Vec::new();
     // A bad line is named by its number; undefined metrics (`null`) are left out.
-    for m in crate::run::folder::parse_rows(&path, &lines)? {
+    for m in crate::run::folder::read_metrics(dir)? {
         let yv = y_keys.iter().find_map(|k| m.get(*k));
         if let (Some(x), Some(yv)) = (m.get(x.key()), yv) {
             points.push((*x, *yv));

@@ -225,9 +225,7 @@ impl RunSummary {
     /// The metric `key` against environment steps, `(global_step, value)`, over the
     /// iterations where it is defined (`episodic_return` is not where no episode ended).
     pub fn curve(&self, key: &str) -> Vec<(f64, f64)> {
-        let point = |m: &MetricsRow| Some((*m.get("global_step")?, *m.get(key)?));
-        let points = self.history.iter().filter_map(point);
-        points.filter(|(_, y)| y.is_finite()).collect()
+        crate::run::folder::curve(&self.history, "global_step", key)
     }
 }
 
