@@ -107,17 +107,39 @@ pub fn smoke_test<B: Backend>(device: &B::Device) -> f32 {
         .elem::<f32>()
 }
 
+// ANCHOR: gpus_on_backend
+/// Evaluates `$body` with the type `$B` standing for the backend that `$device` names:
+/// `on_backend!(config.device, B => train::<B>(config, ..))`. This is the one place where a
+/// [`Device`] value becomes a backend type. It gives `Ok(body)`, or
+/// `Err(DeviceError::NotBuilt)` for a backend this build does not include.
+macro_rules! on_backend {
+    ($device:expr, $B:ident => $body:expr) => {
+        match $device {
+            $crate::backend::Device::Cpu => {
+                type $B = $crate::backend::Cpu;
+                Ok($body)
+            }
+            #[cfg(feature = "wgpu")]
+            $crate::backend::Device::Wgpu => {
+                type $B = $crate::backend::Wgpu;
+                Ok($body)
+            }
+            #[cfg(feature = "cuda")]
+            $crate::backend::Device::Cuda => {
+                type $B = $crate::backend::Cuda;
+                Ok($body)
+            }
+            #[allow(unreachable_patterns)]
+            other => Err($crate::backend::DeviceError::NotBuilt(other.name())),
+        }
+    };
+}
+pub(crate) use on_backend;
+// ANCHOR_END: gpus_on_backend
+
 /// Runs [`smoke_test`] on `device`; returns the value it computed.
-pub fn check_device(device: Device) -> f32 {
-    match device {
-        Device::Cpu => smoke_test::<Cpu>(&Default::default()),
-        #[cfg(feature = "wgpu")]
-        Device::Wgpu => smoke_test::<Wgpu>(&Default::default()),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => smoke_test::<Cuda>(&Default::default()),
-        #[allow(unreachable_patterns)]
-        other => unreachable!("{other} is not built; Device::from_str refuses it"),
-    }
+pub fn check_device(device: Device) -> Result<f32, DeviceError> {
+    on_backend!(device, B => smoke_test::<B>(&Default::default()))
 }
 
 /// Builds a module with `init` right after seeding `B`'s random-number generator with

@@ -373,7 +373,7 @@ fn run(cli: Cli) -> Result<()> {
             let device: Device = device.parse()?;
             println!(
                 "{device}: sum(A A^T) = {} (built backends: {:?})",
-                check_device(device),
+                check_device(device)?,
                 Device::available()
             );
         }

@@ -199,7 +199,14 @@ fn devices() {
             "this build has no wgpu backend; rebuild with `--features wgpu`"
         );
     }
-    let value = check_device(Device::Cpu);
+    if !cfg!(feature = "wgpu") {
+        // Past the parser too: the one backend switch refuses a backend it was not built with.
+        assert_eq!(
+            check_device(Device::Wgpu),
+            Err(DeviceError::NotBuilt("wgpu"))
+        );
+    }
+    let value = check_device(Device::Cpu).unwrap();
     assert!(
         value.is_finite() && value > 0.0,
         "sum(A A^T) is a sum of squares: {value}"

@@ -313,7 +313,6 @@ pub struct LmSummary {
     pub model: PathBuf,
 }
 
-// ANCHOR: gpus_lm_on_device
 /// Runs the stage `config.algo` names (SFT, or RL from `config.init`) on the backend
 /// `config.device` names: [`run_sft`] and [`run_rl`] without a type parameter, for the command
 /// line and for notebook cells (a cell that calls this compiles in a moment; one that calls
@@ -325,18 +324,10 @@ pub fn run_lm(
     start: Start,
     progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
-    use crate::backend::*;
-    match config.device {
-        Device::Cpu => run_lm_on::<Cpu>(config, out, start, progress),
-        #[cfg(feature = "wgpu")]
-        Device::Wgpu => run_lm_on::<Wgpu>(config, out, start, progress),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => run_lm_on::<Cuda>(config, out, start, progress),
-        #[allow(unreachable_patterns)]
-        other => bail!("this build has no {other} backend; rebuild with `--features {other}`"),
-    }
+    crate::backend::on_backend!(config.device, B => {
+        run_lm_on::<B>(config, out, start, progress)
+    })?
 }
-// ANCHOR_END: gpus_lm_on_device
 
 /// [`run_lm`] on backend `B`, on its default device (or its first `rl.devices` for RL).
 fn run_lm_on<B: AutodiffBackend>(

@@ -239,16 +239,9 @@ pub fn train_on(
     start: Start,
     progress: &mut (dyn Write + Send),
 ) -> Result<RunSummary> {
-    use crate::backend::*;
-    match config.device {
-        Device::Cpu => train::<Cpu>(config, Default::default(), out, start, progress),
-        #[cfg(feature = "wgpu")]
-        Device::Wgpu => train::<Wgpu>(config, Default::default(), out, start, progress),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => train::<Cuda>(config, Default::default(), out, start, progress),
-        #[allow(unreachable_patterns)]
-        other => bail!("this build has no {other} backend; rebuild with `--features {other}`"),
-    }
+    crate::backend::on_backend!(config.device, B => {
+        train::<B>(config, Default::default(), out, start, progress)
+    })?
 }
 
 /// Trains as `config` says on backend `B`, in the run folder `out` (see the module docs and

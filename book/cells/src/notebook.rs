@@ -9,8 +9,15 @@ use serde_json::{json, Value};
 
 use crate::chapter::{resolve_includes, Block};
 
-/// The first code cell of every notebook: policy-lab from this checkout.
-pub const DEP: &str = ":dep policy-lab = { path = \"..\" }";
+/// The first code cell of every notebook: evcxr's optimization level 1, then policy-lab from
+/// this checkout.
+///
+/// At evcxr's default, 2, a cell that calls generic burn code (`Tensor::<Cpu, 2>::random`,
+/// `Reinforce::<Cpu>::new`) compiles that code again for itself, 10 to 45 s. At level 1,
+/// rustc shares generic code that policy-lab already compiled (`-Zshare-generics` is on
+/// below level 2), and such a cell compiles in 1 to 3 s; what the cells run is about 10%
+/// slower (measured in the README's CI section).
+pub const SETUP: &str = ":opt 1\n:dep policy-lab = { path = \"..\" }";
 
 /// The notebook of a chapter. `src` is the book's `src/` (for includes); `notebooks` lists the
 /// chapters that have a notebook, so that a link to one of them points at its notebook.
@@ -29,13 +36,13 @@ pub fn notebook(blocks: &[Block], src: &Path, notebooks: &[String]) -> Result<Va
                     }));
                     // The setup cell follows the title and introduction, before anything runs.
                     if !cells.iter().any(is_setup) {
-                        cells.push(code(DEP, json!({"policy_lab": "setup"})));
+                        cells.push(code(SETUP, json!({"policy_lab": "setup"})));
                     }
                 }
             }
             Block::Cell(source) => {
                 if !cells.iter().any(is_setup) {
-                    cells.push(code(DEP, json!({"policy_lab": "setup"})));
+                    cells.push(code(SETUP, json!({"policy_lab": "setup"})));
                 }
                 cells.push(code(
                     source.trim_end(),
@@ -213,7 +220,7 @@ mod tests {
         let s = sources(&nb);
         let kinds: Vec<&str> = s.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(kinds, ["markdown", "code", "code", "markdown", "code"]);
-        assert_eq!(s[1].1, DEP);
+        assert_eq!(s[1].1, SETUP);
         assert_eq!(s[2].1, "let a = 1;");
         assert_eq!(s[4].1, "a + 1");
         assert!(s[0].1.contains("(ppo.ipynb#clip)"), "{}", s[0].1);
