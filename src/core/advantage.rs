@@ -43,6 +43,7 @@ pub fn gae(
             && n.is_multiple_of(num_envs),
         "gae: every input needs one entry per step, a whole number of steps per copy"
     );
+    // Assignment (a) begins: one backward pass per copy, eqs. (GAE-1, GAE-2), then the returns.
     let mut adv = vec![0.0; n];
     let mut next_adv = vec![0.0f32; num_envs];
     for k in (0..n).rev() {
@@ -54,6 +55,7 @@ pub fn gae(
     }
     let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();
     (adv, returns)
+    // Assignment (a) ends.
 }
 // ANCHOR_END: ac_gae
 
@@ -70,6 +72,7 @@ pub fn discounted_returns(
 ) -> Vec<f32> {
     let n = rewards.len();
     assert!(episode_ends.len() == n && bootstrap.len() == n && n.is_multiple_of(num_envs));
+    // Assignment (a) begins: G_t = r_t + gamma * G_{t+1} backwards, per copy, eq. (RF-3).
     let mut out = vec![0.0; n];
     let mut next = vec![0.0f32; num_envs];
     let steps = n / num_envs;
@@ -85,6 +88,7 @@ pub fn discounted_returns(
         next[i] = out[k];
     }
     out
+    // Assignment (a) ends.
 }
 // ANCHOR_END: rf_discounted_returns
 

@@ -1,16 +1,16 @@
-//! The classroom assignments. Each is a student file in `src/` with `todo!()` where the
-//! student works, and a grader, `cargo run -p policy-lab-assignments --bin NAME`, that checks
-//! the student's functions against policy-lab's own within a tolerance and prints a score.
-//! With `--features solution` the graders grade the instructor solutions in `solutions/`
-//! instead (that folder is not handed out; see README.md).
+//! The classroom assignments, their graders (`cargo run -p policy-lab-assignments --bin
+//! NAME`), and the handout (`--bin handout`).
+//!
+//! * Assignment (a) is written in the library itself: the handout replaces policy-lab's own
+//!   `core::advantage::{discounted_returns, gae}` with `todo!()` (see [`handout`]), and its
+//!   grader checks them against case files (see [`cases`]), then trains with them.
+//! * Assignments (b)-(e) are student files in `src/` with `todo!()` where the student works;
+//!   their graders compare with policy-lab's own functions. With `--features solution` they
+//!   grade the instructor solutions in `solutions/` instead (left out of the handout).
 
+pub mod cases;
 pub mod grade;
-
-#[cfg(not(feature = "solution"))]
-pub mod a_returns_gae;
-#[cfg(feature = "solution")]
-#[path = "../solutions/a_returns_gae.rs"]
-pub mod a_returns_gae;
+pub mod handout;
 
 #[cfg(not(feature = "solution"))]
 pub mod b_ppo_clip;

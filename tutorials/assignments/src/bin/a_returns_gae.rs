@@ -1,107 +1,190 @@
-//! Grades assignment (a): `cargo run -p policy-lab-assignments --bin a_returns_gae`.
-//! The reference is policy-lab's own `advantage::{discounted_returns, gae}`.
+//! Grades assignment (a), returns and GAE: `cargo run -p policy-lab-assignments --bin a_returns_gae`.
+//!
+//! The student writes policy-lab's own `core::advantage::{discounted_returns, gae}` (the
+//! handout has a `todo!()` in each), so the checks call the library, and the learners that
+//! the last checks train call the student's code. Expected values come from case files
+//! (`cases/a_returns_gae.json`, and held-out ones with `--heldout DIR`), not from code.
 
-use policy_lab::core::advantage;
-use policy_lab_assignments::a_returns_gae::{discounted_returns, gae};
-use policy_lab_assignments::grade::{close, grade, rng, Check};
-use rand::RngExt;
+use std::path::Path;
 
-/// A random rollout: rewards, values, episode ends (about one step in six), last value.
-fn rollout(seed: u64, n: usize) -> (Vec<f32>, Vec<f32>, Vec<bool>, f32) {
-    let mut r = rng(seed);
-    let rewards = (0..n).map(|_| r.random_range(-1.0..1.0)).collect();
-    let values = (0..n).map(|_| r.random_range(-1.0..1.0)).collect();
-    let dones = (0..n).map(|_| r.random_bool(1.0 / 6.0)).collect();
-    (rewards, values, dones, r.random_range(-1.0..1.0))
-}
-
-/// policy-lab's form: the value after each step (0 after an episode end) and the bootstrap.
-fn next_values(values: &[f32], dones: &[bool], last: f32) -> Vec<f32> {
-    (0..values.len())
-        .map(|t| match (dones[t], values.get(t + 1)) {
-            (true, _) => 0.0,
-            (false, Some(v)) => *v,
-            (false, None) => last,
-        })
-        .collect()
-}
+use policy_lab::core::advantage::{discounted_returns, gae};
+use policy_lab::run::ladder::budget;
+use policy_lab::run::train::{train_on, Algo, RunConfig};
+use policy_lab::run::Start;
+use policy_lab_assignments::cases::{ReturnsGaeCases, RETURNS_GAE};
+use policy_lab_assignments::grade::{close, grade_with_cases, read_cases, CaseCheck, Check};
 
 fn returns_by_hand() -> Result<(), String> {
-    // r = 1, 1, 1 with gamma 0.5 and an episode end after step 2: 1.5, 1, then 1 + 0.5 * 4.
-    let got = discounted_returns(&[1.0, 1.0, 1.0], &[false, true, false], 4.0, 0.5);
+    // One copy, gamma 0.5, r = 1, 1, 1. Step 1 terminates its episode (nothing follows);
+    // step 2 is the last stored step, bootstrapped with V(s_3) = 4: 1.5, 1, then 1 + 0.5 * 4.
+    let got = discounted_returns(&[1.0; 3], &[false, true, false], &[0.0, 0.0, 4.0], 1, 0.5);
     close("returns", &got, &[1.5, 1.0, 3.0], 1e-6)
 }
 
-fn returns_random() -> Result<(), String> {
-    for seed in 0..20 {
-        let (rewards, _, dones, last) = rollout(seed, 64);
-        let n = rewards.len();
-        let bootstrap: Vec<f32> = (0..n).map(|t| if dones[t] { 0.0 } else { last }).collect();
-        let want = advantage::discounted_returns(&rewards, &dones, &bootstrap, 1, 0.97);
-        close(
-            "returns",
-            &discounted_returns(&rewards, &dones, last, 0.97),
-            &want,
-            1e-4,
-        )
-        .map_err(|e| format!("seed {seed}: {e}"))?;
+fn returns_truncated_by_hand() -> Result<(), String> {
+    // As above, but step 1 is truncated (a time limit) with V(final observation) = 2: the
+    // return there is 1 + 0.5 * 2 = 2, and step 0 sees 1 + 0.5 * 2 = 2.
+    let got = discounted_returns(&[1.0; 3], &[false, true, false], &[0.0, 2.0, 4.0], 1, 0.5);
+    close("returns with a truncation", &got, &[2.0, 2.0, 3.0], 1e-6)
+}
+
+fn returns_two_copies_by_hand() -> Result<(), String> {
+    // Two copies interleaved time-major (t * 2 + i): copy 0 earns 1 per step, copy 1 earns 10;
+    // neither episode ends, both bootstrap 0. gamma 1: copy 0's returns are 2, 1.
+    let got = discounted_returns(&[1.0, 10.0, 1.0, 10.0], &[false; 4], &[0.0; 4], 2, 1.0);
+    close("returns of two copies", &got, &[2.0, 20.0, 1.0, 10.0], 1e-6)
+}
+
+fn returns_cases(dir: &Path) -> Result<(), String> {
+    let cases: ReturnsGaeCases = read_cases(dir, RETURNS_GAE)?;
+    for (i, (r, want)) in cases.returns.iter().enumerate() {
+        let got = discounted_returns(
+            &r.rewards,
+            &r.episode_ends,
+            &r.bootstrap,
+            r.num_envs,
+            r.gamma,
+        );
+        close("returns", &got, want, 1e-4)
+            .map_err(|e| format!("case {i} ({} copies): {e}", r.num_envs))?;
     }
     Ok(())
 }
 
-fn gae_lambda(lambda: f32) -> Result<(), String> {
-    for seed in 100..120 {
-        let (rewards, values, dones, last) = rollout(seed, 64);
-        let next = next_values(&values, &dones, last);
-        let (want_adv, want_ret) =
-            advantage::gae(&rewards, &values, &next, &dones, 1, 0.99, lambda);
-        let (adv, ret) = gae(&rewards, &values, &dones, last, 0.99, lambda);
-        close("advantages", &adv, &want_adv, 1e-4).map_err(|e| format!("seed {seed}: {e}"))?;
-        close("returns", &ret, &want_ret, 1e-4).map_err(|e| format!("seed {seed}: {e}"))?;
+fn gae_cases(dir: &Path, lambda: f32) -> Result<(), String> {
+    let cases: ReturnsGaeCases = read_cases(dir, RETURNS_GAE)?;
+    let mut seen = 0;
+    for (i, (r, l, want_adv, want_ret)) in cases.gae.iter().enumerate() {
+        if *l != lambda {
+            continue;
+        }
+        seen += 1;
+        let (adv, ret) = gae(
+            &r.rewards,
+            &r.values,
+            &r.next_values,
+            &r.episode_ends,
+            r.num_envs,
+            r.gamma,
+            lambda,
+        );
+        let at = |e: String| format!("case {i} ({} copies, lambda {lambda}): {e}", r.num_envs);
+        close("advantages", &adv, want_adv, 1e-4).map_err(at)?;
+        close("returns", &ret, want_ret, 1e-4).map_err(at)?;
+    }
+    if seen == 0 {
+        return Err(format!("the case file has no case with lambda {lambda}"));
     }
     Ok(())
 }
 
 fn gae_one_is_returns_minus_values() -> Result<(), String> {
-    // lambda = 1: the advantage is the discounted return minus the baseline.
-    let (rewards, values, dones, last) = rollout(7, 50);
-    let (adv, _) = gae(&rewards, &values, &dones, last, 0.9, 1.0);
-    let want: Vec<f32> = discounted_returns(&rewards, &dones, last, 0.9)
-        .iter()
-        .zip(&values)
-        .map(|(g, v)| g - v)
-        .collect();
-    close("advantages with lambda = 1", &adv, &want, 1e-4)
+    // lambda = 1: the advantage is the bootstrapped discounted return minus the baseline,
+    // checked with the student's own two functions on every public rollout.
+    let cases: ReturnsGaeCases =
+        read_cases(&policy_lab_assignments::grade::public_cases(), RETURNS_GAE)?;
+    for (r, ..) in &cases.gae {
+        let (adv, _) = gae(
+            &r.rewards,
+            &r.values,
+            &r.next_values,
+            &r.episode_ends,
+            r.num_envs,
+            r.gamma,
+            1.0,
+        );
+        let bootstrap: Vec<f32> = r.next_values.clone();
+        let g = discounted_returns(&r.rewards, &r.episode_ends, &bootstrap, r.num_envs, r.gamma);
+        let want: Vec<f32> = g.iter().zip(&r.values).map(|(g, v)| g - v).collect();
+        close("advantages with lambda = 1", &adv, &want, 1e-4)?;
+    }
+    Ok(())
+}
+
+/// Trains `algo` on the ladder's maze (`Maze-v0`, 8x8, optimal greedy return 0.870) with
+/// the ladder's step budget and seed 1, the student's code inside, and asks its greedy
+/// return to reach 0.86: bounded by steps, as the ladder's own tests are.
+fn learns(algo: Algo) -> Result<(), String> {
+    let (env, steps, target) = ("Maze-v0", budget(algo), 0.86);
+    let config = RunConfig {
+        algo,
+        env: env.into(),
+        seed: 1,
+        total_timesteps: steps,
+        eval_episodes: 10,
+        ..RunConfig::default()
+    };
+    let out = std::env::temp_dir().join(format!(
+        "policy-lab-grade-a-{}-{}",
+        algo.name(),
+        std::process::id()
+    ));
+    let summary = train_on(&config, &out, Start::Overwrite, &mut std::io::sink())
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&out);
+    let got = summary.evaluation.mean_return();
+    if got >= target {
+        Ok(())
+    } else {
+        Err(format!("{} on {env} reached a greedy return of {got:.3} after {steps} steps; it needs {target}", algo.name()))
+    }
 }
 
 fn main() {
-    grade(
+    grade_with_cases(
         "assignment (a): returns and GAE",
         &[
             Check {
                 name: "returns, a case by hand",
-                points: 2,
+                points: 1,
                 test: returns_by_hand,
             },
             Check {
-                name: "returns, 20 random rollouts",
-                points: 3,
-                test: returns_random,
+                name: "returns, a truncated episode by hand",
+                points: 1,
+                test: returns_truncated_by_hand,
             },
             Check {
-                name: "GAE with lambda = 0 (one-step TD)",
-                points: 2,
-                test: || gae_lambda(0.0),
-            },
-            Check {
-                name: "GAE with lambda = 0.95",
-                points: 3,
-                test: || gae_lambda(0.95),
+                name: "returns, two copies time-major by hand",
+                points: 1,
+                test: returns_two_copies_by_hand,
             },
             Check {
                 name: "GAE with lambda = 1 is returns minus values",
                 points: 2,
                 test: gae_one_is_returns_minus_values,
+            },
+            Check {
+                name: "REINFORCE with your returns solves Maze-v0 in 40,000 steps",
+                points: 2,
+                test: || learns(Algo::Reinforce),
+            },
+            Check {
+                name: "PPO with your GAE solves Maze-v0 in 100,000 steps",
+                points: 3,
+                test: || learns(Algo::Ppo),
+            },
+        ],
+        &[
+            CaseCheck {
+                name: "returns",
+                points: 2,
+                test: returns_cases,
+            },
+            CaseCheck {
+                name: "GAE with lambda = 0 (one-step TD)",
+                points: 1,
+                test: |d| gae_cases(d, 0.0),
+            },
+            CaseCheck {
+                name: "GAE with lambda = 0.95",
+                points: 2,
+                test: |d| gae_cases(d, 0.95),
+            },
+            CaseCheck {
+                name: "GAE with lambda = 1",
+                points: 1,
+                test: |d| gae_cases(d, 1.0),
             },
         ],
     )
