@@ -34,6 +34,33 @@ pub struct Rollout {
     pub gamma: f32,
 }
 
+impl Rollout {
+    /// policy-lab's `discounted_returns` of this rollout (the student's, in a handout).
+    pub fn returns(&self) -> Vec<f32> {
+        advantage::discounted_returns(
+            &self.rewards,
+            &self.episode_ends,
+            &self.bootstrap,
+            self.num_envs,
+            self.gamma,
+        )
+    }
+
+    /// policy-lab's `gae` of this rollout, `(advantages, returns)` (the student's, in a
+    /// handout).
+    pub fn gae(&self, lambda: f32) -> (Vec<f32>, Vec<f32>) {
+        advantage::gae(
+            &self.rewards,
+            &self.values,
+            &self.next_values,
+            &self.episode_ends,
+            self.num_envs,
+            self.gamma,
+            lambda,
+        )
+    }
+}
+
 /// Assignment (a)'s cases: returns, and GAE at three values of lambda.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReturnsGaeCases {
@@ -89,13 +116,7 @@ pub fn returns_gae(seed: u64) -> ReturnsGaeCases {
     let returns = (0..8)
         .map(|_| {
             let r = rollout(&mut rng);
-            let g = advantage::discounted_returns(
-                &r.rewards,
-                &r.episode_ends,
-                &r.bootstrap,
-                r.num_envs,
-                r.gamma,
-            );
+            let g = r.returns();
             (r, g)
         })
         .collect();
@@ -104,15 +125,7 @@ pub fn returns_gae(seed: u64) -> ReturnsGaeCases {
         .flat_map(|lambda| (0..4).map(move |_| lambda))
         .map(|lambda| {
             let r = rollout(&mut rng);
-            let (adv, ret) = advantage::gae(
-                &r.rewards,
-                &r.values,
-                &r.next_values,
-                &r.episode_ends,
-                r.num_envs,
-                r.gamma,
-                lambda,
-            );
+            let (adv, ret) = r.gae(lambda);
             (r, lambda, adv, ret)
         })
         .collect();

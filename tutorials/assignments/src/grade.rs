@@ -101,27 +101,18 @@ pub fn grade_with_cases(assignment: &str, checks: &[Check], case_checks: &[CaseC
     for c in checks {
         plan.push((c.name.to_string(), c.points, "visible", Box::new(c.test)));
     }
-    let public = public_cases();
-    for c in case_checks {
-        let dir = public.clone();
-        let test = c.test;
-        plan.push((
-            format!("{} (public cases)", c.name),
-            c.points,
-            "visible",
-            Box::new(move || test(&dir)),
-        ));
-    }
-    if let Some(heldout) = &options.heldout {
+    let sets = [
+        Some((public_cases(), "public cases", "visible")),
+        options
+            .heldout
+            .clone()
+            .map(|dir| (dir, "held-out cases", "after_published")),
+    ];
+    for (dir, which, visibility) in sets.into_iter().flatten() {
         for c in case_checks {
-            let dir = heldout.clone();
-            let test = c.test;
-            plan.push((
-                format!("{} (held-out cases)", c.name),
-                c.points,
-                "after_published",
-                Box::new(move || test(&dir)),
-            ));
+            let (dir, test) = (dir.clone(), c.test);
+            let name = format!("{} ({which})", c.name);
+            plan.push((name, c.points, visibility, Box::new(move || test(&dir))));
         }
     }
     if options.list {

@@ -3,11 +3,12 @@
 //! The student writes policy-lab's own `core::advantage::{discounted_returns, gae}` (the
 //! handout has a `todo!()` in each), so the checks call the library, and the learners that
 //! the last checks train call the student's code. Expected values come from case files
-//! (`cases/a_returns_gae.json`, and held-out ones with `--heldout DIR`), not from code.
+//! (`cases/a_returns_gae.json`, and held-out ones with `--heldout DIR`), not from code:
+//! `Rollout::{returns, gae}` call the library, which in a handout is the student's code.
 
 use std::path::Path;
 
-use policy_lab::core::advantage::{discounted_returns, gae};
+use policy_lab::core::advantage::discounted_returns;
 use policy_lab::run::ladder::budget;
 use policy_lab::run::train::{train_on, Algo, RunConfig};
 use policy_lab::run::Start;
@@ -38,14 +39,7 @@ fn returns_two_copies_by_hand() -> Result<(), String> {
 fn returns_cases(dir: &Path) -> Result<(), String> {
     let cases: ReturnsGaeCases = read_cases(dir, RETURNS_GAE)?;
     for (i, (r, want)) in cases.returns.iter().enumerate() {
-        let got = discounted_returns(
-            &r.rewards,
-            &r.episode_ends,
-            &r.bootstrap,
-            r.num_envs,
-            r.gamma,
-        );
-        close("returns", &got, want, 1e-4)
+        close("returns", &r.returns(), want, 1e-4)
             .map_err(|e| format!("case {i} ({} copies): {e}", r.num_envs))?;
     }
     Ok(())
@@ -59,15 +53,7 @@ fn gae_cases(dir: &Path, lambda: f32) -> Result<(), String> {
             continue;
         }
         seen += 1;
-        let (adv, ret) = gae(
-            &r.rewards,
-            &r.values,
-            &r.next_values,
-            &r.episode_ends,
-            r.num_envs,
-            r.gamma,
-            lambda,
-        );
+        let (adv, ret) = r.gae(lambda);
         let at = |e: String| format!("case {i} ({} copies, lambda {lambda}): {e}", r.num_envs);
         close("advantages", &adv, want_adv, 1e-4).map_err(at)?;
         close("returns", &ret, want_ret, 1e-4).map_err(at)?;
@@ -84,15 +70,7 @@ fn gae_one_is_returns_minus_values() -> Result<(), String> {
     let cases: ReturnsGaeCases =
         read_cases(&policy_lab_assignments::grade::public_cases(), RETURNS_GAE)?;
     for (r, ..) in &cases.gae {
-        let (adv, _) = gae(
-            &r.rewards,
-            &r.values,
-            &r.next_values,
-            &r.episode_ends,
-            r.num_envs,
-            r.gamma,
-            1.0,
-        );
+        let (adv, _) = r.gae(1.0);
         let bootstrap: Vec<f32> = r.next_values.clone();
         let g = discounted_returns(&r.rewards, &r.episode_ends, &bootstrap, r.num_envs, r.gamma);
         let want: Vec<f32> = g.iter().zip(&r.values).map(|(g, v)| g - v).collect();
