@@ -6,19 +6,19 @@
 //! Replace each `todo!()`, then grade: `cargo run -p policy-lab-assignments --bin b_ppo_clip`.
 #![allow(unused_variables)]
 
-/// The probability ratios `exp(logp - old_logp)` (eq. PPO-1).
+/// The probability ratios of eq. (PPO-1), one per sample, from the log-probabilities.
 pub fn ratios(logp: &[f32], old_logp: &[f32]) -> Vec<f32> {
     todo!()
 }
 
-/// The clipped surrogate loss, averaged over the minibatch (eq. PPO-2, negated to be
-/// minimized): `mean_i -min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i)`.
+/// The clipped surrogate objective of eq. (PPO-2) with clip range `eps`, averaged over the
+/// minibatch and negated, so that it is a loss to minimize.
 pub fn clipped_loss(logp: &[f32], old_logp: &[f32], adv: &[f32], eps: f32) -> f32 {
     todo!()
 }
 
-/// The fraction of samples whose ratio is outside `[1 - eps, 1 + eps]` (CleanRL's `clipfrac`:
-/// `|r - 1| > eps`).
+/// The fraction of the minibatch's samples that the clip of eq. (PPO-2) acts on, as CleanRL
+/// logs it (`clipfrac`; the PPO chapter's "The diagnostics").
 pub fn clip_fraction(logp: &[f32], old_logp: &[f32], eps: f32) -> f32 {
     todo!()
 }

@@ -7,21 +7,19 @@
 //! Replace each `todo!()`, then grade: `cargo run -p policy-lab-assignments --bin d_grpo_k3`.
 #![allow(unused_variables)]
 
-/// GRPO's advantages (eq. GRPO-1): each reward minus its group's mean, divided by the group's
-/// sample standard deviation (n - 1 in the denominator, as torch.std) plus `1e-4`.
+/// GRPO's advantages, eq. (GRPO-1), group by group, with the standard deviation and the
+/// epsilon that TRL uses (the GRPO chapter says which, and why).
 pub fn group_zscore(rewards: &[f32], group_size: usize) -> Vec<f32> {
     todo!()
 }
 
-/// Leave-one-out advantages: each reward minus the mean of the *other* rewards of its group
-/// (no scaling).
+/// The leave-one-out (RLOO) advantages of the GRPO chapter, group by group, not scaled.
 pub fn leave_one_out(rewards: &[f32], group_size: usize) -> Vec<f32> {
     todo!()
 }
 
-/// The k3 estimate of KL(pi || pi_ref) per token (eq. GRPO-3), from the policy's log-probs
-/// `logp` of sampled tokens and the reference's `ref_logp` of the same tokens:
-/// with `log_r = ref_logp - logp`, `k3 = exp(log_r) - log_r - 1`.
+/// The k3 estimate of KL(pi || pi_ref) per token, eq. (GRPO-3), from the policy's log-probs
+/// `logp` of sampled tokens and the reference's `ref_logp` of the same tokens.
 pub fn k3(logp: &[f32], ref_logp: &[f32]) -> Vec<f32> {
     todo!()
 }
