@@ -9,13 +9,18 @@ use policy_lab_assignments::e_ppo_vs_grpo::{grpo_run, ppo_run, ANALYSIS};
 use policy_lab_assignments::grade::{grade, Check};
 
 const BUDGET: usize = 100_000;
+/// The assignment's task, exactly: options (a smaller maze, no obstacles) make another task.
+const ENV: &str = "Maze-v0";
 
 fn valid(config: &RunConfig, algo: Algo) -> Result<(), String> {
     if config.algo != algo {
         return Err(format!("the run's algo is {:?}, not {algo:?}", config.algo));
     }
-    if !config.env.starts_with("Maze-v0") {
-        return Err(format!("the run's env is {}, not a Maze-v0", config.env));
+    if config.env != ENV {
+        return Err(format!(
+            "the run's env is {:?}; the assignment is on {ENV:?}, with no options",
+            config.env
+        ));
     }
     if config.total_timesteps > BUDGET {
         return Err(format!(
@@ -119,4 +124,27 @@ fn main() {
             },
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_assignments_maze_is_accepted() {
+        let run = |env: &str| RunConfig {
+            algo: Algo::Ppo,
+            env: env.into(),
+            total_timesteps: BUDGET,
+            ..RunConfig::default()
+        };
+        assert_eq!(valid(&run("Maze-v0"), Algo::Ppo), Ok(()));
+        // A smaller or easier maze is another task.
+        for other in ["Maze-v0:size=2", "Maze-v0:obstacle_prob=0", "FrozenLake-v1"] {
+            assert!(
+                valid(&run(other), Algo::Ppo).is_err(),
+                "{other} was accepted"
+            );
+        }
+    }
 }
