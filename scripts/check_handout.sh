@@ -17,7 +17,11 @@ cargo build --quiet -p policy-lab-assignments --bin handout --bin cases --bin cl
 tools=$repo/target/debug
 "$tools/handout" "$work/handout"
 [ ! -e "$work/handout/tutorials/assignments/solutions" ] || fail "the handout holds the solutions"
+[ ! -e "$work/handout/book/book" ] || fail "the handout holds the built book (the library's listings)"
 grep -q 'todo!("assignment (a)")' "$work/handout/src/core/advantage.rs" || fail "no stub in advantage.rs"
+# The notebooks carry the book's listings as text: they show the stub, not the answer.
+! grep -rq 'next_adv\[i\] = adv\[k\]' "$work/handout/notebooks" || fail "a notebook shows (a)'s answer"
+grep -q 'todo!(\\"assignment (a)' "$work/handout/notebooks/actor-critic.ipynb" || fail "the notebook lacks the stub"
 heldout=$work/heldout
 "$tools/cases" --seed 4242 --out "$heldout"
 

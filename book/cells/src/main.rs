@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use policy_lab_cells::page::{render, Missing};
-use policy_lab_cells::{chapter, notebook, notebook_path, with_cells};
+use policy_lab_cells::{chapter, notebook_path, write_notebooks};
 use serde_json::Value;
 
 fn main() {
@@ -31,58 +31,16 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["supports", renderer] => std::process::exit(if renderer == "html" { 0 } else { 1 }),
-        ["notebooks"] => write_notebooks(Path::new("."), false),
-        ["notebooks", "--check"] => write_notebooks(Path::new("."), true),
+        ["notebooks"] => {
+            for path in write_notebooks(Path::new("."), false)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        ["notebooks", "--check"] => write_notebooks(Path::new("."), true).map(|_| ()),
         [] => preprocess(),
         _ => bail!("usage: policy-lab-cells [notebooks [--check] | supports RENDERER]"),
     }
-}
-
-/// Writes (or checks) every chapter's notebook; `root` is the repository's root.
-fn write_notebooks(root: &Path, check: bool) -> Result<()> {
-    let src = root.join("book/src");
-    let dir = root.join("notebooks");
-    let chapters = with_cells(&src)?;
-    let stems: Vec<String> = chapters.iter().map(|(s, _)| s.clone()).collect();
-    let mut stale = Vec::new();
-    for (stem, blocks) in &chapters {
-        let mut fresh = notebook::notebook(blocks, &src, &stems)?;
-        let path = notebook_path(&dir, stem);
-        let committed: Option<Value> = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        if check {
-            if committed.map(|c| notebook::sources(&c)) != Some(notebook::sources(&fresh)) {
-                stale.push(path.display().to_string());
-            }
-        } else {
-            if let Some(old) = &committed {
-                notebook::keep_outputs(&mut fresh, old);
-            }
-            let text = serde_json::to_string_pretty(&fresh)? + "\n";
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote {}", path.display());
-        }
-    }
-    // A notebook no chapter writes is a leftover.
-    for entry in std::fs::read_dir(&dir)? {
-        let path = entry?.path();
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
-        if path.extension().is_some_and(|e| e == "ipynb") && !stems.iter().any(|s| s == stem) {
-            stale.push(format!("{} (no chapter writes it)", path.display()));
-        }
-    }
-    if !stale.is_empty() {
-        bail!(
-            "these notebooks are not what their chapters write (run \
-             `cargo run -p policy-lab-cells -- notebooks`):\n  {}",
-            stale.join("\n  ")
-        );
-    }
-    Ok(())
 }
 
 /// mdBook's preprocessor: every chapter with cells gets its outputs.

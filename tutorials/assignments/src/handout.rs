@@ -12,9 +12,10 @@
 //! ```
 //!
 //! The handout keeps the line that says what to write and replaces the code up to the end
-//! marker with `todo!("assignment (a)")`. It leaves out what students must not see: the
-//! instructor solutions (`tutorials/assignments/solutions/`), CI's script, and any held-out
-//! cases kept in the repository.
+//! marker with `todo!("assignment (a)")`, and writes the notebooks again (they carry the
+//! book's listings of that code as text). It leaves out what students must not see: the
+//! instructor solutions (`tutorials/assignments/solutions/`), CI's script, the built book,
+//! and any held-out cases kept in the repository.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,9 @@ pub const LEFT_OUT: &[&str] = &[
     "target",
     "runs",
     ".git",
+    // The built book shows the library's listings, the answers among them.
+    "book/book",
+    "book/check/node_modules",
 ];
 
 /// Writes the handout of the repository at `repo` into `out` (which must not exist yet), and
@@ -113,6 +117,9 @@ pub fn build(repo: &Path, out: &Path) -> Result<Vec<Region>, String> {
             repo.display()
         ));
     }
+    // The notebooks carry the book's listings of the library as text: write them again from
+    // the stubbed library, so that they show the `todo!()`, not the answer.
+    policy_lab_cells::write_notebooks(out, false).map_err(|e| format!("{e:#}"))?;
     let student = repo.join("tutorials/assignments/STUDENTS.md");
     let readme = fs::read_to_string(&student).map_err(|e| format!("{}: {e}", student.display()))?;
     fs::write(out.join("README.md"), readme).map_err(|e| e.to_string())?;
