@@ -91,34 +91,27 @@ fn student_may_change(relative: &Path) -> bool {
     student_files.iter().any(|f| inside == Path::new(f))
 }
 
-/// Copies `from` over `to`, file by file; returns the submitted files it refused.
-fn overlay(root: &Path, from: &Path, to: &Path, refused: &mut Vec<String>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let path = entry.path();
-        let relative = path.strip_prefix(root).expect("inside the submission");
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            overlay(root, &path, &target, refused)?;
-        } else if student_may_change(relative) {
-            std::fs::copy(&path, &target)?;
-        } else {
-            refused.push(relative.display().to_string());
-        }
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies the files under `from` over `to`, those that `may_copy` (given their path under
+/// `root`) accepts; lists the others in `refused`.
+fn copy_files(
+    root: &Path,
+    from: &Path,
+    to: &Path,
+    may_copy: &dyn Fn(&Path) -> bool,
+    refused: &mut Vec<String>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
+        let path = entry.path();
+        let relative = path.strip_prefix(root).expect("inside the tree");
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
+            copy_files(root, &path, &target, may_copy, refused)?;
+        } else if may_copy(relative) {
+            std::fs::copy(&path, &target)?;
         } else {
-            std::fs::copy(entry.path(), &target)?;
+            refused.push(relative.display().to_string());
         }
     }
     Ok(())
@@ -221,9 +214,15 @@ fn grade_one(o: &Options, checks: &[(u64, String)], submission: &Path) -> std::i
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
     }
-    copy_tree(&o.handout, &work)?;
     let mut refused = Vec::new();
-    overlay(submission, submission, &work, &mut refused)?;
+    copy_files(&o.handout, &o.handout, &work, &|_| true, &mut refused)?;
+    copy_files(
+        submission,
+        submission,
+        &work,
+        &student_may_change,
+        &mut refused,
+    )?;
     let note = if refused.is_empty() {
         String::new()
     } else {
