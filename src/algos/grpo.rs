@@ -178,7 +178,8 @@ impl GrpoUpdate {
         )
     }
     // ANCHOR: grpo_loss_type
-    fn aggregation(&self, batch: usize, max_len: usize) -> Aggregation {
+    /// How `loss_type` reduces a batch of `batch` completions padded to `max_len` tokens.
+    pub fn aggregation(&self, batch: usize, max_len: usize) -> Aggregation {
         match self.loss_type {
             LossType::Grpo => Aggregation::SequenceMean,
             LossType::Bnpo | LossType::Dapo => Aggregation::TokenMean,

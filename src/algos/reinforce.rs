@@ -14,6 +14,7 @@ use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::core::actor_critic::ActorCritic;
@@ -133,9 +134,11 @@ impl<B: AutodiffBackend> Reinforce<B> {
     /// One iteration: collect, advantages, update, metrics. Each step is a method of its
     /// own, so that a notebook cell can call them one at a time.
     pub fn iterate(&mut self) -> policy_lab_envs::Result<Metrics> {
+        // Assignment (f) begins: collect a rollout, its advantages, one update (steps 1-3).
         let rollout = self.collect()?;
         let advantages = self.advantages(&rollout);
         Ok(self.update(&rollout, advantages))
+        // Assignment (f) ends.
     }
 
     /// 1. Collect `num_steps` steps of each environment copy with the current policy.
@@ -193,24 +196,9 @@ impl<B: AutodiffBackend> Reinforce<B> {
             returns,
             adv,
         } = a;
-        // ANCHOR: rf_policy_step
-        // One policy-gradient step (eq. RF-2), then the critic's regression.
         let all: Vec<usize> = (0..r.len()).collect();
         let (obs, actions) = obs_and_actions::<B>(r, &all, &self.device);
-        let log_probs = categorical::log_probs(self.model.actor.forward(obs.clone()));
-        let logp = categorical::log_prob_of(log_probs.clone(), actions);
-        let entropy = categorical::entropy(log_probs).mean();
-        let pg_loss = -(logp * tensor1::<B>(adv, &self.device)).mean();
-        let loss = pg_loss.clone() - entropy.clone() * c.ent_coef;
-        let (actor, _) = gradient_step(
-            self.model.actor.clone(),
-            loss,
-            &mut self.actor_optim,
-            c.learning_rate,
-            None,
-        );
-        self.model.actor = actor;
-        // ANCHOR_END: rf_policy_step
+        let (pg_loss, entropy) = self.policy_step(obs.clone(), actions, adv);
 
         // ANCHOR: rf_critic
         let ev = crate::core::metrics::explained_variance(&values, &returns);
@@ -235,8 +223,8 @@ impl<B: AutodiffBackend> Reinforce<B> {
         // ANCHOR: rf_metrics
         // 4. Metrics.
         let mut m = Metrics::new();
-        m.insert("policy_loss", scalar(&pg_loss));
-        m.insert("entropy", scalar(&entropy));
+        m.insert("policy_loss", pg_loss);
+        m.insert("entropy", entropy);
         m.insert("value_loss", v_loss);
         m.insert("explained_variance", ev);
         m.insert("global_step", self.global_step() as f64);
@@ -244,6 +232,36 @@ impl<B: AutodiffBackend> Reinforce<B> {
         m
         // ANCHOR_END: rf_metrics
     }
+
+    // ANCHOR: rf_policy_step
+    /// 3a. One policy-gradient step (eq. RF-2) on the states `obs` (`[steps, obs_dim]`), the
+    /// actions taken there and their advantages, with the entropy bonus `ent_coef`, at the
+    /// learning rate `learning_rate`; returns the policy loss and the mean entropy.
+    pub fn policy_step(
+        &mut self,
+        obs: Tensor<B, 2>,
+        actions: Tensor<B, 1, Int>,
+        adv: Vec<f32>,
+    ) -> (f64, f64) {
+        // Assignment (f) begins: the loss of eq. (RF-2) minus the entropy bonus, then one step.
+        let c = &self.config;
+        let log_probs = categorical::log_probs(self.model.actor.forward(obs));
+        let logp = categorical::log_prob_of(log_probs.clone(), actions);
+        let entropy = categorical::entropy(log_probs).mean();
+        let pg_loss = -(logp * tensor1::<B>(adv, &self.device)).mean();
+        let loss = pg_loss.clone() - entropy.clone() * c.ent_coef;
+        let (actor, _) = gradient_step(
+            self.model.actor.clone(),
+            loss,
+            &mut self.actor_optim,
+            c.learning_rate,
+            None,
+        );
+        self.model.actor = actor;
+        (scalar(&pg_loss), scalar(&entropy))
+        // Assignment (f) ends.
+    }
+    // ANCHOR_END: rf_policy_step
 }
 
 /// What step 2 computes from a rollout, one entry per step (time-major, as the rollout).

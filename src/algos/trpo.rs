@@ -141,8 +141,7 @@ pub fn fisher_vector_product<B: AutodiffBackend>(
     let jv = (shifted(1.0) - shifted(-1.0)) / (2.0 * eps);
     // u = M J v, with M = diag(p) - p p^T per state.
     let p = softmax(inner.forward(obs_inner), 1);
-    let pjv = p.clone() * jv;
-    let u = pjv.clone() - p * pjv.sum_dim(1);
+    let u = categorical_fisher_middle(p, jv);
     // J^T u by one backward pass of sum(logits * u) / N.
     let u = Tensor::<B, 2>::from_inner(u);
     let loss = (actor.forward(obs.clone()) * u).sum() / n;
@@ -151,6 +150,18 @@ pub fn fisher_vector_product<B: AutodiffBackend>(
     fv.iter().zip(v).map(|(f, x)| f + damping * x).collect()
 }
 // ANCHOR_END: trpo_fvp
+
+// ANCHOR: trpo_fisher_middle
+/// The middle of a categorical policy's Fisher matrix, `F = E[J^T M J]` (eq. TRPO-4): for
+/// each state (row) the action probabilities `p` and how the logits move, `jv = J v`, gives
+/// `M (J v)` with `M = diag(p) - p p^T`, the Hessian of the log-partition of the softmax.
+pub fn categorical_fisher_middle<B: Backend>(p: Tensor<B, 2>, jv: Tensor<B, 2>) -> Tensor<B, 2> {
+    // Assignment (c) begins: M (J v) row by row, without forming M.
+    let pjv = p.clone() * jv;
+    pjv.clone() - p * pjv.sum_dim(1)
+    // Assignment (c) ends.
+}
+// ANCHOR_END: trpo_fisher_middle
 
 // ANCHOR: trpo_cg
 /// Solves `A x = b` for a symmetric positive definite `A` given as `a(v) = A v`, in at most
@@ -161,6 +172,7 @@ pub fn conjugate_gradient(
     steps: usize,
     tol: f32,
 ) -> Vec<f32> {
+    // Assignment (c) begins: conjugate gradient from x = 0, eq. (TRPO-5); stop once r.r < tol.
     let mut x = vec![0.0; b.len()];
     let mut r = b.to_vec();
     let mut p = b.to_vec();
@@ -183,6 +195,7 @@ pub fn conjugate_gradient(
         rr = rr_new;
     }
     x
+    // Assignment (c) ends.
 }
 // ANCHOR_END: trpo_cg
 

@@ -134,6 +134,7 @@ pub fn group_advantages(
         group_size >= 2 && rewards.len().is_multiple_of(group_size),
         "groups of at least 2, and whole groups"
     );
+    // Assignment (d) begins: each baseline and each scaling above, eq. (GRPO-1), with TRL's std.
     let g = group_size as f32;
     let mut adv = Vec::with_capacity(rewards.len());
     for group in rewards.chunks(group_size) {
@@ -155,6 +156,7 @@ pub fn group_advantages(
         adv.iter_mut().for_each(|a| *a /= std + GROUP_STD_EPS);
     }
     adv
+    // Assignment (d) ends.
 }
 // ANCHOR_END: grpo_group_advantages
 

@@ -16,7 +16,9 @@ pub fn ratio<B: Backend, const D: usize>(
     logp: Tensor<B, D>,
     old_logp: Tensor<B, D>,
 ) -> Tensor<B, D> {
+    // Assignment (b) begins: the ratio of eq. (PPO-1), from the two log-probabilities.
     (logp - old_logp).exp()
+    // Assignment (b) ends.
 }
 // ANCHOR_END: ppo_ratio
 
@@ -33,9 +35,11 @@ pub fn clipped_surrogate<B: Backend, const D: usize>(
     eps_low: f32,
     eps_high: f32,
 ) -> Tensor<B, D> {
+    // Assignment (b) begins: the per-token loss of eq. (PPO-2), with the two clip ranges.
     let unclipped = ratio.clone() * advantages.clone();
     let clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * advantages;
     -unclipped.min_pair(clipped)
+    // Assignment (b) ends.
 }
 // ANCHOR_END: grpo_clipped_surrogate
 
@@ -59,12 +63,14 @@ pub fn kl<B: Backend, const D: usize>(
     ref_logp: Tensor<B, D>,
     estimator: KlEstimator,
 ) -> Tensor<B, D> {
+    // Assignment (d) begins: the three estimators above, per token, eq. (GRPO-3) for k3.
     let log_r = ref_logp - logp;
     match estimator {
         KlEstimator::K1 => -log_r,
         KlEstimator::K2 => log_r.clone() * log_r / 2.0,
         KlEstimator::K3 => log_r.clone().exp() - log_r - 1.0,
     }
+    // Assignment (d) ends.
 }
 // ANCHOR_END: grpo_kl
 
@@ -88,6 +94,7 @@ pub fn aggregate<B: Backend>(
     mask: Tensor<B, 2>,
     how: Aggregation,
 ) -> Tensor<B, 1> {
+    // Assignment (g) begins: each aggregation of eq. (GRPO-4), over the masked tokens only.
     let masked = per_token * mask.clone();
     match how {
         Aggregation::SequenceMean => {
@@ -99,6 +106,7 @@ pub fn aggregate<B: Backend>(
         }
         Aggregation::Constant(c) => masked.sum().reshape([1]) / c,
     }
+    // Assignment (g) ends.
 }
 // ANCHOR_END: grpo_aggregate
 

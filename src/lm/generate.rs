@@ -177,11 +177,45 @@ pub fn selective_log_softmax<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 3, Int>,
 ) -> Tensor<B, 3> {
+    // Assignment (g) begins: each target's log-probability, without forming log_softmax.
     let max = logits.clone().detach().max_dim(2);
     let log_z = (logits.clone() - max.clone()).exp().sum_dim(2).log() + max;
     logits.gather(2, targets) - log_z
+    // Assignment (g) ends.
 }
 // ANCHOR_END: grpolm_selective_log_softmax
+
+// ANCHOR: lm_completion_batch
+/// The model's input for scoring completions: each row is its left-padded prompt (from
+/// `prompts`, all of one length `p`), then its completion, right-padded with `pad` to the
+/// longest completion `c`. Returns that batch (tokens and `valid`, `p + c` per row, `valid`
+/// false on every pad), the targets (`rows * c`, row-major: completion token `j` of each row,
+/// `pad` past its end) and the completion mask of the same layout (`1` on real completion
+/// tokens, `0` on padding).
+pub fn completion_batch(
+    prompts: Batch,
+    completions: &[Vec<u32>],
+    pad: u32,
+) -> (Batch, Vec<i64>, Vec<f32>) {
+    // Assignment (g) begins: append each completion and its padding; targets and mask.
+    let c_len = completions.iter().map(Vec::len).max().unwrap_or(0);
+    let mut batch = prompts;
+    let mut targets = Vec::with_capacity(completions.len() * c_len);
+    let mut mask = Vec::with_capacity(completions.len() * c_len);
+    for (r, completion) in completions.iter().enumerate() {
+        for j in 0..c_len {
+            let real = j < completion.len();
+            let token = if real { completion[j] } else { pad };
+            batch.tokens[r].push(token);
+            batch.valid[r].push(real);
+            targets.push(token as i64);
+            mask.push(if real { 1.0f32 } else { 0.0 });
+        }
+    }
+    (batch, targets, mask)
+    // Assignment (g) ends.
+}
+// ANCHOR_END: lm_completion_batch
 
 /// `log pi(token)` of every completion token under `model` (with gradients when `B` is an
 /// autodiff backend), from `logits / temperature`: `[rows, max_completion_len]`, and the mask
@@ -199,22 +233,7 @@ pub fn completion_log_probs<B: Backend>(
         prompt_batch.len(),
         completions.iter().map(Vec::len).max().unwrap_or(0),
     );
-    // ANCHOR: lm_completion_batch
-    // Each row: the left-padded prompt, then the completion, right-padded.
-    let mut batch = prompt_batch;
-    let mut targets = Vec::with_capacity(rows * c_len);
-    let mut mask = Vec::with_capacity(rows * c_len);
-    for (r, completion) in completions.iter().enumerate() {
-        for j in 0..c_len {
-            let real = j < completion.len();
-            let token = if real { completion[j] } else { pad };
-            batch.tokens[r].push(token);
-            batch.valid[r].push(real);
-            targets.push(token as i64);
-            mask.push(if real { 1.0f32 } else { 0.0 });
-        }
-    }
-    // ANCHOR_END: lm_completion_batch
+    let (batch, targets, mask) = completion_batch(prompt_batch, completions, pad);
     // ANCHOR: grpolm_completion_log_probs
     let hidden = model.hidden(&batch)?;
     let device = hidden.device();

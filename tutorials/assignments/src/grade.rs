@@ -226,3 +226,53 @@ pub fn rng(seed: u64) -> rand::rngs::StdRng {
     use rand::SeedableRng;
     rand::rngs::StdRng::seed_from_u64(seed)
 }
+
+/// Trains `config` (the student's code inside the learners) and asks its greedy evaluation's
+/// mean return to reach `target`: bounded by steps (`config.total_timesteps`), as the
+/// ladder's own tests are, never by time.
+pub fn learns(config: policy_lab::run::train::RunConfig, target: f64) -> Result<(), String> {
+    use policy_lab::run::train::train_on;
+    let out = std::env::temp_dir().join(format!(
+        "policy-lab-grade-{}-{}-{}",
+        config.algo.name(),
+        config.seed,
+        std::process::id()
+    ));
+    let summary = train_on(
+        &config,
+        &out,
+        policy_lab::run::Start::Overwrite,
+        &mut std::io::sink(),
+    )
+    .map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&out);
+    let got = summary?.evaluation.mean_return();
+    if got >= target {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} on {} (seed {}) reached a greedy return of {got:.3} after {} steps; it needs {target}",
+            config.algo.name(),
+            config.env,
+            config.seed,
+            config.total_timesteps
+        ))
+    }
+}
+
+/// The ladder's run of `algo` on its maze (`Maze-v0`, 8x8, optimal greedy return 0.870)
+/// with the ladder's step budget and seed 1, evaluated over 10 greedy episodes.
+pub fn ladder_run(algo: policy_lab::run::train::Algo) -> policy_lab::run::train::RunConfig {
+    use policy_lab::run::ladder::{budget, LADDER_ENV};
+    policy_lab::run::train::RunConfig {
+        algo,
+        env: LADDER_ENV.into(),
+        seed: 1,
+        total_timesteps: budget(algo),
+        eval_episodes: 10,
+        ..Default::default()
+    }
+}
+
+/// The greedy return a ladder run must reach: the maze's optimum (0.870) to within 0.01.
+pub const LADDER_TARGET: f64 = 0.86;

@@ -46,14 +46,41 @@ fn is_end_marker(line: &str, letter: char) -> bool {
     line.trim() == format!("{BEGINS}{letter}{ENDS_AFTER}")
 }
 
-/// `text` with every marked region's code replaced by a `todo!()`, and the regions found.
+/// Which assignments a handout stubs: all of them, or the letters given (`"bd"`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Assignments {
+    #[default]
+    All,
+    Only(String),
+}
+
+impl Assignments {
+    pub fn includes(&self, letter: char) -> bool {
+        match self {
+            Assignments::All => true,
+            Assignments::Only(letters) => letters.contains(letter),
+        }
+    }
+}
+
+/// `text` with the code of every marked region of the chosen assignments replaced by a
+/// `todo!()` (the others' left as they are, markers included), and the regions replaced.
 /// Refuses a begin marker without its end marker, and nested markers.
-pub fn stub_regions(text: &str, file: &Path) -> Result<(String, Vec<Region>), String> {
+pub fn stub_regions(
+    text: &str,
+    file: &Path,
+    chosen: &Assignments,
+) -> Result<(String, Vec<Region>), String> {
     let mut out = String::with_capacity(text.len());
     let mut regions = Vec::new();
-    let mut open: Option<(char, usize)> = None;
+    // The region open at this line: its letter, where it began, and whether it is stubbed.
+    let mut open: Option<(char, usize, bool)> = None;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         match (open, begin_marker(line)) {
+            (None, Some((letter, _))) if !chosen.includes(letter) => {
+                out.push_str(line);
+                open = Some((letter, i + 1, false));
+            }
             (None, Some((letter, task))) => {
                 let indent = &line[..line.len() - line.trim_start().len()];
                 out.push_str(&format!("{indent}// Assignment ({letter}): {task}\n"));
@@ -64,16 +91,19 @@ pub fn stub_regions(text: &str, file: &Path) -> Result<(String, Vec<Region>), St
                     file: file.to_path_buf(),
                     line: i + 1,
                 });
-                open = Some((letter, i + 1));
+                open = Some((letter, i + 1, true));
             }
-            (Some((letter, at)), Some(_)) => {
+            (Some((letter, at, _)), Some(_)) => {
                 return Err(format!(
                     "{}:{}: an assignment marker inside assignment ({letter})'s region, which begins at line {at}",
                     file.display(),
                     i + 1
                 ))
             }
-            (Some((letter, _)), None) => {
+            (Some((letter, _, stubbed)), None) => {
+                if !stubbed {
+                    out.push_str(line);
+                }
                 if is_end_marker(line, letter) {
                     open = None;
                 }
@@ -81,7 +111,7 @@ pub fn stub_regions(text: &str, file: &Path) -> Result<(String, Vec<Region>), St
             (None, None) => out.push_str(line),
         }
     }
-    if let Some((letter, at)) = open {
+    if let Some((letter, at, _)) = open {
         return Err(format!(
             "{}:{at}: assignment ({letter}) begins here and never ends (`{BEGINS}{letter}{ENDS_AFTER}`)",
             file.display()
@@ -103,17 +133,17 @@ pub const LEFT_OUT: &[&str] = &[
     "book/check/node_modules",
 ];
 
-/// Writes the handout of the repository at `repo` into `out` (which must not exist yet), and
-/// returns the marked regions it replaced.
-pub fn build(repo: &Path, out: &Path) -> Result<Vec<Region>, String> {
+/// Writes the handout of the repository at `repo` into `out` (which must not exist yet), with
+/// the `chosen` assignments stubbed, and returns the marked regions it replaced.
+pub fn build(repo: &Path, out: &Path, chosen: &Assignments) -> Result<Vec<Region>, String> {
     if out.exists() {
         return Err(format!("{} already exists", out.display()));
     }
     let mut regions = Vec::new();
-    copy_dir(repo, repo, out, &mut regions)?;
+    copy_dir(repo, repo, out, chosen, &mut regions)?;
     if regions.is_empty() {
         return Err(format!(
-            "{} has no assignment markers: is it policy-lab's repository?",
+            "{} has no markers of assignments {chosen:?}: is it policy-lab's repository?",
             repo.display()
         ));
     }
@@ -126,7 +156,13 @@ pub fn build(repo: &Path, out: &Path) -> Result<Vec<Region>, String> {
     Ok(regions)
 }
 
-fn copy_dir(repo: &Path, dir: &Path, out: &Path, regions: &mut Vec<Region>) -> Result<(), String> {
+fn copy_dir(
+    repo: &Path,
+    dir: &Path,
+    out: &Path,
+    chosen: &Assignments,
+    regions: &mut Vec<Region>,
+) -> Result<(), String> {
     fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
@@ -142,10 +178,10 @@ fn copy_dir(repo: &Path, dir: &Path, out: &Path, regions: &mut Vec<Region>) -> R
         let target = out.join(entry.file_name());
         let kind = entry.file_type().map_err(|e| e.to_string())?;
         if kind.is_dir() {
-            copy_dir(repo, &path, &target, regions)?;
+            copy_dir(repo, &path, &target, chosen, regions)?;
         } else if path.extension().is_some_and(|x| x == "rs") {
             let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let (stubbed, found) = stub_regions(&text, relative)?;
+            let (stubbed, found) = stub_regions(&text, relative, chosen)?;
             regions.extend(found);
             fs::write(&target, stubbed).map_err(|e| format!("{}: {e}", target.display()))?;
         } else if kind.is_file() {
@@ -163,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_marked_region_becomes_a_todo_with_its_task() {
-        let (out, regions) = stub_regions(MARKED, Path::new("f.rs")).unwrap();
+        let (out, regions) = stub_regions(MARKED, Path::new("f.rs"), &Assignments::All).unwrap();
         assert_eq!(
             out,
             "fn f(x: f32) -> f32 {\n    let y = x;\n    // Assignment (a): double it.\n    todo!(\"assignment (a)\")\n}\n"
@@ -177,7 +213,7 @@ mod tests {
     fn unmarked_text_is_unchanged() {
         let text = "// Assignment (x) is mentioned here, but not as a marker.\nfn g() {}\n";
         assert_eq!(
-            stub_regions(text, Path::new("g.rs")).unwrap(),
+            stub_regions(text, Path::new("g.rs"), &Assignments::All).unwrap(),
             (text.to_string(), vec![])
         );
     }
@@ -185,15 +221,28 @@ mod tests {
     #[test]
     fn a_region_without_its_end_or_inside_another_is_refused() {
         let unended = MARKED.replace("    // Assignment (a) ends.\n", "");
-        let err = stub_regions(&unended, Path::new("f.rs")).unwrap_err();
+        let err = stub_regions(&unended, Path::new("f.rs"), &Assignments::All).unwrap_err();
         assert!(
             err.contains("f.rs:3: assignment (a) begins here and never ends"),
             "{err}"
         );
         let wrong_end = MARKED.replace("(a) ends", "(b) ends");
-        assert!(stub_regions(&wrong_end, Path::new("f.rs")).is_err());
+        assert!(stub_regions(&wrong_end, Path::new("f.rs"), &Assignments::All).is_err());
         let nested = MARKED.replace("    z\n", "    // Assignment (b) begins: no.\n");
-        let err = stub_regions(&nested, Path::new("f.rs")).unwrap_err();
+        let err = stub_regions(&nested, Path::new("f.rs"), &Assignments::All).unwrap_err();
         assert!(err.contains("inside assignment (a)'s region"), "{err}");
+    }
+
+    #[test]
+    fn only_the_chosen_assignments_are_stubbed() {
+        let both = format!("{MARKED}{}", MARKED.replace("(a)", "(b)"));
+        let (out, regions) =
+            stub_regions(&both, Path::new("f.rs"), &Assignments::Only("b".into())).unwrap();
+        assert_eq!(regions.len(), 1);
+        assert_eq!(regions[0].assignment, 'b');
+        // (a)'s region is kept whole, its markers too; (b)'s is a todo.
+        assert!(out.starts_with(MARKED), "{out}");
+        assert!(out.contains("todo!(\"assignment (b)\")"), "{out}");
+        assert!(!out.contains("todo!(\"assignment (a)\")"), "{out}");
     }
 }

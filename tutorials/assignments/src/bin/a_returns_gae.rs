@@ -9,11 +9,11 @@
 use std::path::Path;
 
 use policy_lab::core::advantage::discounted_returns;
-use policy_lab::run::ladder::budget;
-use policy_lab::run::train::{train_on, Algo, RunConfig};
-use policy_lab::run::Start;
+use policy_lab::run::train::Algo;
 use policy_lab_assignments::cases::{ReturnsGaeCases, RETURNS_GAE};
-use policy_lab_assignments::grade::{close, grade_with_cases, read_cases, CaseCheck, Check};
+use policy_lab_assignments::grade::{
+    self, close, grade_with_cases, ladder_run, read_cases, CaseCheck, Check, LADDER_TARGET,
+};
 
 fn returns_by_hand() -> Result<(), String> {
     // One copy, gamma 0.5, r = 1, 1, 1. Step 1 terminates its episode (nothing follows);
@@ -79,33 +79,8 @@ fn gae_one_is_returns_minus_values() -> Result<(), String> {
     Ok(())
 }
 
-/// Trains `algo` on the ladder's maze (`Maze-v0`, 8x8, optimal greedy return 0.870) with
-/// the ladder's step budget and seed 1, the student's code inside, and asks its greedy
-/// return to reach 0.86: bounded by steps, as the ladder's own tests are.
 fn learns(algo: Algo) -> Result<(), String> {
-    let (env, steps, target) = ("Maze-v0", budget(algo), 0.86);
-    let config = RunConfig {
-        algo,
-        env: env.into(),
-        seed: 1,
-        total_timesteps: steps,
-        eval_episodes: 10,
-        ..RunConfig::default()
-    };
-    let out = std::env::temp_dir().join(format!(
-        "policy-lab-grade-a-{}-{}",
-        algo.name(),
-        std::process::id()
-    ));
-    let summary = train_on(&config, &out, Start::Overwrite, &mut std::io::sink())
-        .map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&out);
-    let got = summary.evaluation.mean_return();
-    if got >= target {
-        Ok(())
-    } else {
-        Err(format!("{} on {env} reached a greedy return of {got:.3} after {steps} steps; it needs {target}", algo.name()))
-    }
+    grade::learns(ladder_run(algo), LADDER_TARGET)
 }
 
 fn main() {
@@ -133,12 +108,12 @@ fn main() {
                 test: gae_one_is_returns_minus_values,
             },
             Check {
-                name: "REINFORCE with your returns solves Maze-v0 in 40,000 steps",
+                name: "REINFORCE with your returns (and your loop, (f)) solves Maze-v0 in 40,000 steps",
                 points: 2,
                 test: || learns(Algo::Reinforce),
             },
             Check {
-                name: "PPO with your GAE solves Maze-v0 in 100,000 steps",
+                name: "PPO with your GAE (and your clipped loss, (b)) solves Maze-v0 in 100,000 steps",
                 points: 3,
                 test: || learns(Algo::Ppo),
             },

@@ -1,188 +1,120 @@
-//! Grades assignment (c): `cargo run -p policy-lab-assignments --bin c_trpo_cg`.
-//! References: policy-lab's `algos::trpo::conjugate_gradient`, and the Fisher matrix written
-//! out from its definition, `F = mean_s sum_a p(a|s) g g^T` with `g` the score
-//! `grad_W log p(a|s)`.
+//! Grades assignment (c), conjugate gradient and the Fisher-vector product:
+//! `cargo run -p policy-lab-assignments --bin c_trpo_cg`.
+//!
+//! The student writes policy-lab's own `algos::trpo::{conjugate_gradient,
+//! categorical_fisher_middle}` (the handout has a `todo!()` in each), which TRPO's natural
+//! gradient step calls. The checks work them by hand, compare them with case files
+//! (`cases/c_trpo_cg.json`, and held-out ones with `--heldout DIR`), then train TRPO.
 
-use policy_lab::algos::trpo;
-use policy_lab_assignments::c_trpo_cg::{conjugate_gradient, fisher_vector_product};
-use policy_lab_assignments::grade::{close, grade, rng, Check};
-use rand::RngExt;
+use std::path::Path;
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+use policy_lab::algos::trpo::{categorical_fisher_middle, conjugate_gradient};
+use policy_lab::run::train::Algo;
+use policy_lab_assignments::cases::trpo_cg::{TrpoCases, FILE};
+use policy_lab_assignments::cases::{matrix, values};
+use policy_lab_assignments::grade::{
+    self, close, grade_with_cases, ladder_run, read_cases, CaseCheck, Check, LADDER_TARGET,
+};
+
+fn times(a: &[[f32; 2]; 2], v: &[f32]) -> Vec<f32> {
+    a.iter().map(|row| row[0] * v[0] + row[1] * v[1]).collect()
 }
 
-/// A random symmetric positive definite matrix `B^T B + I` of size `n`.
-fn spd(seed: u64, n: usize) -> Vec<Vec<f32>> {
-    let mut r = rng(seed);
-    let b: Vec<Vec<f32>> = (0..n)
-        .map(|_| (0..n).map(|_| r.random_range(-1.0..1.0)).collect())
-        .collect();
-    (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| {
-                    (0..n).map(|k| b[k][i] * b[k][j]).sum::<f32>() + if i == j { 1.0 } else { 0.0 }
-                })
-                .collect()
-        })
-        .collect()
+fn cg_by_hand() -> Result<(), String> {
+    // A = [[4, 1], [1, 3]], b = [1, 2]: x = [1/11, 7/11], exact in two iterations.
+    let a = [[4.0, 1.0], [1.0, 3.0]];
+    let x = conjugate_gradient(|v| times(&a, v), &[1.0, 2.0], 2, 1e-12);
+    close("x", &x, &[1.0 / 11.0, 7.0 / 11.0], 1e-5)?;
+    // One iteration is a steepest-descent step from 0: x = (b.b / b.Ab) b = (5 / 20) b.
+    let x = conjugate_gradient(|v| times(&a, v), &[1.0, 2.0], 1, 1e-12);
+    close("x after one iteration", &x, &[0.25, 0.5], 1e-5)?;
+    // A tolerance already met by b itself (r = b at x = 0): no iteration at all.
+    let x = conjugate_gradient(|v| times(&a, v), &[1.0, 2.0], 10, 10.0);
+    close("x when r.r < tol from the start", &x, &[0.0, 0.0], 0.0)
 }
 
-fn cg_solves() -> Result<(), String> {
-    for (seed, n) in [(1, 5), (2, 12), (3, 30)] {
-        let a = spd(seed, n);
-        let mul = |v: &[f32]| a.iter().map(|row| dot(row, v)).collect::<Vec<f32>>();
-        let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
-        let x = conjugate_gradient(&mul, &b, 10 * n, 1e-10);
-        close("A x", &mul(&x), &b, 1e-3).map_err(|e| format!("size {n}: {e}"))?;
-    }
-    Ok(())
+fn middle_by_hand() -> Result<(), String> {
+    // p = (0.5, 0.25, 0.25); moving every logit by the same amount changes no probability,
+    // so M 1 = 0; moving the first logit alone: M e_1 = p_1 (e_1 - p) = (0.25, -0.125, -0.125).
+    let p = matrix(2, 3, &[0.5, 0.25, 0.25, 0.5, 0.25, 0.25]);
+    let jv = matrix(2, 3, &[1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+    let u = values(categorical_fisher_middle(p, jv));
+    close("M (J v)", &u, &[0.0, 0.0, 0.0, 0.25, -0.125, -0.125], 1e-6)
 }
 
-fn cg_matches_policy_lab() -> Result<(), String> {
-    // A few iterations only: the same iterates as policy-lab's.
-    let a = spd(4, 20);
-    let mul = |v: &[f32]| a.iter().map(|row| dot(row, v)).collect::<Vec<f32>>();
-    let b: Vec<f32> = (0..20).map(|i| 1.0 - i as f32 / 10.0).collect();
-    for steps in [1, 3, 6] {
-        let want = trpo::conjugate_gradient(mul, &b, steps, 1e-10);
-        close(
-            "x",
-            &conjugate_gradient(&mul, &b, steps, 1e-10),
-            &want,
-            1e-3,
-        )
-        .map_err(|e| format!("{steps} iterations: {e}"))?;
-    }
-    Ok(())
-}
-
-fn cg_stops_early() -> Result<(), String> {
-    // b = 0 is solved before any iteration; a matrix-vector product would be wasted.
-    let calls = std::cell::Cell::new(0);
-    let mul = |v: &[f32]| {
-        calls.set(calls.get() + 1);
-        v.to_vec()
-    };
-    let x = conjugate_gradient(&mul, &[0.0; 4], 10, 1e-10);
-    close("x", &x, &[0.0; 4], 0.0)?;
-    match calls.get() {
-        0 => Ok(()),
-        n => Err(format!(
-            "{n} products for b = 0; the residual is already below tol"
-        )),
-    }
-}
-
-/// The Fisher matrix from its definition.
-fn explicit_fisher(w: &[f32], num_actions: usize, states: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let dim = w.len() / num_actions;
-    let n = w.len();
-    let mut f = vec![vec![0.0f32; n]; n];
-    for s in states {
-        let logits: Vec<f32> = (0..num_actions)
-            .map(|a| dot(&w[a * dim..(a + 1) * dim], s))
-            .collect();
-        let z: f32 = logits.iter().map(|l| l.exp()).sum();
-        let p: Vec<f32> = logits.iter().map(|l| l.exp() / z).collect();
-        for a in 0..num_actions {
-            // the score of action a: (1[a = b] - p_b) s_d at (b, d)
-            let g: Vec<f32> = (0..n)
-                .map(|k| ((if k / dim == a { 1.0 } else { 0.0 }) - p[k / dim]) * s[k % dim])
-                .collect();
-            for i in 0..n {
-                for j in 0..n {
-                    f[i][j] += p[a] * g[i] * g[j] / states.len() as f32;
-                }
-            }
+fn cg_cases(dir: &Path, stopped_early: bool) -> Result<(), String> {
+    let cases: TrpoCases = read_cases(dir, FILE)?;
+    for (i, c) in cases.cg.iter().enumerate() {
+        if (c.steps < c.n || c.tol > 1e-6) != stopped_early {
+            continue;
         }
-    }
-    f
-}
-
-fn fvp_case(seed: u64) -> (Vec<f32>, Vec<Vec<f32>>, Vec<f32>) {
-    let mut r = rng(seed);
-    let (actions, dim) = (4, 3);
-    let w = (0..actions * dim)
-        .map(|_| r.random_range(-1.0..1.0))
-        .collect();
-    let states = (0..16)
-        .map(|_| (0..dim).map(|_| r.random_range(-2.0..2.0)).collect())
-        .collect();
-    let v = (0..actions * dim)
-        .map(|_| r.random_range(-1.0..1.0))
-        .collect();
-    (w, states, v)
-}
-
-fn fvp_matches(damping: f32) -> Result<(), String> {
-    for seed in 10..15 {
-        let (w, states, v) = fvp_case(seed);
-        let f = explicit_fisher(&w, 4, &states);
-        let want: Vec<f32> = f
-            .iter()
-            .zip(&v)
-            .map(|(row, x)| dot(row, &v) + damping * x)
-            .collect();
-        close(
-            "F v",
-            &fisher_vector_product(&w, 4, &states, &v, damping),
-            &want,
-            1e-4,
-        )
-        .map_err(|e| format!("seed {seed}, damping {damping}: {e}"))?;
+        close("x", &c.solve(), &c.x, 1e-4).map_err(|e| {
+            format!(
+                "case {i} ({} unknowns, steps {}, tol {}): {e}",
+                c.n, c.steps, c.tol
+            )
+        })?;
     }
     Ok(())
 }
 
-fn natural_gradient() -> Result<(), String> {
-    // Together: CG on the student's F v solves (F + 0.1 I) x = g.
-    let (w, states, g) = fvp_case(20);
-    let fv = |v: &[f32]| fisher_vector_product(&w, 4, &states, v, 0.1);
-    let x = conjugate_gradient(&fv, &g, 100, 1e-12);
-    let f = explicit_fisher(&w, 4, &states);
-    let back: Vec<f32> = f
-        .iter()
-        .zip(&x)
-        .map(|(row, xi)| dot(row, &x) + 0.1 * xi)
-        .collect();
-    close("(F + 0.1 I) x", &back, &g, 1e-3)
+fn middle_cases(dir: &Path) -> Result<(), String> {
+    let cases: TrpoCases = read_cases(dir, FILE)?;
+    for (i, c) in cases.middle.iter().enumerate() {
+        close("M (J v)", &c.middle(), &c.u, 1e-5).map_err(|e| format!("case {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn fvp_cases(dir: &Path) -> Result<(), String> {
+    let cases: TrpoCases = read_cases(dir, FILE)?;
+    for (i, c) in cases.fvp.iter().enumerate() {
+        close("(F + damping I) v", &c.product(), &c.fv, 1e-3)
+            .map_err(|e| format!("case {i}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn main() {
-    grade(
+    grade_with_cases(
         "assignment (c): conjugate gradient and the Fisher-vector product",
         &[
             Check {
-                name: "CG solves SPD systems of size 5, 12, 30",
-                points: 3,
-                test: cg_solves,
-            },
-            Check {
-                name: "CG's first iterates",
+                name: "conjugate gradient by hand (exact, one step, tolerance met at once)",
                 points: 2,
-                test: cg_matches_policy_lab,
+                test: cg_by_hand,
             },
             Check {
-                name: "CG stops when the residual is small",
+                name: "the Fisher's middle matrix by hand",
                 points: 1,
-                test: cg_stops_early,
+                test: middle_by_hand,
             },
             Check {
-                name: "F v without damping",
+                name: "TRPO with your CG and Fisher (and your GAE, (a)) solves Maze-v0 in 60,000 steps",
                 points: 3,
-                test: || fvp_matches(0.0),
+                test: || grade::learns(ladder_run(Algo::Trpo), LADDER_TARGET),
             },
-            Check {
-                name: "F v with damping 0.1",
-                points: 1,
-                test: || fvp_matches(0.1),
-            },
-            Check {
-                name: "the natural gradient by CG on F v",
+        ],
+        &[
+            CaseCheck {
+                name: "conjugate gradient, solved",
                 points: 2,
-                test: natural_gradient,
+                test: |d| cg_cases(d, false),
+            },
+            CaseCheck {
+                name: "conjugate gradient, stopped by steps or tolerance",
+                points: 1,
+                test: |d| cg_cases(d, true),
+            },
+            CaseCheck {
+                name: "the Fisher's middle matrix",
+                points: 1,
+                test: middle_cases,
+            },
+            CaseCheck {
+                name: "whole Fisher-vector products of a policy network",
+                points: 2,
+                test: fvp_cases,
             },
         ],
     )

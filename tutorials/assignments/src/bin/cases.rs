@@ -6,8 +6,6 @@
 
 use std::path::PathBuf;
 
-use policy_lab_assignments::cases::{returns_gae, RETURNS_GAE};
-
 fn main() {
     let (mut seed, mut out) = (0u64, policy_lab_assignments::grade::public_cases());
     let mut args = std::env::args().skip(1);
@@ -21,9 +19,15 @@ fn main() {
             }
         }
     }
-    std::fs::create_dir_all(&out).expect("the case folder");
-    let path = out.join(RETURNS_GAE);
-    let text = serde_json::to_string(&returns_gae(seed)).expect("plain data");
-    std::fs::write(&path, text + "\n").expect("the case file");
-    println!("wrote {} (seed {seed})", path.display());
+    match policy_lab_assignments::cases::write_all(seed, &out) {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {f} (seed {seed})");
+            }
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", out.display());
+            std::process::exit(1)
+        }
+    }
 }

@@ -1,127 +1,127 @@
-//! Grades assignment (d): `cargo run -p policy-lab-assignments --bin d_grpo_k3`.
-//! The references are policy-lab's own `advantage::group_advantages` and `objective::kl`, and
-//! the exact KL of two categorical distributions.
+//! Grades assignment (d), GRPO's group advantages and KL estimators:
+//! `cargo run -p policy-lab-assignments --bin d_grpo_k3`.
+//!
+//! The student writes policy-lab's own `core::advantage::group_advantages` and
+//! `core::objective::kl` (the handout has a `todo!()` in each), which GRPO calls on the toy
+//! environments and on the language model. The checks work them by hand, compare them with
+//! case files (`cases/d_grpo_k3.json`, and held-out ones with `--heldout DIR`), then train GRPO.
 
-use burn::backend::NdArray;
-use burn::tensor::Tensor;
+use std::path::Path;
+
 use policy_lab::core::advantage::{group_advantages, GroupBaseline, ScaleRewards};
 use policy_lab::core::objective::{kl, KlEstimator};
-use policy_lab_assignments::d_grpo_k3::{group_zscore, k3, leave_one_out};
-use policy_lab_assignments::grade::{close, grade, rng, Check};
-use rand::RngExt;
+use policy_lab::run::train::Algo;
+use policy_lab_assignments::cases::grpo::{GrpoCases, FILE};
+use policy_lab_assignments::cases::{matrix, values};
+use policy_lab_assignments::grade::{
+    self, close, grade_with_cases, ladder_run, read_cases, CaseCheck, Check, LADDER_TARGET,
+};
 
-type B = NdArray;
-
-fn rewards(seed: u64, n: usize) -> Vec<f32> {
-    let mut r = rng(seed);
-    (0..n)
-        .map(|_| {
-            if r.random_bool(0.4) {
-                1.0
-            } else {
-                r.random_range(0.0..0.3)
-            }
-        })
-        .collect()
-}
-
-fn zscore_matches() -> Result<(), String> {
-    for (seed, g) in [(1, 4), (2, 8), (3, 16)] {
-        let r = rewards(seed, g * 6);
-        let want = group_advantages(&r, g, GroupBaseline::Mean, ScaleRewards::Group);
-        close("z-scores", &group_zscore(&r, g), &want, 1e-4)
-            .map_err(|e| format!("groups of {g}: {e}"))?;
-    }
-    Ok(())
-}
-
-fn equal_rewards_give_zero() -> Result<(), String> {
+fn groups_by_hand() -> Result<(), String> {
+    // One group [1, 0, 0, 1]: mean 0.5, sample std sqrt(1/3); a group of equal rewards
+    // teaches nothing (all zero, not NaN).
+    let r = [1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0];
+    let a = 0.5 / ((1.0f32 / 3.0).sqrt() + 1e-4);
+    let got = group_advantages(&r, 4, GroupBaseline::Mean, ScaleRewards::Group);
     close(
-        "a group of equal rewards",
-        &group_zscore(&[0.5; 8], 8),
-        &[0.0; 8],
+        "mean baseline, group std",
+        &got,
+        &[a, -a, -a, a, 0.0, 0.0, 0.0, 0.0],
+        1e-5,
+    )?;
+    // Leave-one-out, unscaled: 1 - mean(0, 0, 1) = 2/3.
+    let got = group_advantages(&r[..4], 4, GroupBaseline::LeaveOneOut, ScaleRewards::None);
+    let t = 2.0 / 3.0;
+    close("leave-one-out, no scaling", &got, &[t, -t, -t, t], 1e-5)
+}
+
+fn kl_by_hand() -> Result<(), String> {
+    // log pi = -1, log pi_ref = -1.5: log r = -0.5; k1 = 0.5, k2 = 0.125,
+    // k3 = e^-0.5 + 0.5 - 1; equal log-probabilities give 0 for all three.
+    let (logp, ref_logp) = (matrix(1, 2, &[-1.0, -2.0]), matrix(1, 2, &[-1.5, -2.0]));
+    let est = |e| values(kl(logp.clone(), ref_logp.clone(), e));
+    close("k1", &est(KlEstimator::K1), &[0.5, 0.0], 1e-6)?;
+    close("k2", &est(KlEstimator::K2), &[0.125, 0.0], 1e-6)?;
+    close(
+        "k3",
+        &est(KlEstimator::K3),
+        &[(-0.5f32).exp() - 0.5, 0.0],
         1e-6,
     )
 }
 
-fn loo_matches() -> Result<(), String> {
-    for (seed, g) in [(4, 2), (5, 8)] {
-        let r = rewards(seed, g * 5);
-        let want = group_advantages(&r, g, GroupBaseline::LeaveOneOut, ScaleRewards::None);
-        close("leave-one-out", &leave_one_out(&r, g), &want, 1e-5)
-            .map_err(|e| format!("groups of {g}: {e}"))?;
+fn group_cases(dir: &Path, baseline: GroupBaseline) -> Result<(), String> {
+    let cases: GrpoCases = read_cases(dir, FILE)?;
+    for (i, c) in cases.groups.iter().enumerate() {
+        if c.baseline != baseline {
+            continue;
+        }
+        close("advantages", &c.advantages(), &c.advantages, 1e-4).map_err(|e| {
+            format!(
+                "case {i} (groups of {}, {:?}, scale {:?}): {e}",
+                c.group_size, c.baseline, c.scale
+            )
+        })?;
     }
     Ok(())
 }
 
-fn k3_matches_and_is_positive() -> Result<(), String> {
-    let mut r = rng(6);
-    let logp: Vec<f32> = (0..300).map(|_| r.random_range(-4.0..-0.01)).collect();
-    let ref_logp: Vec<f32> = logp.iter().map(|l| l + r.random_range(-1.0..1.0)).collect();
-    let t = |x: &[f32]| Tensor::<B, 1>::from_floats(x, &Default::default());
-    let want = kl(t(&logp), t(&ref_logp), KlEstimator::K3)
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap();
-    let got = k3(&logp, &ref_logp);
-    close("k3", &got, &want, 1e-5)?;
-    match got.iter().position(|k| *k < 0.0) {
-        Some(i) => Err(format!("k3[{i}] = {} is negative", got[i])),
-        None => Ok(()),
+fn kl_cases(dir: &Path, estimator: KlEstimator) -> Result<(), String> {
+    let cases: GrpoCases = read_cases(dir, FILE)?;
+    for (i, c) in cases.kl.iter().enumerate() {
+        if c.estimator != estimator {
+            continue;
+        }
+        close("KL", &c.kl(), &c.kl, 1e-5).map_err(|e| format!("case {i} ({estimator:?}): {e}"))?;
     }
-}
-
-fn k3_is_unbiased() -> Result<(), String> {
-    // Tokens sampled from pi: the mean of k3 approaches KL(pi || pi_ref) exactly.
-    let pi = [0.5f32, 0.3, 0.15, 0.05];
-    let pref = [0.25f32, 0.25, 0.25, 0.25];
-    let exact: f32 = pi.iter().zip(&pref).map(|(p, q)| p * (p / q).ln()).sum();
-    let mut r = rng(7);
-    let n = 200_000;
-    let (mut logp, mut ref_logp) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        let u: f32 = r.random_range(0.0..1.0);
-        let mut acc = 0.0;
-        let a = pi.iter().position(|p| {
-            acc += p;
-            u < acc
-        });
-        let a = a.unwrap_or(3);
-        logp.push(pi[a].ln());
-        ref_logp.push(pref[a].ln());
-    }
-    let mean = k3(&logp, &ref_logp).iter().sum::<f32>() / n as f32;
-    close("mean of k3 over 200,000 samples", &[mean], &[exact], 0.01)
+    Ok(())
 }
 
 fn main() {
-    grade(
-        "assignment (d): GRPO's group advantages and the k3 KL",
+    grade_with_cases(
+        "assignment (d): GRPO's group advantages and the KL estimators",
         &[
             Check {
-                name: "z-scored group advantages",
-                points: 3,
-                test: zscore_matches,
+                name: "group advantages by hand (TRL's scaling, a flat group, leave-one-out)",
+                points: 2,
+                test: groups_by_hand,
             },
             Check {
-                name: "a group of equal rewards",
+                name: "k1, k2 and k3 by hand",
                 points: 1,
-                test: equal_rewards_give_zero,
+                test: kl_by_hand,
             },
             Check {
-                name: "leave-one-out advantages",
-                points: 2,
-                test: loo_matches,
+                name: "GRPO with your group advantages (and your clipped loss, (b)) solves Maze-v0 in 100,000 steps",
+                points: 3,
+                test: || grade::learns(ladder_run(Algo::Grpo), LADDER_TARGET),
             },
-            Check {
-                name: "k3 per token, never negative",
+        ],
+        &[
+            CaseCheck {
+                name: "group advantages, mean baseline, each scaling",
                 points: 2,
-                test: k3_matches_and_is_positive,
+                test: |d| group_cases(d, GroupBaseline::Mean),
             },
-            Check {
-                name: "k3 is unbiased",
-                points: 2,
-                test: k3_is_unbiased,
+            CaseCheck {
+                name: "group advantages, leave-one-out, each scaling",
+                points: 1,
+                test: |d| group_cases(d, GroupBaseline::LeaveOneOut),
+            },
+            CaseCheck {
+                name: "k1",
+                points: 1,
+                test: |d| kl_cases(d, KlEstimator::K1),
+            },
+            CaseCheck {
+                name: "k2",
+                points: 1,
+                test: |d| kl_cases(d, KlEstimator::K2),
+            },
+            CaseCheck {
+                name: "k3",
+                points: 1,
+                test: |d| kl_cases(d, KlEstimator::K3),
             },
         ],
     )
