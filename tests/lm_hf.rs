@@ -1,7 +1,9 @@
-//! Hugging Face checkpoints: the tiny random Qwen2 and Llama models of
+//! Hugging Face checkpoints: the tiny random Qwen2, Llama, Llama 3.x (rope scaling, an
+//! explicit head_dim) and Qwen3 (query/key norms, head_dim apart from the width) models of
 //! `tests/fixtures/make_hf_fixtures.py` (made with `transformers`) load into our
 //! `Transformer`, give `transformers`' logits to 1e-4 and its greedy generations token for
-//! token; a broken checkpoint is a clear error.
+//! token, alone and in a left-padded batch; a broken or unsupported checkpoint is a clear
+//! error that names the key and its value.
 
 use std::path::{Path, PathBuf};
 
@@ -93,6 +95,119 @@ fn a_llama_checkpoint_gives_the_logits_and_greedy_tokens_of_transformers() {
 }
 
 #[test]
+fn a_llama3_checkpoint_with_rope_scaling_and_head_dim_gives_the_logits_of_transformers() {
+    matches_transformers("hf-tiny-llama3");
+}
+
+#[test]
+fn a_qwen3_checkpoint_gives_the_logits_and_greedy_tokens_of_transformers() {
+    matches_transformers("hf-tiny-qwen3");
+}
+
+/// The three prompts in one left-padded batch, as transformers ran them.
+#[derive(Deserialize)]
+struct ExpectedBatch {
+    ids: Vec<Vec<u32>>,
+    /// Per row, the logits of its real positions.
+    logits: Vec<Vec<Vec<f32>>>,
+    greedy: Vec<Vec<u32>>,
+}
+
+fn matches_transformers_batched(name: &str) {
+    let dir = fixture(name);
+    let hf = load_hf::<B>(&dir, &Default::default()).unwrap();
+    let want: ExpectedBatch =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected_batch.json")).unwrap())
+            .unwrap();
+    let batch = Batch::left_padded(&want.ids, hf.tokenizer.pad_id());
+    let logits = hf.model.forward(&batch).unwrap();
+    let [_, len, vocab] = logits.dims();
+    let values: Vec<f32> = logits.into_data().to_vec().unwrap();
+    for (r, (ids, theirs)) in want.ids.iter().zip(&want.logits).enumerate() {
+        let start = (r * len + len - ids.len()) * vocab;
+        let ours = &values[start..(r + 1) * len * vocab];
+        let worst = ours
+            .iter()
+            .zip(theirs.concat())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!("{name} batch row {r}: largest logit difference {worst:e}");
+        assert!(
+            worst <= 1e-4,
+            "{name} batch row {r}: logits differ by {worst}"
+        );
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let steps = want.greedy.iter().map(Vec::len).max().unwrap();
+    let out = generate(
+        &hf.model,
+        &want.ids,
+        hf.tokenizer.pad_id(),
+        hf.tokenizer.eos_id(),
+        &SamplingConfig::greedy(steps),
+        &mut rng,
+    )
+    .unwrap();
+    for (r, theirs) in want.greedy.iter().enumerate() {
+        // transformers pads a row that ended early; ours stops it at its EOS.
+        let ours = &out.tokens[r];
+        assert_eq!(
+            ours[..],
+            theirs[..ours.len()],
+            "{name} batch row {r}: greedy"
+        );
+        assert!(
+            theirs[ours.len()..]
+                .iter()
+                .all(|&t| t == hf.tokenizer.pad_id()),
+            "{name} batch row {r}: greedy stopped at {} tokens, transformers went on: {theirs:?}",
+            ours.len()
+        );
+    }
+}
+
+#[test]
+fn llama3_and_qwen3_in_a_left_padded_batch_give_the_logits_and_tokens_of_transformers() {
+    matches_transformers_batched("hf-tiny-llama3");
+    matches_transformers_batched("hf-tiny-qwen3");
+}
+
+#[test]
+fn an_older_config_with_rope_theta_and_rope_scaling_loads_the_same_model() {
+    // transformers before 5 wrote `rope_theta` and `rope_scaling` (with `type` or
+    // `rope_type`); transformers 5 writes `rope_parameters`. Both are the same model.
+    let dir = std::env::temp_dir().join(format!("policy-lab-hf-llama3-old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture("hf-tiny-llama3")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut rope = config["rope_parameters"].take();
+    let object = config.as_object_mut().unwrap();
+    object.remove("rope_parameters");
+    object.insert("rope_theta".into(), rope["rope_theta"].take());
+    let rope = rope.as_object_mut().unwrap();
+    rope.remove("rope_theta");
+    let kind = rope.remove("rope_type").unwrap();
+    rope.insert("type".into(), kind);
+    object.insert(
+        "rope_scaling".into(),
+        serde_json::Value::Object(rope.clone()),
+    );
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+
+    let new = load_hf::<B>(&fixture("hf-tiny-llama3"), &Default::default()).unwrap();
+    let old = load_hf::<B>(&dir, &Default::default()).unwrap();
+    assert_eq!(new.config, old.config);
+    assert!(old.config.rope_scaling.is_some());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn left_padding_in_a_batch_changes_no_row() {
     // Two prompts of different lengths in one batch: each row's last logits are those of
     // the row alone (the padding mask and the per-row rotary positions).
@@ -163,7 +278,7 @@ fn a_broken_checkpoint_is_a_clear_error() {
     let gpt2 = broken("arch", |d| edit_config(d, "\"qwen2\"", "\"gpt_neox\""));
     let e = load_error(&gpt2);
     assert!(
-        e.contains("unsupported architecture \"gpt_neox\"") && e.contains("llama, qwen2"),
+        e.contains("unsupported architecture \"gpt_neox\"") && e.contains("llama, qwen2, qwen3"),
         "{e}"
     );
 
@@ -179,9 +294,57 @@ fn a_broken_checkpoint_is_a_clear_error() {
     let scaled = broken("scaling", |d| {
         edit_config(d, "\"rope_type\": \"default\"", "\"rope_type\": \"yarn\"")
     });
-    assert!(load_error(&scaled).contains("unsupported rope_type"));
+    let e = load_error(&scaled);
+    assert!(
+        e.contains("unsupported rope_parameters.rope_type \"yarn\""),
+        "{e}"
+    );
 
-    for d in [no_weights, no_tokenizer, no_config, gpt2, shape, scaled] {
+    // Every option the model cannot reproduce is refused, naming the key and its value.
+    let sliding = broken("sliding", |d| {
+        edit_config(
+            d,
+            "\"use_sliding_window\": false",
+            "\"use_sliding_window\": true",
+        )
+    });
+    let e = load_error(&sliding);
+    assert!(e.contains("unsupported use_sliding_window true"), "{e}");
+    let act = broken("act", |d| {
+        edit_config(d, "\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"")
+    });
+    let e = load_error(&act);
+    assert!(e.contains("unsupported hidden_act \"gelu\""), "{e}");
+    let partial = broken("partial", |d| {
+        edit_config(
+            d,
+            "\"hidden_act\"",
+            "\"partial_rotary_factor\": 0.5, \"hidden_act\"",
+        )
+    });
+    let e = load_error(&partial);
+    assert!(e.contains("unsupported partial_rotary_factor 0.5"), "{e}");
+    let layers = broken("layers", |d| {
+        edit_config(d, "\"full_attention\"", "\"sliding_attention\"")
+    });
+    let e = load_error(&layers);
+    assert!(
+        e.contains("unsupported layer_types entry \"sliding_attention\""),
+        "{e}"
+    );
+
+    for d in [
+        no_weights,
+        no_tokenizer,
+        no_config,
+        gpt2,
+        shape,
+        scaled,
+        sliding,
+        act,
+        partial,
+        layers,
+    ] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

@@ -39,6 +39,12 @@ struct SavedShape {
     n_kv_heads: Option<usize>,
     architecture: String,
     rope_theta: f64,
+    #[serde(default)]
+    head_dim: Option<usize>,
+    #[serde(default)]
+    qk_norm: bool,
+    #[serde(default)]
+    rope_scaling: Option<super::model::RopeScaling>,
 }
 
 impl SavedShape {
@@ -48,6 +54,9 @@ impl SavedShape {
             n_kv_heads: config.n_kv_heads,
             architecture: format!("{:?}", config.architecture),
             rope_theta: config.rope_theta,
+            head_dim: config.head_dim,
+            qk_norm: config.qk_norm,
+            rope_scaling: config.rope_scaling.clone(),
         }
     }
 }

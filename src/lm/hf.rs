@@ -1,4 +1,5 @@
-//! Hugging Face checkpoints of the Llama family (Llama, Qwen2) from a local folder:
+//! Hugging Face checkpoints of the Llama family (Llama 2 and 3.x, Qwen2, Qwen3) from a local
+//! folder:
 //!
 //! ```text
 //! config.json                          the shape (architecture, widths, heads, RoPE base, ...)
@@ -14,8 +15,12 @@
 //! and the query, key and value projections (and the MLP's gate and up projections) are put
 //! side by side into the one matrix each that the model multiplies by.
 //!
-//! Anything this code cannot reproduce exactly (another architecture, RoPE scaling, sliding
-//! windows, another activation, integer weights) is refused with an error that names it.
+//! What differs between them is read from `config.json`: Llama 3's rotary scaling
+//! (`rope_type = "llama3"`), a head width apart from `hidden_size / num_attention_heads`
+//! (`head_dim`), Qwen3's RMSNorm on each head's queries and keys, biases, tied embeddings.
+//! Anything this code cannot reproduce exactly (another architecture, another RoPE scaling,
+//! sliding windows, another activation, integer weights) is refused with an error that names
+//! the key and its value.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -28,11 +33,11 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use super::model::{Architecture, Norm, Transformer, TransformerConfig};
+use super::model::{Architecture, Norm, RopeScaling, Transformer, TransformerConfig};
 use super::tokenizer::{Tokenizer, TokenizerError};
 
 /// The architectures (`model_type` in `config.json`) this loader reads.
-pub const SUPPORTED: [&str; 2] = ["llama", "qwen2"];
+pub const SUPPORTED: [&str; 3] = ["llama", "qwen2", "qwen3"];
 
 /// The keys of `config.json` this loader reads (others are ignored; those that would change
 /// the computation are checked in [`HfConfig::transformer`]).
@@ -58,6 +63,10 @@ pub struct HfConfig {
     pub attention_bias: Option<bool>,
     pub mlp_bias: Option<bool>,
     pub use_sliding_window: Option<bool>,
+    /// Per layer, `"full_attention"` or `"sliding_attention"` (transformers 4.54 and later).
+    pub layer_types: Option<Vec<String>>,
+    /// The share of each head's dimensions that RoPE rotates (some architectures: < 1).
+    pub partial_rotary_factor: Option<f64>,
     /// An id or a list of ids (Llama 3); the first one ends generation.
     pub eos_token_id: Option<serde_json::Value>,
     pub pad_token_id: Option<u32>,
@@ -67,11 +76,47 @@ fn default_hidden_act() -> String {
     "silu".into()
 }
 
+/// `rope_parameters` (transformers 5) or `rope_scaling` (older files): the base and the
+/// scaling, if any.
 #[derive(Debug, Deserialize)]
 pub struct RopeParameters {
-    pub rope_theta: f64,
-    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// `"default"`, `"llama3"`; older files spell it `type`.
+    #[serde(default, alias = "type")]
     pub rope_type: Option<String>,
+    pub factor: Option<f64>,
+    pub low_freq_factor: Option<f64>,
+    pub high_freq_factor: Option<f64>,
+    pub original_max_position_embeddings: Option<usize>,
+}
+
+impl RopeParameters {
+    /// The scaling these parameters ask for: none, Llama 3's, or an error naming the type.
+    fn scaling(&self, key: &str) -> Result<Option<RopeScaling>> {
+        match self.rope_type.as_deref() {
+            None | Some("default") => Ok(None),
+            Some("llama3") => {
+                let need = |v: Option<f64>, name: &str| {
+                    v.with_context(|| format!("{key} has rope_type \"llama3\" but no {name}"))
+                };
+                Ok(Some(RopeScaling {
+                    factor: need(self.factor, "factor")?,
+                    low_freq_factor: need(self.low_freq_factor, "low_freq_factor")?,
+                    high_freq_factor: need(self.high_freq_factor, "high_freq_factor")?,
+                    original_max_position_embeddings: self
+                        .original_max_position_embeddings
+                        .with_context(|| {
+                            format!(
+                                "{key} has rope_type \"llama3\" but no original_max_position_embeddings"
+                            )
+                        })?,
+                }))
+            }
+            Some(other) => bail!(
+                "unsupported {key}.rope_type {other:?}: this loader reads \"default\" and \"llama3\""
+            ),
+        }
+    }
 }
 
 impl HfConfig {
@@ -85,36 +130,60 @@ impl HfConfig {
             );
         }
         if self.hidden_act != "silu" {
-            bail!("unsupported hidden_act {:?}: only silu", self.hidden_act);
+            bail!(
+                "unsupported hidden_act {:?}: only \"silu\"",
+                self.hidden_act
+            );
         }
         if self.num_attention_heads == 0 {
             bail!("num_attention_heads in config.json is 0; it must be at least 1");
         }
-        let d_head = self.hidden_size / self.num_attention_heads;
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads)
-            || self.head_dim.unwrap_or(d_head) != d_head
-        {
-            bail!("unsupported head_dim: it must be hidden_size / num_attention_heads");
+        let head_dim = match self.head_dim {
+            Some(0) => bail!("head_dim in config.json is 0; it must be at least 1"),
+            Some(h) if h * self.num_attention_heads != self.hidden_size => Some(h),
+            _ if !self.hidden_size.is_multiple_of(self.num_attention_heads) => bail!(
+                "hidden_size {} is not a multiple of num_attention_heads {} and config.json has no head_dim",
+                self.hidden_size,
+                self.num_attention_heads
+            ),
+            _ => None,
+        };
+        if let Some(f) = self.partial_rotary_factor.filter(|f| *f != 1.0) {
+            bail!("unsupported partial_rotary_factor {f}: only 1 (RoPE on every dimension)");
         }
-        let scaled = |v: &serde_json::Value| !v.is_null();
-        if self.rope_scaling.as_ref().is_some_and(scaled) {
-            bail!("unsupported rope_scaling {:?}", self.rope_scaling);
-        }
-        let rope_theta = match (&self.rope_parameters, self.rope_theta) {
-            (Some(p), _) => {
-                if p.rope_type.as_deref().is_some_and(|t| t != "default") {
-                    bail!("unsupported rope_type {:?}", p.rope_type);
-                }
-                p.rope_theta
+        // The base and the scaling: `rope_parameters` (transformers 5), or `rope_theta` and
+        // `rope_scaling` (older files).
+        let (rope_theta, rope_scaling) = match (&self.rope_parameters, &self.rope_scaling) {
+            (Some(p), _) => (
+                p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0),
+                p.scaling("rope_parameters")?,
+            ),
+            (None, Some(v)) if !v.is_null() => {
+                let p: RopeParameters = serde_json::from_value(v.clone())
+                    .with_context(|| format!("reading rope_scaling {v}"))?;
+                (
+                    self.rope_theta.unwrap_or(10_000.0),
+                    p.scaling("rope_scaling")?,
+                )
             }
-            (None, Some(theta)) => theta,
-            (None, None) => 10_000.0,
+            _ => (self.rope_theta.unwrap_or(10_000.0), None),
         };
         if self.use_sliding_window == Some(true) {
-            bail!("unsupported: use_sliding_window = true");
+            bail!("unsupported use_sliding_window true: only full attention");
+        }
+        if let Some(t) = self
+            .layer_types
+            .iter()
+            .flatten()
+            .find(|t| *t != "full_attention")
+        {
+            bail!("unsupported layer_types entry {t:?}: only \"full_attention\"");
         }
         // ANCHOR: gpus_hf_config
+        // Qwen2 always has biases on q, k and v (not on o); Llama and Qwen3 on all four or
+        // none, as `attention_bias` says. Qwen3 normalizes each head's queries and keys.
         let qkv_bias = arch == "qwen2" || self.attention_bias == Some(true);
+        let attn_out_bias = arch != "qwen2" && self.attention_bias == Some(true);
         Ok(TransformerConfig::new(self.vocab_size)
             .with_architecture(Architecture::Llama)
             .with_max_seq_len(self.max_position_embeddings)
@@ -124,12 +193,15 @@ impl HfConfig {
             .with_n_kv_heads(self.num_key_value_heads)
             .with_d_ff(self.intermediate_size)
             .with_qkv_bias(qkv_bias)
-            .with_attn_out_bias(arch == "llama" && self.attention_bias == Some(true))
+            .with_attn_out_bias(attn_out_bias)
             .with_mlp_bias(self.mlp_bias == Some(true))
             // Qwen2 and Llama both default to untied in transformers.
             .with_tie_embeddings(self.tie_word_embeddings.unwrap_or(false))
             .with_norm_eps(self.rms_norm_eps)
-            .with_rope_theta(rope_theta))
+            .with_rope_theta(rope_theta)
+            .with_head_dim(head_dim)
+            .with_qk_norm(arch == "qwen3")
+            .with_rope_scaling(rope_scaling))
         // ANCHOR_END: gpus_hf_config
         .and_then(|c| {
             c.validate()
@@ -350,7 +422,8 @@ impl Weights {
         device: &B::Device,
     ) -> Result<Transformer<B>> {
         let (d, ff, vocab) = (config.d_model, config.d_ff, config.vocab_size);
-        let d_head = d / config.n_heads;
+        let d_head = config.d_head();
+        let q = config.n_heads * d_head;
         let kv = config.n_kv_heads.unwrap_or(config.n_heads) * d_head;
         let tensor1 = |v: Vec<f32>| {
             let n = v.len();
@@ -388,22 +461,28 @@ impl Weights {
                 attn("v_proj.weight"),
             ];
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let w = self.linear_weight(&names, &[d, kv, kv], d)?;
+            let w = self.linear_weight(&names, &[q, kv, kv], d)?;
             let bias = if config.qkv_bias {
-                let mut b = self.take(&attn("q_proj.bias"), &[d])?;
+                let mut b = self.take(&attn("q_proj.bias"), &[q])?;
                 b.extend(self.take(&attn("k_proj.bias"), &[kv])?);
                 b.extend(self.take(&attn("v_proj.bias"), &[kv])?);
                 Some(b)
             } else {
                 None
             };
-            set_linear(&mut block.qkv, w, [d, d + 2 * kv], bias);
-            let w = self.linear_weight(&[&attn("o_proj.weight")], &[d], d)?;
+            set_linear(&mut block.qkv, w, [d, q + 2 * kv], bias);
+            let w = self.linear_weight(&[&attn("o_proj.weight")], &[d], q)?;
             let bias = config
                 .attn_out_bias
                 .then(|| self.take(&attn("o_proj.bias"), &[d]))
                 .transpose()?;
-            set_linear(&mut block.proj, w, [d, d], bias);
+            set_linear(&mut block.proj, w, [q, d], bias);
+            for (norm, name) in [(&mut block.q_norm, "q_norm"), (&mut block.k_norm, "k_norm")] {
+                if let Some(norm) = norm {
+                    let w = self.take(&attn(&format!("{name}.weight")), &[d_head])?;
+                    norm.gamma = Param::from_tensor(tensor1(w));
+                }
+            }
 
             let mlp = |n: &str| format!("{p}.mlp.{n}");
             let w = self.linear_weight(

@@ -81,6 +81,48 @@ pub struct TransformerConfig {
     /// The rotary embedding's base (Llama only).
     #[config(default = 10000.0)]
     pub rope_theta: f64,
+    /// Each head's width; `None` is `d_model / n_heads`. Qwen3 sets it apart from the width
+    /// (Qwen3-0.6B: 16 heads of 128 on a width of 1024).
+    pub head_dim: Option<usize>,
+    /// RMSNorm on each head's queries and keys before the rotary embedding (Qwen3).
+    #[config(default = false)]
+    pub qk_norm: bool,
+    /// Llama 3's rescaled rotary frequencies for contexts longer than the pre-training one.
+    pub rope_scaling: Option<RopeScaling>,
+}
+
+/// Llama 3's rotary scaling (`rope_type = "llama3"` in Hugging Face's `config.json`): the
+/// frequencies whose wavelength exceeds `original_max_position_embeddings / low_freq_factor`
+/// are divided by `factor`, those shorter than `... / high_freq_factor` are kept, and those in
+/// between are blended linearly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RopeScaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position_embeddings: usize,
+}
+
+impl RopeScaling {
+    /// The rescaled inverse frequencies (transformers' `_compute_llama3_parameters`, in f32).
+    pub fn apply(&self, inv_freq: &mut [f32]) {
+        let (factor, low, high) = (
+            self.factor as f32,
+            self.low_freq_factor as f32,
+            self.high_freq_factor as f32,
+        );
+        let old_context = self.original_max_position_embeddings as f32;
+        let (low_wavelen, high_wavelen) = (old_context / low, old_context / high);
+        for f in inv_freq.iter_mut() {
+            let wavelen = 2.0 * std::f32::consts::PI / *f;
+            if wavelen > low_wavelen {
+                *f /= factor;
+            } else if wavelen >= high_wavelen {
+                let smooth = (old_context / wavelen - low) / (high - low);
+                *f = (1.0 - smooth) * *f / factor + smooth * *f;
+            }
+        }
+    }
 }
 
 impl TransformerConfig {
@@ -100,7 +142,10 @@ impl TransformerConfig {
         if let Some((name, v)) = sizes.iter().find(|(_, v)| *v == 0) {
             return bad(format!("{name} is {v}; it must be at least 1"));
         }
-        if !self.d_model.is_multiple_of(self.n_heads) {
+        if self.head_dim == Some(0) {
+            return bad("head_dim is 0; it must be at least 1".into());
+        }
+        if self.head_dim.is_none() && !self.d_model.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "d_model ({}) must be a multiple of n_heads ({})",
                 self.d_model, self.n_heads
@@ -131,8 +176,8 @@ impl TransformerConfig {
     /// A model with GPT-2's initialization (normal, std 0.02).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Transformer<B> {
         assert!(
-            self.d_model.is_multiple_of(self.n_heads),
-            "d_model must be a multiple of n_heads"
+            self.head_dim.is_some() || self.d_model.is_multiple_of(self.n_heads),
+            "d_model must be a multiple of n_heads (or head_dim set)"
         );
         let init = burn::nn::Initializer::Normal {
             mean: 0.0,
@@ -143,7 +188,7 @@ impl TransformerConfig {
             n_kv_heads > 0 && self.n_heads.is_multiple_of(n_kv_heads),
             "n_heads must be a multiple of n_kv_heads"
         );
-        let d_head = self.d_model / self.n_heads;
+        let d_head = self.d_head();
         let linear = |i, o, bias| {
             LinearConfig::new(i, o)
                 .with_bias(bias)
@@ -173,7 +218,18 @@ impl TransformerConfig {
                     (self.n_heads + 2 * n_kv_heads) * d_head,
                     self.qkv_bias,
                 ),
-                proj: linear(self.d_model, self.d_model, self.attn_out_bias),
+                proj: linear(self.n_heads * d_head, self.d_model, self.attn_out_bias),
+                q_norm: self.qk_norm.then(|| {
+                    RmsNormConfig::new(d_head)
+                        .with_epsilon(self.norm_eps)
+                        .init(device)
+                }),
+                k_norm: self.qk_norm.then(|| {
+                    RmsNormConfig::new(d_head)
+                        .with_epsilon(self.norm_eps)
+                        .init(device)
+                }),
+                d_head,
                 ln2: norm(),
                 fc: linear(self.d_model, d_fc, self.mlp_bias),
                 fc_out: linear(self.d_ff, self.d_model, self.mlp_bias),
@@ -196,7 +252,13 @@ impl TransformerConfig {
             lm_head: (!self.tie_embeddings).then(|| linear(self.d_model, self.vocab_size, false)),
             max_seq_len: self.max_seq_len,
             rope_theta: self.rope_theta,
+            rope_scaling: self.rope_scaling.clone(),
         }
+    }
+
+    /// Each attention head's width.
+    pub fn d_head(&self) -> usize {
+        self.head_dim.unwrap_or(self.d_model / self.n_heads)
     }
 }
 
@@ -225,7 +287,12 @@ pub struct Block<B: Backend> {
     /// Queries, keys and values in one matrix: `[d_model, (n_heads + 2 n_kv_heads) d_head]`,
     /// the queries' columns first, then the keys', then the values'.
     pub qkv: Linear<B>,
+    /// The heads' outputs back to the width: `[n_heads d_head, d_model]`.
     pub proj: Linear<B>,
+    /// Qwen3's RMSNorm over each head's queries and keys (`[d_head]` each), before RoPE.
+    pub q_norm: Option<RmsNorm<B>>,
+    pub k_norm: Option<RmsNorm<B>>,
+    pub d_head: usize,
     pub ln2: Norm<B>,
     /// GPT-2: `[d_model, d_ff]`; gated (Llama): `[d_model, 2 d_ff]`, the gate's columns first.
     pub fc: Linear<B>,
@@ -247,6 +314,8 @@ pub struct Transformer<B: Backend> {
     pub lm_head: Option<Linear<B>>,
     pub max_seq_len: usize,
     pub rope_theta: f64,
+    #[module(skip)]
+    pub rope_scaling: Option<RopeScaling>,
 }
 
 /// A batch of token rows, left-padded to one length.
@@ -448,12 +517,12 @@ impl<B: Backend> Transformer<B> {
                 x = x + wpe.forward(Tensor::<B, 2, Int>::from_data(positions, &device));
             }
             None => {
-                let d_head = self.d_model() / self.blocks[0].n_heads;
                 rotary = Some(rope(
                     &positions,
                     [rows, len],
-                    d_head,
+                    self.blocks[0].d_head,
                     self.rope_theta,
+                    self.rope_scaling.as_ref(),
                     &device,
                 ));
             }
@@ -496,9 +565,8 @@ impl<B: Backend> Block<B> {
         cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
     ) -> Tensor<B, 3> {
         // ANCHOR: lm_attention
-        let [rows, len, d_model] = x.dims();
-        let (heads, kv_heads) = (self.n_heads, self.n_kv_heads);
-        let d_head = d_model / heads;
+        let [rows, len, _] = x.dims();
+        let (heads, kv_heads, d_head) = (self.n_heads, self.n_kv_heads, self.d_head);
         // [rows, len, (heads + 2 kv_heads) d_head] → [rows, heads or kv_heads, len, d_head].
         let qkv = rowwise(&self.qkv, x);
         let part = |start: usize, n: usize| {
@@ -512,6 +580,10 @@ impl<B: Backend> Block<B> {
             part(heads, kv_heads),
             part(heads + kv_heads, kv_heads),
         );
+        if let (Some(q_norm), Some(k_norm)) = (&self.q_norm, &self.k_norm) {
+            q = q_norm.forward(q);
+            k = k_norm.forward(k);
+        }
         if let Some(rotary) = rotary {
             q = rotary.apply(q);
             k = rotary.apply(k);
@@ -531,7 +603,7 @@ impl<B: Backend> Block<B> {
         // must not become NaN, or NaN would leak into real rows through 0 * NaN.
         let scores = scores.mask_fill(mask.clone().repeat_dim(1, self.n_heads), -1e9);
         let out = softmax(scores, 3).matmul(v);
-        let out = out.swap_dims(1, 2).reshape([rows, len, d_model]);
+        let out = out.swap_dims(1, 2).reshape([rows, len, heads * d_head]);
         rowwise(&self.proj, out)
         // ANCHOR_END: lm_attention
     }
@@ -565,13 +637,17 @@ pub fn rope<B: Backend>(
     [rows, len]: [usize; 2],
     d_head: usize,
     theta: f64,
+    scaling: Option<&RopeScaling>,
     device: &B::Device,
 ) -> Rotary<B> {
     let half = d_head / 2;
     // Computed in f32, as Hugging Face does: the angles then match to the last bit that matters.
-    let inv_freq: Vec<f32> = (0..half)
+    let mut inv_freq: Vec<f32> = (0..half)
         .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / d_head as f32))
         .collect();
+    if let Some(scaling) = scaling {
+        scaling.apply(&mut inv_freq);
+    }
     let (mut cos, mut sin) = (
         Vec::with_capacity(positions.len() * d_head),
         Vec::with_capacity(positions.len() * d_head),
