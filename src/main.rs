@@ -155,7 +155,7 @@ struct LmArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// The checkpoint RL starts from: an SFT run's folder or its `model/` (default
-    /// runs/lm-sft-TASK), or a Hugging Face Llama/Qwen2 folder (config.json,
+    /// runs/lm-sft-TASK), or a Hugging Face Llama/Qwen2/Qwen3 folder (config.json,
     /// model.safetensors, tokenizer.json), e.g. Qwen2.5-0.5B-Instruct with `--device cuda`.
     #[arg(long)]
     init: Option<PathBuf>,
@@ -171,13 +171,21 @@ struct LmArgs {
     /// cores). The groups (`grpo.num_groups`) are shared out; gradients are averaged.
     #[arg(long)]
     devices: Option<usize>,
+    /// Write each prompt as a conversation with the `--init` checkpoint's chat template (the
+    /// user's message, then the start of the assistant's turn), as TRL does for an instruct
+    /// model (`rl.chat_template`).
+    #[arg(long)]
+    chat_template: bool,
+    /// With --chat-template, a system message before each prompt (`rl.system_prompt`).
+    #[arg(long, requires = "chat_template")]
+    system_prompt: Option<String>,
     /// The run's folder (default runs/lm-ALGO-TASK).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved config
     /// (only --iterations and --device may change); on the CPU it gives the same numbers
     /// as a run that never stopped.
-    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "init"])]
+    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "init", "chat_template", "system_prompt"])]
     resume: Option<PathBuf>,
     /// Replace the run already in the folder (without it, a folder that holds a run is
     /// refused).
@@ -460,10 +468,11 @@ fn lm_command(command: LmCommand) -> Result<()> {
         LmCommand::Grpo(a) => (LmAlgo::Grpo, a),
         LmCommand::Ppo(a) => (LmAlgo::Ppo, a),
     };
-    if algo == LmAlgo::Sft && (args.init.is_some() || args.devices.is_some()) {
+    if algo == LmAlgo::Sft && (args.init.is_some() || args.devices.is_some() || args.chat_template)
+    {
         anyhow::bail!(
-            "lm sft trains a fresh model on one device: --init and --devices are for \
-                 `lm grpo` and `lm ppo`"
+            "lm sft trains a fresh model on one device: --init, --devices and --chat-template \
+                 are for `lm grpo` and `lm ppo`"
         );
     }
     let mut config = match (&args.resume, &args.config) {
@@ -505,6 +514,12 @@ fn lm_command(command: LmCommand) -> Result<()> {
     }
     if let Some(n) = args.devices {
         config.rl.devices = n;
+    }
+    if args.chat_template {
+        config.rl.chat_template = true;
+    }
+    if let Some(system) = &args.system_prompt {
+        config.rl.system_prompt = Some(system.clone());
     }
     let task_name = format!("{}{}", config.task.op, config.task.digits);
     if algo != LmAlgo::Sft && args.resume.is_none() {

@@ -382,3 +382,154 @@ fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
     assert_eq!(saved.config.vocab_size, 320);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// What `apply_chat_template` made of a conversation in `make_hf_fixtures.py`.
+#[derive(Deserialize)]
+struct ChatCase {
+    messages: Vec<policy_lab::lm::chat::Message>,
+    add_generation_prompt: bool,
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct ChatError {
+    messages: Vec<policy_lab::lm::chat::Message>,
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct ExpectedChat {
+    cases: Vec<ChatCase>,
+    errors: Vec<ChatError>,
+}
+
+#[test]
+fn chat_templates_render_the_text_and_ids_of_transformers() {
+    // Llama 3 style (the template in tokenizer_config.json, BOS written by the template) and
+    // ChatML (in chat_template.jinja, as transformers 5 saves it): a system message,
+    // multi-turn, with and without the generation prompt, and conversations the template
+    // rejects with raise_exception.
+    for name in ["hf-tiny-llama3", "hf-tiny-qwen3"] {
+        let dir = fixture(name);
+        let hf = load_hf::<B>(&dir, &Default::default()).unwrap();
+        let template = hf.tokenizer.chat_template.clone().expect("a chat template");
+        let want: ExpectedChat =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected_chat.json")).unwrap())
+                .unwrap();
+        for case in &want.cases {
+            let text = template
+                .render(&case.messages, case.add_generation_prompt)
+                .unwrap();
+            assert_eq!(text, case.text, "{name}: {:?}", case.messages);
+            assert_eq!(hf.tokenizer.encode(&text).unwrap(), case.ids, "{name}: ids");
+        }
+        assert!(!want.errors.is_empty());
+        for case in &want.errors {
+            let e = template
+                .render(&case.messages, true)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&case.error),
+                "{name}: {e} (transformers: {})",
+                case.error
+            );
+        }
+    }
+}
+
+#[test]
+fn a_run_with_chat_template_writes_prompts_as_trl_does_and_keeps_it_in_its_checkpoint() {
+    use policy_lab::lm::checkpoint::load_policy;
+    use policy_lab::lm::sft::encode_prompt;
+    use policy_lab::run::lm::{run_rl, LmAlgo, LmRunConfig};
+
+    // The prompt as TRL formats a conversational one: [{"role": "user", "content": prompt}],
+    // apply_chat_template(..., add_generation_prompt=True), tokenized without special tokens.
+    let dir = fixture("hf-tiny-qwen3");
+    let want: ExpectedChat =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected_chat.json")).unwrap())
+            .unwrap();
+    let case = &want.cases[0];
+    assert!(case.add_generation_prompt && case.messages.len() == 1);
+    let mut hf = load_hf::<B>(&dir, &Default::default()).unwrap();
+    assert_eq!(
+        encode_prompt(&hf.tokenizer, &case.messages[0].content).unwrap(),
+        [
+            hf.tokenizer.bos_id().into_iter().collect::<Vec<_>>(),
+            hf.tokenizer.encode(&case.messages[0].content).unwrap()
+        ]
+        .concat(),
+        "without chat_template, the raw text"
+    );
+    hf.tokenizer.use_chat_template(None).unwrap();
+    assert_eq!(
+        encode_prompt(&hf.tokenizer, &case.messages[0].content).unwrap(),
+        case.ids
+    );
+
+    // `lm grpo --init DIR` with `rl.chat_template = true`, on a tiny budget. The template's
+    // markers are plain text to this tiny tokenizer (a real checkpoint has them as special
+    // tokens), about 100 tokens: a copy of the model with a longer context (rotary positions,
+    // so the weights are the same model).
+    let long =
+        std::env::temp_dir().join(format!("policy-lab-hf-chat-model-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&long);
+    std::fs::create_dir_all(&long).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, long.join(path.file_name().unwrap())).unwrap();
+    }
+    edit_config(
+        &long,
+        "\"max_position_embeddings\": 64",
+        "\"max_position_embeddings\": 256",
+    );
+    let mut config = LmRunConfig {
+        algo: LmAlgo::Grpo,
+        ..LmRunConfig::default()
+    };
+    config.task.digits = 1;
+    config.task.test_size = 8;
+    config.rl.iterations = 1;
+    config.rl.eval_every = 1;
+    config.rl.chat_template = true;
+    config.grpo.update.num_groups = 2;
+    config.grpo.update.num_generations = 2;
+    let out = std::env::temp_dir().join(format!("policy-lab-hf-chat-{}", std::process::id()));
+    let summary = run_rl::<policy_lab::backend::Cpu>(
+        &config,
+        &long,
+        &[Default::default()],
+        &out,
+        policy_lab::run::Start::New,
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    let saved = load_policy::<B>(&summary.model, None, &Default::default()).unwrap();
+    assert!(
+        saved.tokenizer.chat().is_some(),
+        "the checkpoint keeps the chat format"
+    );
+    assert_eq!(
+        encode_prompt(&saved.tokenizer, &case.messages[0].content).unwrap(),
+        case.ids
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+
+    // A model without a template refuses the setting, naming it.
+    let Err(e) = run_rl::<policy_lab::backend::Cpu>(
+        &config,
+        &fixture("hf-tiny-qwen2"),
+        &[Default::default()],
+        &out,
+        policy_lab::run::Start::New,
+        &mut std::io::sink(),
+    ) else {
+        panic!("hf-tiny-qwen2 has no chat template, yet the run started");
+    };
+    assert!(format!("{e:#}").contains("has no chat template"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&long);
+}

@@ -33,6 +33,7 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
+use super::chat::{ChatPrompt, ChatTemplate};
 use super::model::{Architecture, Norm, RopeScaling, Transformer, TransformerConfig};
 use super::tokenizer::{Tokenizer, TokenizerError};
 
@@ -227,6 +228,12 @@ pub struct HfTokenizer {
     bos: Option<u32>,
     eos: u32,
     pad: u32,
+    /// The checkpoint's chat template, if it has one.
+    #[serde(default)]
+    pub chat_template: Option<ChatTemplate>,
+    /// Set by [`HfTokenizer::use_chat_template`]: prompts are written with the template.
+    #[serde(default)]
+    chat: Option<ChatPrompt>,
 }
 
 impl HfTokenizer {
@@ -278,7 +285,20 @@ impl HfTokenizer {
             bos,
             eos,
             pad,
+            chat_template: ChatTemplate::from_dir(dir, &special)?,
+            chat: None,
         })
+    }
+
+    /// From now on, prompts are written as a conversation with the checkpoint's chat template:
+    /// `system` (if any), then the prompt as the user's message, then the start of the
+    /// assistant's turn. An error if the checkpoint has no template.
+    pub fn use_chat_template(&mut self, system: Option<String>) -> Result<()> {
+        let template = self.chat_template.clone().context(
+            "the checkpoint has no chat template (chat_template in tokenizer_config.json, or chat_template.jinja)",
+        )?;
+        self.chat = Some(ChatPrompt { template, system });
+        Ok(())
     }
 }
 
@@ -307,6 +327,9 @@ impl Tokenizer for HfTokenizer {
     }
     fn fingerprint(&self) -> String {
         format!("hf:{} tokens", self.vocab_size())
+    }
+    fn chat(&self) -> Option<&ChatPrompt> {
+        self.chat.as_ref()
     }
 }
 

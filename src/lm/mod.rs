@@ -11,11 +11,13 @@
 //!   collection step);
 //! * [`task`]: the arithmetic task's tokenizer, names (`add:3`) and accuracy evaluation;
 //! * [`checkpoint`]: a model, its shape and its tokenizer in one folder;
-//! * [`hf`]: Hugging Face Llama and Qwen2 checkpoints (safetensors, tokenizer.json) into the
-//!   same [`model::Transformer`];
+//! * [`hf`]: Hugging Face Llama, Qwen2 and Qwen3 checkpoints (safetensors, tokenizer.json)
+//!   into the same [`model::Transformer`];
+//! * [`chat`]: a checkpoint's chat template, rendered as transformers renders it;
 //! * [`parallel`]: data-parallel GRPO over several devices (burn's all-reduce);
 //! * [`run`]: `policy-lab lm sft | grpo | ppo | eval`, each writing a run folder.
 
+pub mod chat;
 pub mod checkpoint;
 pub mod error;
 pub mod generate;

@@ -33,6 +33,11 @@ pub trait Tokenizer {
     /// A short description that identifies the vocabulary, saved with a checkpoint so that a
     /// model is never paired with a tokenizer it was not trained with.
     fn fingerprint(&self) -> String;
+    /// The chat template prompts are written with, when a run asked for one (only a Hugging
+    /// Face checkpoint has one; see [`crate::lm::chat`]).
+    fn chat(&self) -> Option<&crate::lm::chat::ChatPrompt> {
+        None
+    }
 }
 // ANCHOR_END: lm_tokenizer_trait
 
@@ -151,6 +156,12 @@ impl Tokenizer for LmTokenizer {
         match self {
             Self::Char(t) => t.fingerprint(),
             Self::Hf(t) => t.fingerprint(),
+        }
+    }
+    fn chat(&self) -> Option<&crate::lm::chat::ChatPrompt> {
+        match self {
+            Self::Char(t) => t.chat(),
+            Self::Hf(t) => t.chat(),
         }
     }
 }

@@ -100,6 +100,13 @@ pub struct RlConfig {
     /// Data-parallel GRPO over this many devices (`run::parallel`): `cuda` devices 0, 1, ...;
     /// on `cpu`, peers that share the cores (for testing). 1 is one device.
     pub devices: usize,
+    /// Write each prompt as a conversation with the checkpoint's chat template (TRL's
+    /// conversational prompts, `apply_chat_template(..., add_generation_prompt=True)`): for
+    /// an instruct model started with `--init`. Off: the task's raw text.
+    pub chat_template: bool,
+    /// With `chat_template`, a system message before each prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
 }
 
 impl Default for RlConfig {
@@ -108,6 +115,8 @@ impl Default for RlConfig {
             iterations: 1000,
             eval_every: 50,
             devices: 1,
+            chat_template: false,
+            system_prompt: None,
         }
     }
 }
@@ -436,8 +445,27 @@ pub fn run_rl<B: AutodiffBackend>(
     }
     let tokenizer = task_tokenizer();
     let loaded = load_policy::<B>(init, Some(&tokenizer), device)?;
-    let tokenizer = loaded.tokenizer.clone();
-    let needed = 1 + config.task.digits as usize * 2 + 2 + config.max_completion_length();
+    let mut tokenizer = loaded.tokenizer.clone();
+    if config.rl.chat_template {
+        match &mut tokenizer {
+            LmTokenizer::Hf(hf) => hf
+                .use_chat_template(config.rl.system_prompt.clone())
+                .with_context(|| format!("rl.chat_template with --init {}", init.display()))?,
+            LmTokenizer::Char(_) => bail!(
+                "rl.chat_template needs a Hugging Face checkpoint with a chat template; {} is a \
+                 character-level model",
+                init.display()
+            ),
+        }
+    }
+    // The longest prompt as the model will read it: BOS or the chat template's text around
+    // it (what an empty prompt takes), and at most one token per character of `a+b=`.
+    let nines = "9".repeat(config.task.digits as usize);
+    let longest = format!("{nines}{}{nines}=", config.task.op.symbol());
+    let around = crate::lm::sft::encode_prompt(&tokenizer, "")?.len();
+    let needed = (around + longest.len())
+        .max(crate::lm::sft::encode_prompt(&tokenizer, &longest)?.len())
+        + config.max_completion_length();
     if needed > loaded.config.max_seq_len {
         bail!(
             "the task {}:{} needs sequences of up to {needed} tokens (prompt and completion) but \
