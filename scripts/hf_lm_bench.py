@@ -4,10 +4,12 @@ MLP 512, context 32, the 17-token arithmetic vocabulary: pad, bos, eos, "0123456
 
     python3 scripts/hf_lm_bench.py generate [rows] [reps]
     python3 scripts/hf_lm_bench.py grpo [steps]
+    HF_BENCH_DEVICE=cuda python3 scripts/hf_lm_bench.py grpo [steps]   # TRL on the GPU
 
 Nothing is downloaded: the model is a fresh GPT2LMHeadModel (seed 0) and the tokenizer is
 built here from its character list.
 """
+import os
 import sys
 import time
 
@@ -125,7 +127,8 @@ def bench_grpo(steps):
         logging_steps=1000,
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
+        # HF_BENCH_DEVICE=cuda (scripts/gpu_check.sh): the GPU, otherwise the CPU.
+        use_cpu=os.environ.get("HF_BENCH_DEVICE", "cpu") != "cuda",
         bf16=False,
         seed=0,
     )

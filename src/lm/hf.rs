@@ -577,3 +577,23 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     })
 }
 // ANCHOR_END: gpus_hf_to_f32
+
+/// The logits `[len, vocab]` of each of `rows` (one forward pass per row, no padding) under
+/// the checkpoint in `dir`, on `device`: what the GPU check compares across devices
+/// (`scripts/gpu_check.sh`).
+pub fn checkpoint_logits(
+    dir: &Path,
+    device: crate::backend::Device,
+    rows: &[Vec<u32>],
+) -> Result<Vec<Vec<f32>>> {
+    crate::backend::on_backend!(device, B => {
+        let hf = load_hf::<B>(dir, &Default::default())?;
+        rows.iter()
+            .map(|row| {
+                let batch = super::model::Batch::left_padded(std::slice::from_ref(row), 0);
+                let logits = hf.model.forward(&batch)?;
+                Ok(logits.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?)
+            })
+            .collect::<Result<Vec<_>>>()
+    })?
+}
