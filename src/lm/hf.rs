@@ -592,7 +592,11 @@ pub fn checkpoint_logits(
             .map(|row| {
                 let batch = super::model::Batch::left_padded(std::slice::from_ref(row), 0);
                 let logits = hf.model.forward(&batch)?;
-                Ok(logits.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?)
+                logits
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
             })
             .collect::<Result<Vec<_>>>()
     })?
