@@ -14,6 +14,8 @@
 //! * [`hf`]: Hugging Face Llama, Qwen2 and Qwen3 checkpoints (safetensors, tokenizer.json)
 //!   into the same [`model::Transformer`];
 //! * [`chat`]: a checkpoint's chat template, rendered as transformers renders it;
+//! * [`reward`]: a learned reward model (a transformer with a scalar head) trained on
+//!   preference pairs with the Bradley-Terry loss, and a task that makes such pairs;
 //! * [`parallel`]: data-parallel GRPO over several devices (burn's all-reduce);
 //! * [`run`]: `policy-lab lm sft | grpo | ppo | eval`, each writing a run folder.
 
@@ -23,6 +25,7 @@ pub mod error;
 pub mod generate;
 pub mod hf;
 pub mod model;
+pub mod reward;
 pub mod rollout;
 pub mod sft;
 pub mod task;

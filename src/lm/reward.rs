@@ -1,0 +1,321 @@
+//! A learned reward model, the RLHF rung: where the reward of a completion comes from when no
+//! program can check it, only people's preferences between two completions.
+//!
+//! The model is a transformer with a scalar head: the score of a completion is a linear
+//! function of the last hidden state, read at its last token (TRL's `RewardTrainer` on an
+//! `AutoModelForSequenceClassification` with one label). It is trained on preference pairs
+//! `(prompt, chosen, rejected)` with the Bradley-Terry loss (Christiano et al. 2017;
+//! Ouyang et al. 2022), with TRL's optional margin:
+//!
+//! ```text
+//! P(chosen > rejected) = sigmoid(r(x, y_c) - r(x, y_r))                  (RM-1)
+//! loss = -mean log sigmoid(r(x, y_c) - r(x, y_r) - margin)                (RM-2)
+//! ```
+//!
+//! and reports TRL's `accuracy` (how often the chosen completion scores higher) and `margin`
+//! (the mean score difference).
+//!
+//! [`PreferenceTask`] makes such pairs without people: arithmetic prompts, completions of
+//! random digits, and a hidden rater who prefers completions with more even digits than
+//! odd ones ([`hidden_score`]). The policy never sees the rule; the reward model has to
+//! learn it from the pairs, and a policy trained against the reward model has to discover it.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::activation::log_sigmoid;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+use policy_lab_envs::{Arithmetic, EnvRng};
+use rand::{Rng, RngExt, SeedableRng};
+
+use super::model::{Batch, ModelError, Transformer, TransformerConfig};
+use super::sft::{encode_prompt, LmError};
+use super::tokenizer::Tokenizer;
+
+/// A transformer that scores a completion with one number.
+#[derive(Module, Debug)]
+pub struct RewardModel<B: Backend> {
+    pub backbone: Transformer<B>,
+    /// `[d_model, 1]`: the score from the last token's hidden state.
+    pub head: Linear<B>,
+}
+
+impl<B: Backend> RewardModel<B> {
+    /// A fresh reward model of the shape `config`.
+    pub fn new(config: &TransformerConfig, device: &B::Device) -> Self {
+        Self {
+            backbone: config.init(device),
+            head: LinearConfig::new(config.d_model, 1).init(device),
+        }
+    }
+
+    /// The scores `[rows]` of each prompt followed by its completion (token ids), read at the
+    /// last token (the rows are left-padded, so it is the last position of every row).
+    pub fn scores(
+        &self,
+        prompts: &[Vec<u32>],
+        completions: &[Vec<u32>],
+        pad: u32,
+    ) -> Result<Tensor<B, 1>, ModelError> {
+        let rows: Vec<Vec<u32>> = prompts
+            .iter()
+            .zip(completions)
+            .map(|(p, c)| [p.as_slice(), c.as_slice()].concat())
+            .collect();
+        let batch = Batch::left_padded(&rows, pad);
+        let hidden = self.backbone.hidden(&batch)?;
+        let [n, len, d] = hidden.dims();
+        let last = hidden.narrow(1, len - 1, 1).reshape([n, d]);
+        Ok(self.head.forward(last).reshape([n]))
+    }
+}
+
+/// One preference: the prompt, the completion the rater preferred, the other one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preference {
+    pub prompt: String,
+    pub chosen: String,
+    pub rejected: String,
+}
+
+/// The Bradley-Terry loss of eq. (RM-2) of scores `[pairs]`, with an optional margin per pair
+/// (TRL's `margin` column).
+pub fn bradley_terry_loss<B: Backend>(
+    chosen: Tensor<B, 1>,
+    rejected: Tensor<B, 1>,
+    margin: Option<Tensor<B, 1>>,
+) -> Tensor<B, 1> {
+    let diff = chosen - rejected;
+    let diff = match margin {
+        Some(m) => diff - m,
+        None => diff,
+    };
+    -log_sigmoid(diff).mean()
+}
+
+/// TRL's metrics of a batch of pairs: the loss, `accuracy` (the share of pairs whose chosen
+/// completion scores higher) and `margin` (the mean of chosen minus rejected).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PairStats {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub margin: f64,
+}
+
+/// Scores of every pair's chosen and rejected completion, `([pairs], [pairs])`.
+pub fn pair_scores<B: Backend>(
+    model: &RewardModel<B>,
+    tokenizer: &impl Tokenizer,
+    pairs: &[Preference],
+) -> Result<(Tensor<B, 1>, Tensor<B, 1>), LmError> {
+    let mut prompts = Vec::with_capacity(pairs.len());
+    let (mut chosen, mut rejected) = (Vec::new(), Vec::new());
+    for p in pairs {
+        prompts.push(encode_prompt(tokenizer, &p.prompt)?);
+        chosen.push(tokenizer.encode(&p.chosen)?);
+        rejected.push(tokenizer.encode(&p.rejected)?);
+    }
+    let pad = tokenizer.pad_id();
+    Ok((
+        model.scores(&prompts, &chosen, pad)?,
+        model.scores(&prompts, &rejected, pad)?,
+    ))
+}
+
+/// The loss, accuracy and margin of `pairs` under `model`.
+pub fn evaluate_pairs<B: Backend>(
+    model: &RewardModel<B>,
+    tokenizer: &impl Tokenizer,
+    pairs: &[Preference],
+) -> Result<PairStats, LmError> {
+    let (chosen, rejected) = pair_scores(model, tokenizer, pairs)?;
+    Ok(stats(chosen, rejected))
+}
+
+fn stats<B: Backend>(chosen: Tensor<B, 1>, rejected: Tensor<B, 1>) -> PairStats {
+    let loss = crate::scalar(&bradley_terry_loss(chosen.clone(), rejected.clone(), None));
+    let c: Vec<f32> = chosen.into_data().convert::<f32>().to_vec().expect("f32");
+    let r: Vec<f32> = rejected.into_data().convert::<f32>().to_vec().expect("f32");
+    let n = c.len().max(1) as f64;
+    PairStats {
+        loss,
+        accuracy: c.iter().zip(&r).filter(|(c, r)| c > r).count() as f64 / n,
+        margin: c.iter().zip(&r).map(|(c, r)| f64::from(c - r)).sum::<f64>() / n,
+    }
+}
+
+/// The hidden rater's score of a completion: +1 for each even digit, -1 for each odd one
+/// (anything else counts nothing).
+pub fn hidden_score(completion: &str) -> i32 {
+    completion
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .map(|d| if d % 2 == 0 { 1 } else { -1 })
+        .sum()
+}
+
+/// Preference pairs over an arithmetic task's prompts, ranked by [`hidden_score`].
+pub struct PreferenceTask {
+    pub env: Arithmetic,
+    /// The longest completion drawn (the task's completion limit).
+    pub max_len: usize,
+}
+
+impl PreferenceTask {
+    pub fn new(env: Arithmetic) -> Self {
+        let max_len = env.config().completion_limit();
+        Self { env, max_len }
+    }
+
+    /// A pair: one of the task's prompts, and two completions of 1 to `max_len` random digits
+    /// whose hidden scores differ, the higher one chosen.
+    pub fn pair<R: Rng + ?Sized>(&self, rng: &mut R) -> Preference {
+        let (prompt, _) = self.env.demonstration(rng);
+        let mut draw = |rng: &mut R| -> String {
+            let len = rng.random_range(1..=self.max_len);
+            (0..len)
+                .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                .collect()
+        };
+        loop {
+            let (a, b) = (draw(rng), draw(rng));
+            let (sa, sb) = (hidden_score(&a), hidden_score(&b));
+            if sa != sb {
+                let (chosen, rejected) = if sa > sb { (a, b) } else { (b, a) };
+                return Preference {
+                    prompt: prompt.clone(),
+                    chosen,
+                    rejected,
+                };
+            }
+        }
+    }
+
+    /// `n` pairs drawn with `seed` (a held-out set: a seed the training draws never use).
+    pub fn pairs(&self, n: usize, seed: u64) -> Vec<Preference> {
+        let mut rng = EnvRng::seed_from_u64(seed);
+        (0..n).map(|_| self.pair(&mut rng)).collect()
+    }
+}
+
+/// Trains a [`RewardModel`] on fresh pairs of a [`PreferenceTask`], one AdamW step per batch.
+pub struct RewardTrainer<B: AutodiffBackend, T> {
+    pub model: RewardModel<B>,
+    optim: burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, RewardModel<B>, B>,
+    pub tokenizer: T,
+    pub task: PreferenceTask,
+    rng: EnvRng,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub steps: usize,
+}
+
+impl<B: AutodiffBackend, T: Tokenizer> RewardTrainer<B, T> {
+    pub fn new(
+        model: RewardModel<B>,
+        tokenizer: T,
+        task: PreferenceTask,
+        batch_size: usize,
+        learning_rate: f64,
+        seed: u64,
+    ) -> Self {
+        Self {
+            model,
+            optim: AdamWConfig::new().with_weight_decay(0.0).init(),
+            tokenizer,
+            task,
+            rng: EnvRng::seed_from_u64(seed),
+            batch_size,
+            learning_rate,
+            steps: 0,
+        }
+    }
+
+    /// One step of eq. (RM-2) on `batch_size` fresh pairs; returns the batch's statistics
+    /// (before the step).
+    pub fn step(&mut self) -> Result<PairStats, LmError> {
+        let pairs: Vec<Preference> = (0..self.batch_size)
+            .map(|_| self.task.pair(&mut self.rng))
+            .collect();
+        let (chosen, rejected) = pair_scores(&self.model, &self.tokenizer, &pairs)?;
+        let stats = stats(chosen.clone().detach(), rejected.clone().detach());
+        let loss = bradley_terry_loss(chosen, rejected, None);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self
+            .optim
+            .step(self.learning_rate, self.model.clone(), grads);
+        self.steps += 1;
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+
+    type B = burn::backend::NdArray;
+
+    #[test]
+    fn the_loss_is_trls_and_the_margin_shifts_it() {
+        let t = |v: &[f32]| Tensor::<B, 1>::from_floats(v, &Default::default());
+        // -log sigmoid(d) for d = 2 and d = -1: softplus(-d).
+        let loss = bradley_terry_loss(t(&[3.0, 0.0]), t(&[1.0, 1.0]), None).into_scalar();
+        let want = ((1.0f32 + (-2.0f32).exp()).ln() + (1.0f32 + 1.0f32.exp()).ln()) / 2.0;
+        assert!((loss - want).abs() < 1e-6, "{loss} {want}");
+        // A margin of 2 on the first pair: as if it were a tie.
+        let loss = bradley_terry_loss(t(&[3.0]), t(&[1.0]), Some(t(&[2.0]))).into_scalar();
+        assert!((loss - 2f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_hidden_rater_prefers_even_digits_and_pairs_follow_it() {
+        assert_eq!(hidden_score("2468"), 4);
+        assert_eq!(hidden_score("1357"), -4);
+        assert_eq!(hidden_score("12"), 0);
+        let env = Arithmetic::new(Default::default()).unwrap();
+        let task = PreferenceTask::new(env);
+        for p in task.pairs(50, 3) {
+            assert!(hidden_score(&p.chosen) > hidden_score(&p.rejected));
+            assert!(p.prompt.ends_with('='));
+        }
+        assert_ne!(task.pairs(5, 3), task.pairs(5, 4));
+    }
+
+    #[test]
+    fn a_reward_model_learns_the_hidden_rule_to_90_percent_on_held_out_pairs() {
+        // Bounded by steps: 300 steps of 32 pairs on add:2 prompts; the held-out pairs come
+        // from a seed the training never draws with.
+        let tokenizer = crate::lm::task::task_tokenizer();
+        let config = TransformerConfig::new(tokenizer.vocab_size())
+            .with_max_seq_len(16)
+            .with_d_model(64)
+            .with_n_layers(2)
+            .with_n_heads(4)
+            .with_d_ff(128);
+        let device = Default::default();
+        let model =
+            crate::backend::seeded::<Cpu, _>(&device, 0, || RewardModel::new(&config, &device));
+        let env_config = policy_lab_envs::ArithmeticConfig {
+            digits: 2,
+            ..Default::default()
+        };
+        let task = PreferenceTask::new(Arithmetic::new(env_config.clone()).unwrap());
+        let held_out = PreferenceTask::new(Arithmetic::new(env_config).unwrap()).pairs(256, 999);
+        let mut trainer = RewardTrainer::new(model, tokenizer.clone(), task, 32, 1e-3, 1);
+        let before = evaluate_pairs(&trainer.model, &tokenizer, &held_out).unwrap();
+        for _ in 0..300 {
+            trainer.step().unwrap();
+        }
+        let after = evaluate_pairs(&trainer.model, &tokenizer, &held_out).unwrap();
+        println!("held-out pairs: before {before:?}, after 300 steps {after:?}");
+        assert!(
+            after.accuracy >= 0.9,
+            "held-out accuracy {} after 300 steps (before: {})",
+            after.accuracy,
+            before.accuracy
+        );
+        assert!(after.margin > before.margin && after.loss < before.loss);
+    }
+}
