@@ -134,6 +134,9 @@ enum LmCommand {
     Grpo(LmArgs),
     /// PPO with a value head from a checkpoint (the comparison for GRPO).
     Ppo(LmArgs),
+    /// Train a reward model on the task's preference pairs (a hidden rater prefers even
+    /// digits) with the Bradley-Terry loss: the RLHF rung.
+    Reward(LmArgs),
     /// Greedy accuracy of a checkpoint on a task's held-out test problems.
     Eval {
         /// A run folder, its `model/` folder, or a Hugging Face checkpoint folder.
@@ -467,12 +470,14 @@ fn lm_command(command: LmCommand) -> Result<()> {
         LmCommand::Sft(a) => (LmAlgo::Sft, a),
         LmCommand::Grpo(a) => (LmAlgo::Grpo, a),
         LmCommand::Ppo(a) => (LmAlgo::Ppo, a),
+        LmCommand::Reward(a) => (LmAlgo::Reward, a),
     };
-    if algo == LmAlgo::Sft && (args.init.is_some() || args.devices.is_some() || args.chat_template)
-    {
+    let fresh = matches!(algo, LmAlgo::Sft | LmAlgo::Reward);
+    if fresh && (args.init.is_some() || args.devices.is_some() || args.chat_template) {
         anyhow::bail!(
-            "lm sft trains a fresh model on one device: --init, --devices and --chat-template \
-                 are for `lm grpo` and `lm ppo`"
+            "lm {} trains a fresh model on one device: --init, --devices and --chat-template \
+                 are for `lm grpo` and `lm ppo`",
+            algo.name()
         );
     }
     let mut config = match (&args.resume, &args.config) {
@@ -509,6 +514,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
     if let Some(n) = args.iterations {
         match algo {
             LmAlgo::Sft => config.sft.steps = n,
+            LmAlgo::Reward => config.reward.steps = n,
             _ => config.rl.iterations = n,
         }
     }
@@ -522,7 +528,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
         config.rl.system_prompt = Some(system.clone());
     }
     let task_name = format!("{}{}", config.task.op, config.task.digits);
-    if algo != LmAlgo::Sft && args.resume.is_none() {
+    if !fresh && args.resume.is_none() {
         let init = args
             .init
             .clone()
@@ -540,6 +546,21 @@ fn lm_command(command: LmCommand) -> Result<()> {
     let summary = run_lm(&config, &out, start, &mut std::io::stderr())?;
     if let Some(start) = &summary.start {
         println!("start: held-out accuracy {:.3}", start.accuracy);
+    }
+    if algo == LmAlgo::Reward {
+        println!(
+            "reward model on {}:{} prompts: held-out pair accuracy {:.3} after {} steps in {:.1}s",
+            config.task.op,
+            config.task.digits,
+            summary.end.accuracy,
+            summary.iterations,
+            summary.seconds
+        );
+        println!(
+            "wrote {}/{{config.toml, metrics.jsonl, summary.json, model/}}",
+            out.display()
+        );
+        return Ok(());
     }
     println!(
         "{name} on {}:{}: held-out accuracy {:.3} over {} problems after {} {} in {:.1}s",

@@ -33,6 +33,7 @@ use crate::core::metrics::generation_metrics;
 use crate::core::nn::apply_gradients;
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::Transformer;
+use crate::lm::reward::RewardFuncs;
 use crate::lm::rollout::{collect_completions, LmRollout};
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
@@ -99,6 +100,11 @@ pub struct GrpoLm<B: AutodiffBackend, E, T> {
     pub iteration: usize,
     /// This learner's place among data-parallel peers ([`crate::run::parallel`]), if any.
     peer: Option<PeerId>,
+    /// What scores a completion: the task's reward, reward models, or both, weighted.
+    rewards: RewardFuncs<B::InnerBackend>,
+    /// Each reward function's mean over the last batch, and the preference task's hidden
+    /// rater's mean score when a reward model is used (metrics).
+    reward_means: Vec<(String, f64)>,
 }
 
 impl<B, E, T> GrpoLm<B, E, T>
@@ -138,7 +144,16 @@ where
             completions: 0,
             iteration: 0,
             peer: None,
+            rewards: RewardFuncs::default(),
+            reward_means: Vec::new(),
         })
+    }
+
+    /// Scores completions with `rewards` (TRL's `reward_funcs` and `reward_weights`) instead
+    /// of the task's reward alone.
+    pub fn with_rewards(mut self, rewards: RewardFuncs<B::InnerBackend>) -> Self {
+        self.rewards = rewards;
+        self
     }
 
     /// Makes this learner the data-parallel peer `peer`: its gradients are averaged with the
@@ -163,6 +178,9 @@ where
         let clipped: Vec<bool> = first.finished.iter().map(|f| !f).collect();
         generation_metrics(&first.rewards, &zero_std, &lengths, &clipped, &mut m);
         m.insert("completions_seen", self.completions as f64);
+        for (name, mean) in &self.reward_means {
+            m.insert(metric_name(name), *mean);
+        }
         Ok(m)
     }
 
@@ -179,9 +197,27 @@ where
             ..SamplingConfig::default()
         };
         let policy = self.model.valid();
-        let (env, tok) = (&self.env, &self.tokenizer);
+        let (env, tok, rewards) = (&self.env, &self.tokenizer, &self.rewards);
+        let means = std::cell::RefCell::new(Vec::new());
         let collect = |rng: &mut EnvRng| {
-            collect_completions(&policy, env, tok, c.update.num_groups, g, &sampling, rng)
+            let mut r =
+                collect_completions(&policy, env, tok, c.update.num_groups, g, &sampling, rng)?;
+            if !rewards.task_only() {
+                let (total, m) = rewards.score(&r.prompts, &r.tokens, &r.rewards, tok)?;
+                if means.borrow().is_empty() {
+                    let texts: Vec<String> = r.tokens.iter().map(|t| tok.decode(t)).collect();
+                    let hidden = texts
+                        .iter()
+                        .map(|t| f64::from(crate::lm::reward::hidden_score(t)))
+                        .sum::<f64>()
+                        / texts.len().max(1) as f64;
+                    let mut m = m;
+                    m.push(("hidden_score".into(), hidden));
+                    *means.borrow_mut() = m;
+                }
+                r.rewards = total;
+            }
+            Ok::<_, LmError>(r)
         };
         let mut rollout = collect(&mut self.rng)?;
         self.completions += rollout.len();
@@ -203,6 +239,7 @@ where
                 tries += 1;
             }
         }
+        self.reward_means = means.into_inner();
         Ok((rollout, first))
     }
     // ANCHOR_END: grpolm_collect
@@ -440,5 +477,16 @@ where
     }
     fn is_finite(&self) -> bool {
         crate::core::checkpoint::all_finite(&self.model)
+    }
+}
+
+/// The metric name of a reward function's mean (TRL's `rewards/<name>/mean`); the hidden
+/// rater's score under its own name.
+fn metric_name(name: &str) -> &'static str {
+    match name {
+        "task" => "rewards/task/mean",
+        "hidden_score" => "hidden_score",
+        // Reward models: one name for all (a run has one in practice; several add up).
+        _ => "rewards/model/mean",
     }
 }

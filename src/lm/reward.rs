@@ -172,7 +172,7 @@ impl PreferenceTask {
     /// whose hidden scores differ, the higher one chosen.
     pub fn pair<R: Rng + ?Sized>(&self, rng: &mut R) -> Preference {
         let (prompt, _) = self.env.demonstration(rng);
-        let mut draw = |rng: &mut R| -> String {
+        let draw = |rng: &mut R| -> String {
             let len = rng.random_range(1..=self.max_len);
             (0..len)
                 .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
@@ -248,6 +248,163 @@ impl<B: AutodiffBackend, T: Tokenizer> RewardTrainer<B, T> {
         self.steps += 1;
         Ok(stats)
     }
+}
+
+/// Each reward function's mean over a batch, by name.
+pub type RewardMeans = Vec<(String, f64)>;
+
+/// What scores a completion in RL: TRL's `reward_funcs` with its `reward_weights`. The
+/// task's own (verifiable) reward and any number of reward models, each weighted; the
+/// reward of a completion is the weighted sum.
+pub struct RewardFuncs<B: Backend> {
+    /// The weight of the task's reward (0 to leave it out).
+    pub task_weight: f32,
+    /// `(name, model, weight)`.
+    pub models: Vec<(String, RewardModel<B>, f32)>,
+}
+
+impl<B: Backend> Default for RewardFuncs<B> {
+    /// The task's reward alone.
+    fn default() -> Self {
+        Self {
+            task_weight: 1.0,
+            models: Vec::new(),
+        }
+    }
+}
+
+impl<B: Backend> RewardFuncs<B> {
+    /// Whether the task's reward alone is used (nothing to rescore).
+    pub fn task_only(&self) -> bool {
+        self.models.is_empty() && self.task_weight == 1.0
+    }
+
+    /// The rewards of completions `tokens` (EOS at the end where one came) of `prompts`,
+    /// whose task rewards are `task`: the weighted sum, and each function's mean (TRL's
+    /// `rewards/<name>/mean`).
+    pub fn score(
+        &self,
+        prompts: &[Vec<u32>],
+        tokens: &[Vec<u32>],
+        task: &[f32],
+        tokenizer: &impl Tokenizer,
+    ) -> Result<(Vec<f32>, RewardMeans), LmError> {
+        let n = task.len().max(1) as f64;
+        let mut total: Vec<f32> = task.iter().map(|r| r * self.task_weight).collect();
+        let mut means = vec![(
+            "task".to_string(),
+            task.iter().map(|r| f64::from(*r)).sum::<f64>() / n,
+        )];
+        // A reward model reads the completion's text tokens, without EOS (as it was trained).
+        let eos = tokenizer.eos_id();
+        let completions: Vec<Vec<u32>> = tokens
+            .iter()
+            .map(|t| t.iter().copied().filter(|&id| id != eos).collect())
+            .collect();
+        for (name, model, weight) in &self.models {
+            let scores: Vec<f32> = model
+                .scores(prompts, &completions, tokenizer.pad_id())?
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .expect("f32");
+            for (t, s) in total.iter_mut().zip(&scores) {
+                *t += weight * s;
+            }
+            means.push((
+                name.clone(),
+                scores.iter().map(|s| f64::from(*s)).sum::<f64>() / n,
+            ));
+        }
+        Ok((total, means))
+    }
+}
+
+/// What the trainer keeps besides the model and the optimizer (`state.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TrainerState {
+    rng: EnvRng,
+    steps: usize,
+}
+
+impl<B: AutodiffBackend, T: Tokenizer> crate::core::learner::Learner for RewardTrainer<B, T> {
+    type Policy = RewardModel<B>;
+    fn iterate(&mut self) -> anyhow::Result<crate::Metrics> {
+        let stats = self.step()?;
+        let mut m = crate::Metrics::new();
+        m.insert("loss", stats.loss);
+        m.insert("accuracy", stats.accuracy);
+        m.insert("margin", stats.margin);
+        m.insert("step", self.steps as f64);
+        m.insert("global_step", (self.steps * self.batch_size) as f64);
+        Ok(m)
+    }
+    fn global_step(&self) -> usize {
+        self.steps * self.batch_size
+    }
+    fn policy(&self) -> &RewardModel<B> {
+        &self.model
+    }
+    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::core::checkpoint::*;
+        save_module(&self.model, &dir.join("model"))?;
+        save_optim(&self.optim, &dir.join("optim"))?;
+        let state = TrainerState {
+            rng: self.rng.clone(),
+            steps: self.steps,
+        };
+        save_json(&state, &dir.join("state.json"))
+    }
+    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::core::checkpoint::*;
+        let device = self.model.devices()[0].clone();
+        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
+        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
+        let s: TrainerState = load_json(&dir.join("state.json"))?;
+        (self.rng, self.steps) = (s.rng, s.steps);
+        Ok(())
+    }
+    fn is_finite(&self) -> bool {
+        crate::core::checkpoint::all_finite(&self.model)
+    }
+}
+
+/// Saves a reward model into the folder `dir`: its backbone as a language-model checkpoint
+/// (`model.json`, `shape.json`, `tokenizer.json`, [`crate::lm::checkpoint::save_lm`]) and its
+/// head (`head.mpk`).
+pub fn save_reward_model<B: Backend>(
+    dir: &std::path::Path,
+    model: &RewardModel<B>,
+    config: &TransformerConfig,
+    tokenizer: &super::tokenizer::LmTokenizer,
+) -> anyhow::Result<()> {
+    super::checkpoint::save_lm(dir, &model.backbone, config, tokenizer)?;
+    crate::core::checkpoint::save_module(&model.head, &dir.join("head"))
+}
+
+/// A reward model saved by [`save_reward_model`], with its tokenizer.
+pub fn load_reward_model<B: Backend>(
+    dir: &std::path::Path,
+    device: &B::Device,
+) -> anyhow::Result<(RewardModel<B>, super::tokenizer::LmTokenizer)> {
+    use anyhow::Context;
+    if !dir.join("head.mpk").exists() {
+        anyhow::bail!(
+            "{} is not a reward model (no head.mpk): `policy-lab lm reward` writes one",
+            dir.display()
+        );
+    }
+    let loaded = super::checkpoint::load_lm::<B>(dir, None, device)
+        .with_context(|| format!("loading the reward model in {}", dir.display()))?;
+    let head = LinearConfig::new(loaded.config.d_model, 1).init(device);
+    let head = crate::core::checkpoint::load_module(head, &dir.join("head"), device)?;
+    Ok((
+        RewardModel {
+            backbone: loaded.model,
+            head,
+        },
+        loaded.tokenizer,
+    ))
 }
 
 #[cfg(test)]

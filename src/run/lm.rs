@@ -107,6 +107,12 @@ pub struct RlConfig {
     /// With `chat_template`, a system message before each prompt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    /// TRL's `reward_funcs` (GRPO): `"task"`, the task's verifiable reward, and/or the
+    /// folders of reward models (`lm reward`'s `model/`).
+    pub reward_funcs: Vec<String>,
+    /// TRL's `reward_weights`, one per entry of `reward_funcs`; unset: 1 each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward_weights: Option<Vec<f32>>,
 }
 
 impl Default for RlConfig {
@@ -117,6 +123,36 @@ impl Default for RlConfig {
             devices: 1,
             chat_template: false,
             system_prompt: None,
+            reward_funcs: vec!["task".into()],
+            reward_weights: None,
+        }
+    }
+}
+
+/// The reward model's training (`lm reward`): Bradley-Terry steps on fresh preference pairs
+/// of the task's prompts (`lm::reward::PreferenceTask`), the model of `[model]`'s shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardConfig {
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Preference pairs per step.
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Measure the held-out pair accuracy every this many steps.
+    pub eval_every: usize,
+    /// Held-out pairs (drawn from a seed the training never uses).
+    pub held_out_pairs: usize,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            eval_every: 50,
+            held_out_pairs: 256,
         }
     }
 }
@@ -138,6 +174,8 @@ pub struct LmRunConfig {
     pub task: ArithmeticConfig,
     pub model: ModelShape,
     pub sft: SftConfig,
+    /// The reward model (`lm reward`).
+    pub reward: RewardConfig,
     pub rl: RlConfig,
     pub grpo: GrpoLmConfig,
     /// PPO with a value head, one completion per prompt.
@@ -155,6 +193,7 @@ impl Default for LmRunConfig {
             task: ArithmeticConfig::default(),
             model: ModelShape::default(),
             sft: SftConfig::default(),
+            reward: RewardConfig::default(),
             rl: RlConfig::default(),
             grpo: GrpoLmConfig::default(),
             ppo: PpoLmConfig::default(),
@@ -227,6 +266,16 @@ impl LmRunConfig {
         if m.n_layers == 0 || m.d_ff == 0 || m.max_seq_len == 0 {
             return bad("model: n_layers, d_ff and max_seq_len must be at least 1".into());
         }
+        let r = &self.reward;
+        if r.steps == 0 || r.batch_size == 0 || r.eval_every == 0 || r.held_out_pairs == 0 {
+            return bad(
+                "reward: steps, batch_size, eval_every and held_out_pairs must be at least 1"
+                    .into(),
+            );
+        }
+        if !(r.learning_rate > 0.0 && r.learning_rate.is_finite()) {
+            return bad("reward: learning_rate must be positive".into());
+        }
         let s = &self.sft;
         if s.steps == 0 || s.batch_size == 0 || s.eval_every == 0 {
             return bad("sft: steps, batch_size and eval_every must be at least 1".into());
@@ -242,6 +291,28 @@ impl LmRunConfig {
         }
         if self.rl.devices == 0 {
             return bad("rl: devices must be at least 1".into());
+        }
+        let funcs = &self.rl.reward_funcs;
+        if funcs.is_empty() {
+            return bad(
+                "rl: reward_funcs must name at least one (\"task\" or a reward model's folder)"
+                    .into(),
+            );
+        }
+        if let Some(w) = &self.rl.reward_weights {
+            if w.len() != funcs.len() || w.iter().any(|w| !w.is_finite()) {
+                return bad(format!(
+                    "rl: reward_weights has {} finite weights; reward_funcs has {} functions",
+                    w.len(),
+                    funcs.len()
+                ));
+            }
+        }
+        let task_only = funcs.iter().all(|f| f == "task");
+        if !task_only && (self.algo == LmAlgo::Ppo || self.rl.devices > 1) {
+            return bad(
+                "rl: reward models score GRPO on one device (not PPO, not devices > 1)".into(),
+            );
         }
         if self.rl.devices > 1 && self.algo == LmAlgo::Ppo {
             return bad("rl: data parallelism (devices > 1) is implemented for GRPO only".into());
@@ -288,6 +359,8 @@ pub enum LmAlgo {
     Sft,
     Grpo,
     Ppo,
+    /// A reward model trained on preference pairs (the RLHF rung).
+    Reward,
 }
 
 impl LmAlgo {
@@ -295,9 +368,10 @@ impl LmAlgo {
     /// RL starts from `--init` (its model and shape) and reads `[rl]` and its own table.
     pub fn unused(self) -> &'static [&'static str] {
         match self {
-            LmAlgo::Sft => &["init", "rl", "grpo", "ppo"],
-            LmAlgo::Grpo => &["model", "sft", "ppo"],
-            LmAlgo::Ppo => &["model", "sft", "grpo"],
+            LmAlgo::Sft => &["init", "rl", "grpo", "ppo", "reward"],
+            LmAlgo::Grpo => &["model", "sft", "ppo", "reward"],
+            LmAlgo::Ppo => &["model", "sft", "grpo", "reward"],
+            LmAlgo::Reward => &["init", "rl", "grpo", "ppo", "sft"],
         }
     }
     pub fn name(self) -> &'static str {
@@ -305,6 +379,7 @@ impl LmAlgo {
             LmAlgo::Sft => "sft",
             LmAlgo::Grpo => "grpo",
             LmAlgo::Ppo => "ppo",
+            LmAlgo::Reward => "reward",
         }
     }
 }
@@ -347,6 +422,7 @@ fn run_lm_on<B: AutodiffBackend>(
 ) -> Result<LmSummary> {
     match config.algo {
         LmAlgo::Sft => run_sft::<B>(config, &Default::default(), out, start, progress),
+        LmAlgo::Reward => run_reward::<B>(config, &Default::default(), out, start, progress),
         LmAlgo::Grpo | LmAlgo::Ppo => {
             let init = config
                 .init
@@ -426,6 +502,122 @@ pub fn run_sft<B: AutodiffBackend>(
     bar.finish();
     finish(&mut folder, None, last, &driven)
 }
+/// A reward model trained on the task's preference pairs (`lm::reward`), its held-out pair
+/// accuracy measured along the way, in the run folder `out`; the model goes to `out/model`
+/// (`lm::reward::load_reward_model` reads it). The summary's accuracy is the held-out pair
+/// accuracy.
+pub fn run_reward<B: AutodiffBackend>(
+    config: &LmRunConfig,
+    device: &B::Device,
+    out: &Path,
+    start: Start,
+    progress: &mut (dyn Write + Send),
+) -> Result<LmSummary> {
+    use crate::lm::reward::{
+        evaluate_pairs, save_reward_model, PreferenceTask, RewardModel, RewardTrainer,
+    };
+    config.validate()?;
+    let config_toml = config.to_toml();
+    let mut folder = RunFolder::open(out, start, &config_toml, resume_command("reward", out))?;
+    let tokenizer = task_tokenizer();
+    let shape = config.transformer(tokenizer.vocab_size());
+    let model: RewardModel<B> =
+        crate::backend::seeded::<B, _>(device, config.seed, || RewardModel::new(&shape, device));
+    let r = &config.reward;
+    // Held-out pairs from another seed than any training draw (the trainer's is `seed`).
+    let held_out = PreferenceTask::new(config.env(Split::Test)?)
+        .pairs(r.held_out_pairs, config.seed.wrapping_add(0x5eed));
+    let task = PreferenceTask::new(config.env(Split::Train)?);
+    let mut learner = RewardTrainer::new(
+        model,
+        tokenizer.clone(),
+        task,
+        r.batch_size,
+        r.learning_rate,
+        config.seed,
+    );
+    let (state, history) = resume_from(&mut folder, &mut learner, &config_toml, RESUMABLE, start)?;
+    let mut last = Accuracy {
+        accuracy: history
+            .iter()
+            .rev()
+            .find_map(|row| row.get("held_out_accuracy").copied())
+            .unwrap_or(0.0),
+        ..Accuracy::default()
+    };
+    let lm_tokenizer = LmTokenizer::Char(tokenizer.clone());
+    let mut bar = Progress::new("reward", r.steps, "steps", 20, r.steps, progress);
+    let driven = drive(
+        &mut learner,
+        &mut folder,
+        state,
+        history,
+        Drive {
+            config_toml: &config_toml,
+            checkpoint_every: config.checkpoint_every,
+            done: &|_, it| it >= r.steps,
+            position: &|_, it| it,
+            after: &mut |it, m, l| {
+                if it % r.eval_every == 0 || it == r.steps {
+                    let stats = evaluate_pairs(&l.model.valid(), &tokenizer, &held_out)?;
+                    m.insert("held_out_accuracy", stats.accuracy);
+                    m.insert("held_out_margin", stats.margin);
+                    last.accuracy = stats.accuracy;
+                }
+                Ok(())
+            },
+            save_policy: &|l, dir| {
+                save_reward_model(&dir.join("model"), &l.model, &shape, &lm_tokenizer)
+            },
+        },
+        &mut bar,
+    );
+    let driven = driven?;
+    bar.finish();
+    finish(&mut folder, None, last, &driven)
+}
+
+/// The reward functions `rl.reward_funcs` names, loaded, with `rl.reward_weights`. A reward
+/// model must share the policy's tokenizer (it reads the policy's token ids).
+fn reward_funcs<B: burn::tensor::backend::Backend>(
+    rl: &RlConfig,
+    tokenizer: &LmTokenizer,
+    device: &B::Device,
+) -> Result<crate::lm::reward::RewardFuncs<B>> {
+    let mut funcs = crate::lm::reward::RewardFuncs {
+        task_weight: 0.0,
+        models: Vec::new(),
+    };
+    for (i, name) in rl.reward_funcs.iter().enumerate() {
+        let weight = rl.reward_weights.as_ref().map_or(1.0, |w| w[i]);
+        if name == "task" {
+            funcs.task_weight += weight;
+            continue;
+        }
+        let dir = model_dir(Path::new(name));
+        let (model, rm_tokenizer) = crate::lm::reward::load_reward_model::<B>(&dir, device)?;
+        if rm_tokenizer.fingerprint() != tokenizer.fingerprint() {
+            bail!(
+                "the reward model in {} reads another tokenizer ({}) than the policy ({})",
+                dir.display(),
+                rm_tokenizer.fingerprint(),
+                tokenizer.fingerprint()
+            );
+        }
+        funcs.models.push((name.clone(), model, weight));
+    }
+    Ok(funcs)
+}
+
+/// A run folder's `model/`, or the folder itself.
+fn model_dir(path: &Path) -> PathBuf {
+    if path.join("model").join("head.mpk").exists() {
+        path.join("model")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// RL (`algo`) from the checkpoint in `init`, with the held-out accuracy measured along
 /// the way, in the run folder `out` (`start`: a new run, a replacement, or going on from
 /// the newest checkpoint), on `devices` (more than one: data-parallel GRPO, one peer per
@@ -440,8 +632,8 @@ pub fn run_rl<B: AutodiffBackend>(
 ) -> Result<LmSummary> {
     let device = devices.first().context("run_rl needs a device")?;
     config.validate()?;
-    if config.algo == LmAlgo::Sft {
-        bail!("run_rl needs algo = grpo or ppo; SFT is run_sft");
+    if matches!(config.algo, LmAlgo::Sft | LmAlgo::Reward) {
+        bail!("run_rl needs algo = grpo or ppo; SFT is run_sft, the reward model run_reward");
     }
     let tokenizer = task_tokenizer();
     let loaded = load_policy::<B>(init, Some(&tokenizer), device)?;
@@ -498,15 +690,20 @@ pub fn run_rl<B: AutodiffBackend>(
         );
     }
     let mut learner: Box<dyn Learner<Policy = Transformer<B>>> = match config.algo {
-        LmAlgo::Sft => unreachable!("refused above"),
-        LmAlgo::Grpo => Box::new(GrpoLm::new(
-            config.grpo.clone(),
-            max_len,
-            loaded.model,
-            train_env,
-            tokenizer.clone(),
-            config.seed,
-        )?),
+        LmAlgo::Sft | LmAlgo::Reward => unreachable!("refused above"),
+        LmAlgo::Grpo => Box::new(
+            GrpoLm::new(
+                config.grpo.clone(),
+                max_len,
+                loaded.model,
+                train_env,
+                tokenizer.clone(),
+                config.seed,
+            )?
+            .with_rewards(reward_funcs::<B::InnerBackend>(
+                &config.rl, &tokenizer, device,
+            )?),
+        ),
         LmAlgo::Ppo => Box::new(PpoLm::new(
             config.ppo.clone(),
             max_len,
