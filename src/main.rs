@@ -182,13 +182,21 @@ struct LmArgs {
     /// With --chat-template, a system message before each prompt (`rl.system_prompt`).
     #[arg(long, requires = "chat_template")]
     system_prompt: Option<String>,
+    /// What scores a completion (TRL's reward_funcs), comma-separated: `task` (the task's
+    /// reward) and/or reward models' folders (`lm reward`), e.g. `runs/lm-reward-add1`
+    /// (`rl.reward_funcs`).
+    #[arg(long, value_delimiter = ',')]
+    reward_funcs: Option<Vec<String>>,
+    /// One weight per reward function, comma-separated (`rl.reward_weights`; default 1 each).
+    #[arg(long, value_delimiter = ',')]
+    reward_weights: Option<Vec<f32>>,
     /// The run's folder (default runs/lm-ALGO-TASK).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved config
     /// (only --iterations and --device may change); on the CPU it gives the same numbers
     /// as a run that never stopped.
-    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "init", "chat_template", "system_prompt"])]
+    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "init", "chat_template", "system_prompt", "reward_funcs", "reward_weights"])]
     resume: Option<PathBuf>,
     /// Replace the run already in the folder (without it, a folder that holds a run is
     /// refused).
@@ -473,7 +481,12 @@ fn lm_command(command: LmCommand) -> Result<()> {
         LmCommand::Reward(a) => (LmAlgo::Reward, a),
     };
     let fresh = matches!(algo, LmAlgo::Sft | LmAlgo::Reward);
-    if fresh && (args.init.is_some() || args.devices.is_some() || args.chat_template) {
+    if fresh
+        && (args.init.is_some()
+            || args.devices.is_some()
+            || args.chat_template
+            || args.reward_funcs.is_some())
+    {
         anyhow::bail!(
             "lm {} trains a fresh model on one device: --init, --devices and --chat-template \
                  are for `lm grpo` and `lm ppo`",
@@ -526,6 +539,12 @@ fn lm_command(command: LmCommand) -> Result<()> {
     }
     if let Some(system) = &args.system_prompt {
         config.rl.system_prompt = Some(system.clone());
+    }
+    if let Some(funcs) = &args.reward_funcs {
+        config.rl.reward_funcs = funcs.clone();
+    }
+    if let Some(weights) = &args.reward_weights {
+        config.rl.reward_weights = Some(weights.clone());
     }
     let task_name = format!("{}{}", config.task.op, config.task.digits);
     if !fresh && args.resume.is_none() {

@@ -72,6 +72,32 @@ fn a_reward_model_is_learned_and_grpo_against_it_learns_the_hidden_rule() {
         "the hidden rater's score did not rise: {hidden:?}"
     );
     assert!(mean(&model[15..]) > mean(&model[..5]));
+
+    // 4. PPO with a value head against the same reward model, with the task's reward beside
+    //    it at weight 0.5 (TRL's reward_weights): the hidden score rises too.
+    let mut ppo = small(LmAlgo::Ppo);
+    ppo.init = Some(policy.model.clone());
+    ppo.rl.iterations = 20;
+    ppo.rl.eval_every = 20;
+    ppo.rl.reward_funcs = vec!["task".into(), rm.model.display().to_string()];
+    ppo.rl.reward_weights = Some(vec![0.5, 1.0]);
+    ppo.ppo.num_prompts = 64;
+    ppo.ppo.update.learning_rate = 1e-3;
+    run_lm(&ppo, &root.join("ppo"), Start::New, sink).unwrap();
+    let text = std::fs::read_to_string(root.join("ppo/metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let series = |key: &str| -> Vec<f64> { rows.iter().filter_map(|r| r[key].as_f64()).collect() };
+    let (hidden, task) = (series("hidden_score"), series("rewards/task/mean"));
+    println!("PPO: hidden score per iteration: {hidden:.2?}\ntask reward: {task:.2?}");
+    assert_eq!(hidden.len(), 20);
+    assert!(
+        mean(&hidden[15..]) > mean(&hidden[..5]) + 0.5,
+        "PPO: the hidden rater's score did not rise: {hidden:?}"
+    );
+
     // The checkpoint it wrote is a policy again.
     let saved =
         load_policy::<burn::backend::NdArray>(&root.join("grpo/model"), None, &Default::default());

@@ -202,20 +202,9 @@ where
         let collect = |rng: &mut EnvRng| {
             let mut r =
                 collect_completions(&policy, env, tok, c.update.num_groups, g, &sampling, rng)?;
-            if !rewards.task_only() {
-                let (total, m) = rewards.score(&r.prompts, &r.tokens, &r.rewards, tok)?;
-                if means.borrow().is_empty() {
-                    let texts: Vec<String> = r.tokens.iter().map(|t| tok.decode(t)).collect();
-                    let hidden = texts
-                        .iter()
-                        .map(|t| f64::from(crate::lm::reward::hidden_score(t)))
-                        .sum::<f64>()
-                        / texts.len().max(1) as f64;
-                    let mut m = m;
-                    m.push(("hidden_score".into(), hidden));
-                    *means.borrow_mut() = m;
-                }
-                r.rewards = total;
+            let m = rewards.rescore(&mut r, tok)?;
+            if means.borrow().is_empty() {
+                *means.borrow_mut() = m;
             }
             Ok::<_, LmError>(r)
         };
@@ -482,7 +471,7 @@ where
 
 /// The metric name of a reward function's mean (TRL's `rewards/<name>/mean`); the hidden
 /// rater's score under its own name.
-fn metric_name(name: &str) -> &'static str {
+pub(crate) fn metric_name(name: &str) -> &'static str {
     match name {
         "task" => "rewards/task/mean",
         "hidden_score" => "hidden_score",

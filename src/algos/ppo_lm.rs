@@ -35,6 +35,7 @@ use crate::core::nn::gradient_step;
 use crate::core::objective::{clipped_surrogate, masked_mean, ratio};
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::{Batch, ModelError, Transformer};
+use crate::lm::reward::RewardFuncs;
 use crate::lm::rollout::{collect_completions, LmRollout};
 use crate::lm::sft::{LmError, TokenRows};
 use crate::lm::tokenizer::Tokenizer;
@@ -160,6 +161,8 @@ pub struct PpoLm<B: AutodiffBackend, E, T> {
     tokenizer: T,
     rng: EnvRng,
     pub completions: usize,
+    /// What scores a completion: the task's reward, reward models, or both, weighted.
+    rewards: RewardFuncs<B::InnerBackend>,
 }
 
 impl<B, E, T> PpoLm<B, E, T>
@@ -198,7 +201,15 @@ where
             tokenizer,
             rng: EnvRng::seed_from_u64(seed),
             completions: 0,
+            rewards: RewardFuncs::default(),
         })
+    }
+
+    /// Scores completions with `rewards` (reward models, the task's reward, weighted)
+    /// instead of the task's reward alone.
+    pub fn with_rewards(mut self, rewards: RewardFuncs<B::InnerBackend>) -> Self {
+        self.rewards = rewards;
+        self
     }
 
     /// The policy being trained.
@@ -218,7 +229,7 @@ where
             ..SamplingConfig::default()
         };
         let inference = self.nets.valid();
-        let rollout = collect_completions(
+        let mut rollout = collect_completions(
             &inference.policy,
             &self.env,
             &self.tokenizer,
@@ -227,6 +238,7 @@ where
             &sampling,
             &mut self.rng,
         )?;
+        let reward_means = self.rewards.rescore(&mut rollout, &self.tokenizer)?;
         self.completions += rollout.len();
 
         // 2. Advantages by GAE over each completion's tokens (eq. GAE-1, GAE-2).
@@ -311,6 +323,9 @@ where
         generation_metrics(&rollout.rewards, &none, &lengths, &clipped, &mut m);
         m.remove("frac_reward_zero_std");
         m.insert("completions_seen", self.completions as f64);
+        for (name, mean) in &reward_means {
+            m.insert(super::grpo_lm::metric_name(name), *mean);
+        }
         Ok(m)
     }
 }

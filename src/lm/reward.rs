@@ -320,6 +320,39 @@ impl<B: Backend> RewardFuncs<B> {
     }
 }
 
+impl<B: Backend> RewardFuncs<B> {
+    /// Rescores `rollout` in place with these functions (nothing to do for the task's reward
+    /// alone); returns each function's mean and, with a reward model, the preference task's
+    /// hidden rater's mean score (`hidden_score`): what a reward model is meant to stand for,
+    /// logged so that a run shows whether the policy learns the rule or fools the model.
+    pub fn rescore(
+        &self,
+        rollout: &mut super::rollout::LmRollout,
+        tokenizer: &impl Tokenizer,
+    ) -> Result<RewardMeans, LmError> {
+        if self.task_only() {
+            return Ok(Vec::new());
+        }
+        let (total, mut means) = self.score(
+            &rollout.prompts,
+            &rollout.tokens,
+            &rollout.rewards,
+            tokenizer,
+        )?;
+        if !self.models.is_empty() {
+            let n = rollout.tokens.len().max(1) as f64;
+            let hidden: f64 = rollout
+                .tokens
+                .iter()
+                .map(|t| f64::from(hidden_score(&tokenizer.decode(t))))
+                .sum();
+            means.push(("hidden_score".into(), hidden / n));
+        }
+        rollout.rewards = total;
+        Ok(means)
+    }
+}
+
 /// What the trainer keeps besides the model and the optimizer (`state.json`).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct TrainerState {

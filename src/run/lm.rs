@@ -107,7 +107,7 @@ pub struct RlConfig {
     /// With `chat_template`, a system message before each prompt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
-    /// TRL's `reward_funcs` (GRPO): `"task"`, the task's verifiable reward, and/or the
+    /// TRL's `reward_funcs` (GRPO and PPO): `"task"`, the task's verifiable reward, and/or the
     /// folders of reward models (`lm reward`'s `model/`).
     pub reward_funcs: Vec<String>,
     /// TRL's `reward_weights`, one per entry of `reward_funcs`; unset: 1 each.
@@ -309,10 +309,8 @@ impl LmRunConfig {
             }
         }
         let task_only = funcs.iter().all(|f| f == "task");
-        if !task_only && (self.algo == LmAlgo::Ppo || self.rl.devices > 1) {
-            return bad(
-                "rl: reward models score GRPO on one device (not PPO, not devices > 1)".into(),
-            );
+        if !task_only && self.rl.devices > 1 {
+            return bad("rl: reward models score runs on one device (devices = 1)".into());
         }
         if self.rl.devices > 1 && self.algo == LmAlgo::Ppo {
             return bad("rl: data parallelism (devices > 1) is implemented for GRPO only".into());
@@ -704,14 +702,19 @@ pub fn run_rl<B: AutodiffBackend>(
                 &config.rl, &tokenizer, device,
             )?),
         ),
-        LmAlgo::Ppo => Box::new(PpoLm::new(
-            config.ppo.clone(),
-            max_len,
-            loaded.model,
-            train_env,
-            tokenizer.clone(),
-            config.seed,
-        )?),
+        LmAlgo::Ppo => Box::new(
+            PpoLm::new(
+                config.ppo.clone(),
+                max_len,
+                loaded.model,
+                train_env,
+                tokenizer.clone(),
+                config.seed,
+            )?
+            .with_rewards(reward_funcs::<B::InnerBackend>(
+                &config.rl, &tokenizer, device,
+            )?),
+        ),
     };
     let (state, history) = resume_from(
         &mut folder,
