@@ -1228,6 +1228,17 @@ fn kill_9_at_a_random_step_then_resume_is_exact_lm_sft() {
 }
 
 #[test]
+fn kill_9_at_a_random_step_then_resume_is_exact_lm_reward() {
+    let d = scratch("kill-reward");
+    let tiny = "checkpoint_every = 2\n[task]\nop = \"add\"\ndigits = 1\ntest_size = 10\n\
+        [model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nd_ff = 32\nmax_seq_len = 12\n\
+        [reward]\nsteps = 8\nbatch_size = 4\neval_every = 2\nheld_out_pairs = 16\n";
+    config(&d, tiny);
+    let reward = ["lm", "reward", "--config", "c.toml"];
+    killed_and_resumed(&d, &reward, &["lm", "reward", "--resume"], random_row(40, 7));
+}
+
+#[test]
 fn kill_9_at_a_random_iteration_then_resume_is_exact_lm_grpo_and_ppo() {
     let d = scratch("kill-rl");
     lm_run(&d);

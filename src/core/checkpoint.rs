@@ -124,6 +124,44 @@ where
     Ok(optim.load_record(record))
 }
 
+/// Saves what a learner with one network and one optimizer needs to go on (`model.mpk`,
+/// `optim.mpk` and its other state as `state.json`) into the folder `dir`.
+pub fn save_model_optim_state<B, M, O, S>(
+    dir: &Path,
+    model: &M,
+    optim: &OptimizerAdaptor<O, M, B>,
+    state: &S,
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: SimpleOptimizer<B::InnerBackend>,
+    S: Serialize,
+{
+    save_module(model, &dir.join("model"))?;
+    save_optim(optim, &dir.join("optim"))?;
+    save_json(state, &dir.join("state.json"))
+}
+
+/// Loads what [`save_model_optim_state`] saved, into a freshly made `model` and `optim`.
+#[allow(clippy::type_complexity)]
+pub fn load_model_optim_state<B, M, O, S>(
+    dir: &Path,
+    model: M,
+    optim: OptimizerAdaptor<O, M, B>,
+) -> Result<(M, OptimizerAdaptor<O, M, B>, S)>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: SimpleOptimizer<B::InnerBackend>,
+    S: DeserializeOwned,
+{
+    let device = model.devices()[0].clone();
+    let model = load_module(model, &dir.join("model"), &device)?;
+    let optim = load_optim(optim, &dir.join("optim"), &device)?;
+    Ok((model, optim, load_json(&dir.join("state.json"))?))
+}
+
 /// burn's error for a file it cannot read, said for a student: which file, and that it is
 /// damaged or not a checkpoint (burn itself speaks of "record-backward-compat").
 pub fn damaged(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {

@@ -50,6 +50,7 @@ impl<B: Backend> RewardModel<B> {
         }
     }
 
+    // ANCHOR: rm_scores
     /// The scores `[rows]` of each prompt followed by its completion (token ids), read at the
     /// last token (the rows are left-padded, so it is the last position of every row).
     pub fn scores(
@@ -69,6 +70,7 @@ impl<B: Backend> RewardModel<B> {
         let last = hidden.narrow(1, len - 1, 1).reshape([n, d]);
         Ok(self.head.forward(last).reshape([n]))
     }
+    // ANCHOR_END: rm_scores
 }
 
 /// One preference: the prompt, the completion the rater preferred, the other one.
@@ -79,6 +81,7 @@ pub struct Preference {
     pub rejected: String,
 }
 
+// ANCHOR: rm_loss
 /// The Bradley-Terry loss of eq. (RM-2) of scores `[pairs]`, with an optional margin per pair
 /// (TRL's `margin` column).
 pub fn bradley_terry_loss<B: Backend>(
@@ -93,6 +96,7 @@ pub fn bradley_terry_loss<B: Backend>(
     };
     -log_sigmoid(diff).mean()
 }
+// ANCHOR_END: rm_loss
 
 /// TRL's metrics of a batch of pairs: the loss, `accuracy` (the share of pairs whose chosen
 /// completion scores higher) and `margin` (the mean of chosen minus rejected).
@@ -289,6 +293,7 @@ impl<B: Backend> RewardFuncs<B> {
         task: &[f32],
         tokenizer: &impl Tokenizer,
     ) -> Result<(Vec<f32>, RewardMeans), LmError> {
+        // ANCHOR: rm_reward_funcs
         let n = task.len().max(1) as f64;
         let mut total: Vec<f32> = task.iter().map(|r| r * self.task_weight).collect();
         let mut means = vec![(
@@ -316,6 +321,7 @@ impl<B: Backend> RewardFuncs<B> {
                 scores.iter().map(|s| f64::from(*s)).sum::<f64>() / n,
             ));
         }
+        // ANCHOR_END: rm_reward_funcs
         Ok((total, means))
     }
 }
@@ -379,22 +385,20 @@ impl<B: AutodiffBackend, T: Tokenizer> crate::core::learner::Learner for RewardT
         &self.model
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        save_module(&self.model, &dir.join("model"))?;
-        save_optim(&self.optim, &dir.join("optim"))?;
         let state = TrainerState {
             rng: self.rng.clone(),
             steps: self.steps,
         };
-        save_json(&state, &dir.join("state.json"))
+        crate::core::checkpoint::save_model_optim_state(dir, &self.model, &self.optim, &state)
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        let device = self.model.devices()[0].clone();
-        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
-        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
-        let s: TrainerState = load_json(&dir.join("state.json"))?;
-        (self.rng, self.steps) = (s.rng, s.steps);
+        let (model, optim, s): (_, _, TrainerState) =
+            crate::core::checkpoint::load_model_optim_state(
+                dir,
+                self.model.clone(),
+                self.optim.clone(),
+            )?;
+        (self.model, self.optim, self.rng, self.steps) = (model, optim, s.rng, s.steps);
         Ok(())
     }
     fn is_finite(&self) -> bool {

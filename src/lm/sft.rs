@@ -9,7 +9,7 @@
 //! L = - (1 / #tokens) * sum over completion tokens t of log pi(t | prompt, tokens before t)
 //! ```
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
@@ -176,22 +176,19 @@ impl<B: AutodiffBackend, T: Tokenizer> crate::core::learner::Learner for Sft<B, 
         &self.model
     }
     fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        save_module(&self.model, &dir.join("model"))?;
-        save_optim(&self.optim, &dir.join("optim"))?;
         let state = SftState {
             rng: self.rng.clone(),
             steps: self.steps,
         };
-        save_json(&state, &dir.join("state.json"))
+        crate::core::checkpoint::save_model_optim_state(dir, &self.model, &self.optim, &state)
     }
     fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        let device = self.model.devices()[0].clone();
-        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
-        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), &device)?;
-        let s: SftState = load_json(&dir.join("state.json"))?;
-        (self.rng, self.steps) = (s.rng, s.steps);
+        let (model, optim, s): (_, _, SftState) = crate::core::checkpoint::load_model_optim_state(
+            dir,
+            self.model.clone(),
+            self.optim.clone(),
+        )?;
+        (self.model, self.optim, self.rng, self.steps) = (model, optim, s.rng, s.steps);
         Ok(())
     }
     fn is_finite(&self) -> bool {

@@ -687,6 +687,7 @@ pub fn run_rl<B: AutodiffBackend>(
             progress,
         );
     }
+    let rewards = reward_funcs::<B::InnerBackend>(&config.rl, &tokenizer, device)?;
     let mut learner: Box<dyn Learner<Policy = Transformer<B>>> = match config.algo {
         LmAlgo::Sft | LmAlgo::Reward => unreachable!("refused above"),
         LmAlgo::Grpo => Box::new(
@@ -698,9 +699,7 @@ pub fn run_rl<B: AutodiffBackend>(
                 tokenizer.clone(),
                 config.seed,
             )?
-            .with_rewards(reward_funcs::<B::InnerBackend>(
-                &config.rl, &tokenizer, device,
-            )?),
+            .with_rewards(rewards),
         ),
         LmAlgo::Ppo => Box::new(
             PpoLm::new(
@@ -711,9 +710,7 @@ pub fn run_rl<B: AutodiffBackend>(
                 tokenizer.clone(),
                 config.seed,
             )?
-            .with_rewards(reward_funcs::<B::InnerBackend>(
-                &config.rl, &tokenizer, device,
-            )?),
+            .with_rewards(rewards),
         ),
     };
     let (state, history) = resume_from(
