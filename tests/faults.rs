@@ -1235,7 +1235,12 @@ fn kill_9_at_a_random_step_then_resume_is_exact_lm_reward() {
         [reward]\nsteps = 8\nbatch_size = 4\neval_every = 2\nheld_out_pairs = 16\n";
     config(&d, tiny);
     let reward = ["lm", "reward", "--config", "c.toml"];
-    killed_and_resumed(&d, &reward, &["lm", "reward", "--resume"], random_row(40, 7));
+    killed_and_resumed(
+        &d,
+        &reward,
+        &["lm", "reward", "--resume"],
+        random_row(40, 7),
+    );
 }
 
 #[test]

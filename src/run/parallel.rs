@@ -18,8 +18,10 @@
 //!
 //! On one machine, the peers are threads and the devices are GPUs (`cuda` 0, 1, ...) or, to
 //! test it, several CPU "devices" that share the same cores. burn's collective also spans
-//! machines (a global orchestrator); this module does not: tried with burn 0.21.0, the
-//! second global all-reduce never finished (README, "A real checkpoint, a GPU, several GPUs" says why).
+//! machines (a global orchestrator); this module does not yet. burn 0.21.0's second global
+//! all-reduce hung; policy-lab carries the fix as a patch of burn-collective
+//! (`patches/burn-collective/PATCH.md`), and `tests/collective_nodes.rs` all-reduces five
+//! times in a row between two processes on loopback.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
