@@ -488,8 +488,8 @@ fn lm_command(command: LmCommand) -> Result<()> {
             || args.reward_funcs.is_some())
     {
         anyhow::bail!(
-            "lm {} trains a fresh model on one device: --init, --devices and --chat-template \
-                 are for `lm grpo` and `lm ppo`",
+            "lm {} trains a fresh model on one device: --init, --devices, --chat-template \
+                 and --reward-funcs are for `lm grpo` and `lm ppo`",
             algo.name()
         );
     }

@@ -256,7 +256,7 @@ fn cli_lm_sft_refuses_init() {
         &d,
         &["lm", "sft", "--init", "somewhere"],
         1,
-        &["--init and --devices are for `lm grpo` and `lm ppo`"],
+        &["--init, --devices, --chat-template and --reward-funcs are for `lm grpo` and `lm ppo`"],
     );
 }
 
@@ -267,8 +267,23 @@ fn cli_lm_sft_refuses_devices() {
         &d,
         &["lm", "sft", "--devices", "2"],
         1,
-        &["--init and --devices"],
+        &["lm sft trains a fresh model on one device", "--devices"],
     );
+}
+
+#[test]
+fn cli_lm_reward_refuses_rl_flags() {
+    let d = scratch("reward-flags");
+    for flag in [&["--chat-template"][..], &["--reward-funcs", "task"][..]] {
+        let mut args = vec!["lm", "reward"];
+        args.extend_from_slice(flag);
+        refused(
+            &d,
+            &args,
+            1,
+            &["lm reward trains a fresh model on one device", flag[0]],
+        );
+    }
 }
 
 #[test]
