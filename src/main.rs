@@ -123,6 +123,12 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Serve burn's global orchestrator for `lm grpo --nodes N` over several machines: start
+    /// it on one machine first; it runs until stopped (Ctrl-C).
+    Orchestrator {
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +180,20 @@ struct LmArgs {
     /// cores). The groups (`grpo.num_groups`) are shared out; gradients are averaged.
     #[arg(long)]
     devices: Option<usize>,
+    /// Data-parallel GRPO over this many machines (nodes), each running this same command
+    /// with its own --node-rank and --node-address, all with the same --devices; start
+    /// `policy-lab orchestrator` first (`rl.nodes`).
+    #[arg(long, requires_all = ["node_rank", "orchestrator", "node_address"])]
+    nodes: Option<u32>,
+    /// This node's number, 0..N.
+    #[arg(long, requires = "nodes")]
+    node_rank: Option<u32>,
+    /// The orchestrator's address, e.g. ws://10.0.0.1:3000.
+    #[arg(long, requires = "nodes")]
+    orchestrator: Option<String>,
+    /// Where the other nodes reach this one, e.g. ws://10.0.0.2:3001 (a free port).
+    #[arg(long, requires = "nodes")]
+    node_address: Option<String>,
     /// Write each prompt as a conversation with the `--init` checkpoint's chat template (the
     /// user's message, then the start of the assistant's turn), as TRL does for an instruct
     /// model (`rl.chat_template`).
@@ -196,7 +216,7 @@ struct LmArgs {
     /// Continue the run in this folder from its newest checkpoint, with its saved config
     /// (only --iterations and --device may change); on the CPU it gives the same numbers
     /// as a run that never stopped.
-    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "init", "chat_template", "system_prompt", "reward_funcs", "reward_weights"])]
+    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "nodes", "init", "chat_template", "system_prompt", "reward_funcs", "reward_weights"])]
     resume: Option<PathBuf>,
     /// Replace the run already in the folder (without it, a folder that holds a run is
     /// refused).
@@ -396,6 +416,11 @@ fn run(cli: Cli) -> Result<()> {
                 Device::available()
             );
         }
+        Some(Command::Orchestrator { port }) => {
+            eprintln!("burn's global orchestrator on port {port} (Ctrl-C stops it)");
+            tokio::runtime::Runtime::new()?
+                .block_on(burn_collective::start_global_orchestrator(port));
+        }
     }
     Ok(())
 }
@@ -484,12 +509,13 @@ fn lm_command(command: LmCommand) -> Result<()> {
     if fresh
         && (args.init.is_some()
             || args.devices.is_some()
+            || args.nodes.is_some()
             || args.chat_template
             || args.reward_funcs.is_some())
     {
         anyhow::bail!(
-            "lm {} trains a fresh model on one device: --init, --devices, --chat-template \
-                 and --reward-funcs are for `lm grpo` and `lm ppo`",
+            "lm {} trains a fresh model on one device: --init, --devices, --nodes, \
+                 --chat-template and --reward-funcs are for `lm grpo` and `lm ppo`",
             algo.name()
         );
     }
@@ -530,6 +556,19 @@ fn lm_command(command: LmCommand) -> Result<()> {
             LmAlgo::Reward => config.reward.steps = n,
             _ => config.rl.iterations = n,
         }
+    }
+    if let (Some(count), Some(rank), Some(orchestrator), Some(address)) = (
+        args.nodes,
+        args.node_rank,
+        args.orchestrator.clone(),
+        args.node_address.clone(),
+    ) {
+        config.rl.nodes = Some(policy_lab::run::parallel::Nodes {
+            count,
+            rank,
+            orchestrator,
+            address,
+        });
     }
     if let Some(n) = args.devices {
         config.rl.devices = n;

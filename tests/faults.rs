@@ -256,7 +256,7 @@ fn cli_lm_sft_refuses_init() {
         &d,
         &["lm", "sft", "--init", "somewhere"],
         1,
-        &["--init, --devices, --chat-template and --reward-funcs are for `lm grpo` and `lm ppo`"],
+        &["--init, --devices, --nodes, --chat-template and --reward-funcs are for `lm grpo` and `lm ppo`"],
     );
 }
 
@@ -1392,4 +1392,43 @@ fn kill_9_at_a_random_iteration_then_resume_is_exact_lm_data_parallel() {
         "2",
     ];
     killed_and_resumed(&dir, &args, &["lm", "grpo", "--resume"], random_row(30, 6));
+}
+
+#[test]
+fn cli_lm_nodes_refuses_a_bad_place() {
+    let d = scratch("nodes");
+    let node = |rank: &str, orchestrator: &str| {
+        [
+            "lm",
+            "grpo",
+            "--init",
+            "somewhere",
+            "--nodes",
+            "2",
+            "--node-rank",
+            rank,
+            "--orchestrator",
+            orchestrator,
+            "--node-address",
+            "ws://127.0.0.1:3001",
+        ]
+        .map(String::from)
+    };
+    let refuse = |args: [String; 12], needle: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&d, &args, 1, &[needle]);
+    };
+    refuse(
+        node("2", "ws://127.0.0.1:3000"),
+        "rl.nodes: rank (2) must be below count (2)",
+    );
+    refuse(
+        node("0", "127.0.0.1:3000"),
+        "rl.nodes.orchestrator = \"127.0.0.1:3000\": expected ws://HOST:PORT",
+    );
+    let mut ppo = node("0", "ws://127.0.0.1:3000");
+    ppo[1] = "ppo".into();
+    refuse(ppo, "implemented for GRPO only");
+    // --nodes needs the node's place: clap refuses before anything runs.
+    refused(&d, &["lm", "grpo", "--nodes", "2"], 2, &["--node-rank"]);
 }

@@ -22,7 +22,7 @@ use burn::collective::{all_reduce, PeerId, ReduceOperation};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use policy_lab_envs::{Env, EnvRng, Space};
 use rand::SeedableRng;
@@ -283,19 +283,11 @@ where
         };
         if let Some(peer) = self.peer {
             // The mean over the peers of (sequences, tokens): the global counts per peer.
-            let local =
-                Tensor::<B::InnerBackend, 1>::from_floats([whole.sequences, whole.tokens], &device);
-            let mean = all_reduce::<B::InnerBackend>(
+            let mean = mean_over_peers::<B::InnerBackend>(
                 peer,
-                local.into_primitive().tensor(),
-                ReduceOperation::Mean,
-            )
-            .map_err(collective_error)?;
-            let mean: Vec<f32> =
-                Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(mean))
-                    .into_data()
-                    .to_vec()
-                    .expect("f32 counts");
+                &[whole.sequences, whole.tokens],
+                &device,
+            )?;
             whole = WholeBatch {
                 sequences: mean[0],
                 tokens: mean[1],
@@ -399,6 +391,29 @@ struct Part<B: AutodiffBackend> {
     advantages: Tensor<B, 1>,
     ref_logp: Option<Tensor<B, 2>>,
     whole: WholeBatch,
+}
+
+/// The element-wise mean of `values` over every data-parallel peer (burn's all-reduce; every
+/// peer must call it with as many values).
+pub fn mean_over_peers<B: Backend>(
+    peer: PeerId,
+    values: &[f32],
+    device: &B::Device,
+) -> Result<Vec<f32>, LmError> {
+    // Across machines burn's ring all-reduce cuts the tensor into one slice per node and
+    // refuses a shorter one (RingReduceImpossible): pad short vectors to 256 values.
+    let mut padded = values.to_vec();
+    padded.resize(values.len().max(256), 0.0);
+    let n = padded.len();
+    let local = Tensor::<B, 1>::from_data(TensorData::new(padded, [n]), device);
+    let mean = all_reduce::<B>(peer, local.into_primitive().tensor(), ReduceOperation::Mean)
+        .map_err(collective_error)?;
+    let mut mean: Vec<f32> = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(mean))
+        .into_data()
+        .to_vec()
+        .expect("f32 values");
+    mean.truncate(values.len());
+    Ok(mean)
 }
 
 fn collective_error(e: burn::collective::CollectiveError) -> LmError {

@@ -113,6 +113,10 @@ pub struct RlConfig {
     /// TRL's `reward_weights`, one per entry of `reward_funcs`; unset: 1 each.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reward_weights: Option<Vec<f32>>,
+    /// Data-parallel GRPO over several machines: this process's place among them
+    /// (`[rl.nodes]`, [`crate::run::parallel::Nodes`]); each node uses its `devices`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<crate::run::parallel::Nodes>,
 }
 
 impl Default for RlConfig {
@@ -125,6 +129,7 @@ impl Default for RlConfig {
             system_prompt: None,
             reward_funcs: vec!["task".into()],
             reward_weights: None,
+            nodes: None,
         }
     }
 }
@@ -309,21 +314,32 @@ impl LmRunConfig {
             }
         }
         let task_only = funcs.iter().all(|f| f == "task");
-        if !task_only && self.rl.devices > 1 {
+        if let Some(nodes) = &self.rl.nodes {
+            nodes.validate()?;
+        }
+        if !task_only && self.data_parallel() {
             return bad("rl: reward models score runs on one device (devices = 1)".into());
         }
-        if self.rl.devices > 1 && self.algo == LmAlgo::Ppo {
-            return bad("rl: data parallelism (devices > 1) is implemented for GRPO only".into());
+        if self.data_parallel() && self.algo == LmAlgo::Ppo {
+            return bad(
+                "rl: data parallelism (devices > 1 or nodes) is implemented for GRPO only".into(),
+            );
         }
-        if !self.grpo.update.num_groups.is_multiple_of(self.rl.devices) {
+        let peers = self.rl.devices * self.rl.nodes.as_ref().map_or(1, |n| n.count as usize);
+        if !self.grpo.update.num_groups.is_multiple_of(peers) {
             return bad(format!(
-                "rl: grpo.num_groups ({}) must be a multiple of devices ({})",
-                self.grpo.update.num_groups, self.rl.devices
+                "rl: grpo.num_groups ({}) must be a multiple of the devices of every node ({})",
+                self.grpo.update.num_groups, peers
             ));
         }
         self.grpo.validate()?;
         self.ppo.validate()
     }
+    /// Whether RL runs data-parallel: over several devices or several machines.
+    pub fn data_parallel(&self) -> bool {
+        self.rl.devices > 1 || self.rl.nodes.is_some()
+    }
+
     /// The transformer's shape for `vocab_size` tokens.
     pub fn transformer(&self, vocab_size: usize) -> TransformerConfig {
         let m = &self.model;
@@ -674,7 +690,7 @@ pub fn run_rl<B: AutodiffBackend>(
     let max_len = config.max_completion_length();
     let n = config.rl.iterations;
     let shape = loaded.config.clone();
-    if devices.len() > 1 {
+    if config.data_parallel() {
         return run_data_parallel(
             config,
             &config_toml,
@@ -800,7 +816,7 @@ fn run_data_parallel<B: AutodiffBackend>(
 ) -> Result<LmSummary> {
     use crate::run::parallel::{grpo_data_parallel_run, AfterIteration, Peers};
     if config.algo != LmAlgo::Grpo {
-        bail!("data parallelism (devices > 1) is implemented for GRPO only");
+        bail!("data parallelism (devices > 1 or nodes) is implemented for GRPO only");
     }
     let tokenizer = loaded.tokenizer.clone();
     let shape = loaded.config.clone();
@@ -835,6 +851,7 @@ fn run_data_parallel<B: AutodiffBackend>(
         tokenizer: tokenizer.clone(),
         seed: config.seed,
         devices: devices.to_vec(),
+        nodes: config.rl.nodes.clone(),
     };
     let model = grpo_data_parallel_run(
         peers,
@@ -868,11 +885,12 @@ fn run_data_parallel<B: AutodiffBackend>(
                 );
             }
             Ok(AfterIteration {
-                checkpoint: Some(folder.begin_checkpoint()?),
+                checkpoint: true,
                 stop,
             })
         },
-        |it, model| {
+        |_| folder.lock().unwrap().begin_checkpoint(),
+        |it, model, stopping| {
             let mut folder = folder.lock().unwrap();
             let done = RunState {
                 iterations: it,
@@ -881,7 +899,8 @@ fn run_data_parallel<B: AutodiffBackend>(
             };
             folder.finish_checkpoint(done, config_toml)?;
             save_lm(&folder.dir().join("model"), model, &shape, &tokenizer)?;
-            if crate::run::interrupt::requested() {
+            // Stopping: asked here (Ctrl-C) or on another node.
+            if stopping {
                 return Err(crate::run::Interrupted {
                     iteration: it,
                     resume: folder.resume_command().to_string(),

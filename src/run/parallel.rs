@@ -17,22 +17,28 @@
 //! which the peers all-reduce first ([`crate::algos::grpo::WholeBatch`]).
 //!
 //! On one machine, the peers are threads and the devices are GPUs (`cuda` 0, 1, ...) or, to
-//! test it, several CPU "devices" that share the same cores. burn's collective also spans
-//! machines (a global orchestrator); this module does not yet. burn 0.21.0's second global
+//! test it, several CPU "devices" that share the same cores. Across machines ([`Nodes`]),
+//! each machine (node) runs one process with its own devices, and burn's collective joins
+//! them through a global orchestrator (`policy-lab orchestrator`): every all-reduce first
+//! averages over a node's devices, then over the nodes. The peers are numbered across the
+//! whole cluster (node `rank` holds peers `rank * devices ..`), which gives each its seed
+//! and its checkpoint folder. The metrics and the decisions taken after an iteration (write
+//! a checkpoint, stop) are all-reduced too, so every node logs the same numbers and a
+//! Ctrl-C on any node stops all of them at the same iteration. burn 0.21.0's second global
 //! all-reduce hung; policy-lab carries the fix as a patch of burn-collective
-//! (`patches/burn-collective/PATCH.md`), and `tests/collective_nodes.rs` all-reduces five
-//! times in a row between two processes on loopback.
+//! (`patches/burn-collective/PATCH.md`; `tests/collective_nodes.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::{Barrier, Mutex};
 
 use burn::collective::{finish_collective, register, CollectiveConfig, PeerId};
-use burn::module::Module;
-use burn::tensor::backend::AutodiffBackend;
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
 use policy_lab_envs::{Env, Space};
+use serde::{Deserialize, Serialize};
 
-use crate::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
+use crate::algos::grpo_lm::{mean_over_peers, GrpoLm, GrpoLmConfig};
 use crate::lm::model::Transformer;
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
@@ -42,22 +48,106 @@ use crate::{ConfigError, Metrics};
 /// time (tests run in parallel threads).
 static SESSION: Mutex<()> = Mutex::new(());
 
+/// This process's place in a run over several machines (`[rl.nodes]`; the CLI's `--nodes`,
+/// `--node-rank`, `--orchestrator`, `--node-address`). Every node starts the same run (same
+/// config, seed and starting checkpoint) with the same number of devices.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nodes {
+    /// How many nodes (processes, usually one per machine) take part.
+    pub count: u32,
+    /// This node's number, `0..count`.
+    pub rank: u32,
+    /// The global orchestrator's address (`policy-lab orchestrator --port P` on one
+    /// machine), e.g. `ws://10.0.0.1:3000`.
+    pub orchestrator: String,
+    /// Where the other nodes reach this one, e.g. `ws://10.0.0.2:3001`: this node serves
+    /// its tensors on that port.
+    pub address: String,
+}
+
+impl Nodes {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.count == 0 || self.rank >= self.count {
+            return Err(ConfigError(format!(
+                "rl.nodes: rank ({}) must be below count ({})",
+                self.rank, self.count
+            )));
+        }
+        for (key, url) in [
+            ("orchestrator", &self.orchestrator),
+            ("address", &self.address),
+        ] {
+            if !url.starts_with("ws://") || port_of(url).is_none() {
+                return Err(ConfigError(format!(
+                    "rl.nodes.{key} = {url:?}: expected ws://HOST:PORT"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The port of `ws://host:port[/...]`.
+fn port_of(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("ws://")?;
+    let host_port = rest.split('/').next()?;
+    host_port.rsplit_once(':')?.1.parse().ok()
+}
+
 /// A data-parallel session's peers: call [`DataParallel::run`] with what each peer does.
 pub struct DataParallel<B: AutodiffBackend> {
     devices: Vec<B::Device>,
+    nodes: Option<Nodes>,
 }
 
 impl<B: AutodiffBackend> DataParallel<B> {
-    /// One peer per device (at least one).
+    /// One peer per device (at least one), on this machine alone.
     pub fn new(devices: Vec<B::Device>) -> Result<Self, ConfigError> {
         if devices.is_empty() {
             return Err(ConfigError("data parallel: at least one device".into()));
         }
-        Ok(Self { devices })
+        Ok(Self {
+            devices,
+            nodes: None,
+        })
     }
 
+    /// The same peers, as one node of several (`nodes`).
+    pub fn across(mut self, nodes: Nodes) -> Result<Self, ConfigError> {
+        nodes.validate()?;
+        self.nodes = Some(nodes);
+        Ok(self)
+    }
+
+    /// The peers in this process (one per device).
     pub fn peers(&self) -> usize {
         self.devices.len()
+    }
+
+    /// The peers of every node together.
+    pub fn world(&self) -> usize {
+        self.peers() * self.nodes.as_ref().map_or(1, |n| n.count as usize)
+    }
+
+    /// The cluster-wide number of this process's peer `peer`.
+    pub fn global(&self, peer: PeerId) -> usize {
+        let rank = self.nodes.as_ref().map_or(0, |n| n.rank as usize);
+        rank * self.peers() + peer.0 as usize
+    }
+
+    /// burn's collective settings: this node's devices and, across machines, the
+    /// orchestrator and this node's address.
+    fn collective_config(&self) -> CollectiveConfig {
+        let config = CollectiveConfig::default().with_num_devices(self.peers());
+        let Some(nodes) = &self.nodes else {
+            return config;
+        };
+        config
+            .with_num_nodes(nodes.count)
+            .with_global_address(nodes.orchestrator.parse().expect("validated"))
+            .with_node_address(nodes.address.parse().expect("validated"))
+            .with_data_service_port(port_of(&nodes.address).expect("validated"))
     }
 
     /// Runs `work(peer, device)` on one thread per device, each peer registered with burn's
@@ -69,7 +159,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
     ) -> Result<Vec<R>, LmError> {
         // ANCHOR: gpus_parallel_run
         let _session = SESSION.lock().unwrap_or_else(|e| e.into_inner());
-        let config = CollectiveConfig::default().with_num_devices(self.peers());
+        let config = self.collective_config();
         let collective = |e| LmError::Collective(format!("{e:?}"));
         std::thread::scope(|scope| {
             let handles: Vec<_> = self
@@ -102,7 +192,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
 /// gradients are averaged before every step. `on_iteration(iteration, metrics, model)` runs
 /// on peer 0 after each iteration, with the metrics averaged over the peers (counts summed)
 /// and peer 0's model. Returns peer 0's final model. (The run layer's `lm grpo --devices N`
-/// uses [`grpo_data_parallel_run`], which also checkpoints and resumes.)
+/// uses [`grpo_data_parallel_run`], which also checkpoints, resumes and spans machines.)
 #[allow(clippy::too_many_arguments)]
 pub fn grpo_data_parallel<B, E, T>(
     config: GrpoLmConfig,
@@ -130,6 +220,7 @@ where
         tokenizer,
         seed,
         devices,
+        nodes: None,
     };
     let run = grpo_data_parallel_run(
         peers,
@@ -140,7 +231,8 @@ where
             on_iteration(it, m, model).map_err(anyhow::Error::from)?;
             Ok(AfterIteration::default())
         },
-        |_, _| Ok(()),
+        |_| unreachable!("no checkpoint is asked for"),
+        |_, _, _| Ok(()),
     );
     run.map_err(|e| match e.downcast::<LmError>() {
         Ok(lm) => lm,
@@ -156,31 +248,38 @@ pub struct Peers<B: AutodiffBackend, E, T> {
     pub env: E,
     pub tokenizer: T,
     pub seed: u64,
+    /// This process's devices, one peer each.
     pub devices: Vec<B::Device>,
+    /// With several machines: this process's place among them.
+    pub nodes: Option<Nodes>,
 }
 
-/// What peer 0 decides after an iteration, for every peer.
-#[derive(Clone, Debug, Default)]
+/// What a node's peer 0 asks for after an iteration. The requests of every node are
+/// combined (any node asking is enough), so all nodes do the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AfterIteration {
     /// Write a checkpoint: every peer saves its whole state (model, Adam moments, prompt
-    /// stream, generator) into `dir/peer{k}/`, then `on_checkpoint` runs on peer 0.
-    pub checkpoint: Option<PathBuf>,
+    /// stream, generator) into `peer{k}/` of the folder `begin_checkpoint` gives.
+    pub checkpoint: bool,
     /// Stop after this iteration (and its checkpoint).
     pub stop: bool,
 }
 
 /// Data-parallel GRPO from iteration `start` to `iterations`, going on from the checkpoint
-/// `resume` (each peer from its `peer{k}/`) if given. After each iteration, on peer 0:
-/// `on_iteration(iteration, averaged metrics, model)` says whether to checkpoint or stop;
-/// once every peer has saved, `on_checkpoint(iteration, model)` finishes the checkpoint.
-/// An error in either stops every peer (none is left waiting) and is returned as it was.
+/// `resume` (each peer from its `peer{k}/`) if given. After each iteration, on each node's
+/// peer 0: `on_iteration(iteration, metrics averaged over every peer, model)` says whether
+/// to checkpoint or stop; if any node asked for a checkpoint, `begin_checkpoint(iteration)`
+/// gives the folder, every peer saves into it, and `finish_checkpoint(iteration, model,
+/// stopping)` completes it. An error in a hook stops every peer of every node after that
+/// iteration (none is left waiting) and is returned where it happened.
 pub fn grpo_data_parallel_run<B, E, T>(
     peers: Peers<B, E, T>,
     resume: Option<&Path>,
     start: usize,
     iterations: usize,
     on_iteration: impl FnMut(usize, Metrics, &Transformer<B>) -> anyhow::Result<AfterIteration> + Send,
-    on_checkpoint: impl FnMut(usize, &Transformer<B>) -> anyhow::Result<()> + Send,
+    begin_checkpoint: impl FnMut(usize) -> anyhow::Result<PathBuf> + Send,
+    finish_checkpoint: impl FnMut(usize, &Transformer<B>, bool) -> anyhow::Result<()> + Send,
 ) -> anyhow::Result<Transformer<B>>
 where
     B: AutodiffBackend,
@@ -190,26 +289,30 @@ where
     T: Tokenizer + Clone + Send + Sync,
 {
     use crate::core::learner::Learner;
-    let parallel = DataParallel::<B>::new(peers.devices.clone())?;
-    let n = parallel.peers();
+    let mut parallel = DataParallel::<B>::new(peers.devices.clone())?;
+    if let Some(nodes) = &peers.nodes {
+        parallel = parallel.across(nodes.clone())?;
+    }
+    let (n, world) = (parallel.peers(), parallel.world());
     let num_groups = peers.config.update.num_groups;
-    if !num_groups.is_multiple_of(n) {
+    if !num_groups.is_multiple_of(world) {
         return Err(ConfigError(format!(
             "data parallel: num_groups ({num_groups}) must be a multiple of the number of \
-             devices ({n})"
+             devices ({world})"
         ))
         .into());
     }
+    // burn pairs the peers' gradients by parameter id, and a checkpoint imported from
+    // Hugging Face gets random ids in each process: number them the same way everywhere.
+    let model = number_parameters(peers.model.clone());
     // ANCHOR: gpus_parallel_share
     let mut share = peers.config.clone();
-    share.update.num_groups = num_groups / n;
-    let (send, receive) = mpsc::channel::<Metrics>();
-    let send = Mutex::new(send);
-    let receive = Mutex::new(receive);
-    let hooks = Mutex::new((on_iteration, on_checkpoint));
-    // Peer 0's decision after each iteration, and the first error, for every peer to see.
-    let decision = Mutex::new(AfterIteration::default());
+    share.update.num_groups = num_groups / world;
+    let hooks = Mutex::new((on_iteration, begin_checkpoint, finish_checkpoint));
+    // This node's checkpoint folder, and its first error, for its peers to see.
+    let folder: Mutex<Option<PathBuf>> = Mutex::new(None);
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let failed = || failure.lock().unwrap().is_some();
     let barrier = Barrier::new(n);
     let fail = |e: anyhow::Error| {
         let mut f = failure.lock().unwrap();
@@ -218,59 +321,78 @@ where
         }
     };
     let result = parallel.run(|peer, device| {
-        let k = peer.0 as usize;
+        let (k, g) = (peer.0 as usize, parallel.global(peer));
         let mut learner = GrpoLm::new(
             share.clone(),
             peers.max_completion_length,
-            peers.model.clone().fork(&device),
+            model.clone().fork(&device),
             peers.env.clone(),
             peers.tokenizer.clone(),
-            peers.seed + k as u64,
+            peers.seed + g as u64,
         )?
         .with_peer(peer);
         if let Some(dir) = resume {
-            if let Err(e) = learner.load(&dir.join(format!("peer{k}"))) {
+            if let Err(e) = learner.load(&dir.join(format!("peer{g}"))) {
                 return Err(LmError::Stopped(format!("{e:#}")));
             }
         }
-        let sender = send.lock().unwrap().clone();
+        // "Did any peer anywhere say yes?": the mean of 0/1 flags is positive.
+        let anywhere = |flags: &[bool]| -> Result<Vec<bool>, LmError> {
+            let flags: Vec<f32> = flags.iter().map(|&f| f32::from(u8::from(f))).collect();
+            let mean = mean_over_peers::<B::InnerBackend>(peer, &flags, &device)?;
+            Ok(mean.iter().map(|&m| m > 0.0).collect())
+        };
         for it in start + 1..=iterations {
             let m = learner.iterate()?;
-            if k > 0 {
-                sender.send(m).expect("peer 0 is listening");
-            } else {
-                // Peer 0: the metrics of every peer, averaged (completion counts summed).
-                let mut all = vec![m];
-                let receive = receive.lock().unwrap();
-                all.extend((1..n).map(|_| receive.recv().expect("a peer's metrics")));
-                let said = (hooks.lock().unwrap().0)(it, average(&all), &learner.model);
-                *decision.lock().unwrap() = said.unwrap_or_else(|e| {
+            let m = average_over_peers::<B::InnerBackend>(peer, &device, &m, world)?;
+            let mut asked = AfterIteration::default();
+            if k == 0 {
+                let said = (hooks.lock().unwrap().0)(it, m, &learner.model);
+                asked = said.unwrap_or_else(|e| {
                     fail(e);
                     AfterIteration {
-                        checkpoint: None,
+                        checkpoint: false,
                         stop: true,
                     }
                 });
             }
-            barrier.wait();
-            let now = decision.lock().unwrap().clone();
-            if let Some(dir) = &now.checkpoint {
-                let mine = dir.join(format!("peer{k}"));
-                let saved = std::fs::create_dir_all(&mine)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|()| learner.save(&mine));
-                if let Err(e) = saved {
-                    fail(e);
+            let decided = anywhere(&[asked.checkpoint, asked.stop])?;
+            let (checkpoint, mut stop) = (decided[0], decided[1]);
+            if checkpoint {
+                if k == 0 {
+                    match (hooks.lock().unwrap().1)(it) {
+                        Ok(dir) => *folder.lock().unwrap() = Some(dir),
+                        Err(e) => fail(e),
+                    }
                 }
                 barrier.wait();
-                if k == 0 && failure.lock().unwrap().is_none() {
-                    if let Err(e) = (hooks.lock().unwrap().1)(it, &learner.model) {
+                let dir = folder.lock().unwrap().clone();
+                if let Some(dir) = dir.filter(|_| !failed()) {
+                    let mine = dir.join(format!("peer{g}"));
+                    let saved = std::fs::create_dir_all(&mine)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|()| learner.save(&mine));
+                    if let Err(e) = saved {
                         fail(e);
                     }
                 }
                 barrier.wait();
+                if k == 0 && !failed() {
+                    if let Err(e) = (hooks.lock().unwrap().2)(it, &learner.model, stop) {
+                        fail(e);
+                    }
+                }
+                barrier.wait();
+                // A node that could not save stops the others too.
+                stop |= anywhere(&[k == 0 && failed()])?[0];
             }
-            if now.stop || failure.lock().unwrap().is_some() {
+            if stop && !checkpoint && k == 0 && !failed() {
+                // Another node failed this iteration: stop here too, and say so.
+                fail(anyhow::anyhow!(
+                    "stopped after iteration {it}: another node failed (its output says why)"
+                ));
+            }
+            if stop || failed() {
                 break;
             }
         }
@@ -283,14 +405,45 @@ where
     Ok(result?.swap_remove(0))
 }
 
-/// The peers' metrics, averaged; `completions_seen` summed.
-fn average(all: &[Metrics]) -> Metrics {
-    let mut out = Metrics::new();
-    for (&key, _) in all[0].iter() {
-        let values = all.iter().filter_map(|m| m.get(key));
-        let sum: f64 = values.clone().sum();
-        let mean = sum / values.count() as f64;
-        out.insert(key, if key == "completions_seen" { sum } else { mean });
-    }
-    out
+/// `metrics` averaged over every peer of every node (`completions_seen` summed). Every peer
+/// logs the same keys, so the all-reduced vectors line up.
+fn average_over_peers<B: Backend>(
+    peer: PeerId,
+    device: &B::Device,
+    metrics: &Metrics,
+    world: usize,
+) -> Result<Metrics, LmError> {
+    let values: Vec<f32> = metrics.values().map(|&v| v as f32).collect();
+    let mean = mean_over_peers::<B>(peer, &values, device)?;
+    Ok(metrics
+        .keys()
+        .zip(mean)
+        .map(|(&key, mean)| {
+            let mean = f64::from(mean);
+            (
+                key,
+                if key == "completions_seen" {
+                    mean * world as f64
+                } else {
+                    mean
+                },
+            )
+        })
+        .collect())
 }
+
+/// `module` with its parameters numbered 0, 1, 2, ... in the order burn visits them, the
+/// same order in every process.
+// ANCHOR: gpus_number_parameters
+pub fn number_parameters<B: Backend, M: Module<B>>(module: M) -> M {
+    struct Numbering(u64);
+    impl<B: Backend> ModuleMapper<B> for Numbering {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (_, tensor, mapper) = param.consume();
+            self.0 += 1;
+            Param::from_mapped_value(ParamId::from(self.0 - 1), tensor, mapper)
+        }
+    }
+    module.map(&mut Numbering(0))
+}
+// ANCHOR_END: gpus_number_parameters
