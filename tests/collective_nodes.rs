@@ -20,17 +20,11 @@ use burn::tensor::{Tensor, TensorPrimitive};
 
 type B = NdArray;
 
+mod common;
+use common::free_port;
+
 const ROLE: &str = "POLICY_LAB_COLLECTIVE_ROLE";
 const ROUNDS: usize = 5;
-
-/// A free TCP port on loopback (bound, then released for the process that will use it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// What a node process does: register as node `rank` of `nodes`, all-reduce (mean) the tensor
 /// `[rank + round, 10 (rank + 1)]` `ROUNDS` times, and print each result.

@@ -11,32 +11,16 @@ use burn::module::Module;
 use policy_lab::algos::grpo::{GrpoUpdate, LossType};
 use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
 use policy_lab::core::flat::flat_grads;
-use policy_lab::envs::{Arithmetic, ArithmeticConfig};
-use policy_lab::lm::model::{Transformer, TransformerConfig};
 use policy_lab::lm::task::task_tokenizer;
-use policy_lab::lm::tokenizer::Tokenizer;
 use policy_lab::run::parallel::{grpo_data_parallel, DataParallel};
 
-type B = policy_lab::backend::Cpu;
+mod common;
+use common::B;
 
 #[test]
 fn two_peers_take_the_single_device_step_and_a_run_works() {
-    let env = Arithmetic::new(ArithmeticConfig {
-        digits: 2,
-        test_size: 10,
-        ..ArithmeticConfig::default()
-    })
-    .unwrap();
+    let (env, model) = common::tiny_addition();
     let tok = task_tokenizer();
-    let model: Transformer<B> = policy_lab::backend::seeded::<B, _>(&Default::default(), 3, || {
-        TransformerConfig::new(tok.vocab_size())
-            .with_d_model(32)
-            .with_n_layers(2)
-            .with_n_heads(4)
-            .with_d_ff(64)
-            .with_max_seq_len(16)
-            .init(&Default::default())
-    });
     let max_len = env.config().completion_limit();
 
     for loss_type in [LossType::Grpo, LossType::Dapo] {

@@ -20,25 +20,16 @@ use burn::module::Module;
 use policy_lab::algos::grpo::{GrpoUpdate, LossType};
 use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
 use policy_lab::core::flat::flat_grads;
-use policy_lab::envs::{Arithmetic, ArithmeticConfig};
-use policy_lab::lm::model::{Transformer, TransformerConfig};
+use policy_lab::envs::Arithmetic;
+use policy_lab::lm::model::Transformer;
 use policy_lab::lm::rollout::LmRollout;
 use policy_lab::lm::task::task_tokenizer;
-use policy_lab::lm::tokenizer::Tokenizer;
 use policy_lab::run::parallel::{DataParallel, Nodes};
 
-type B = policy_lab::backend::Cpu;
+mod common;
+use common::{free_port, B};
 
 const ROLE: &str = "POLICY_LAB_NODE_ROLE";
-
-/// A free TCP port on loopback (bound, then released for the process that will use it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("policy-lab-nodes-{name}-{}", std::process::id()));
@@ -96,22 +87,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let env = Arithmetic::new(ArithmeticConfig {
-        digits: 2,
-        test_size: 10,
-        ..ArithmeticConfig::default()
-    })
-    .unwrap();
-    let tok = task_tokenizer();
-    let model = policy_lab::backend::seeded::<B, _>(&Default::default(), 3, || {
-        TransformerConfig::new(tok.vocab_size())
-            .with_d_model(32)
-            .with_n_layers(2)
-            .with_n_heads(4)
-            .with_d_ff(64)
-            .with_max_seq_len(16)
-            .init(&Default::default())
-    });
+    let (env, model) = common::tiny_addition();
     let max_len = env.config().completion_limit();
     Setup {
         env,
@@ -215,33 +191,20 @@ fn node_role() {
 fn two_node_processes_take_the_single_device_gradient() {
     let dir = scratch("gradient");
     let port = free_port();
-    let mut orch = orchestrator(port);
-    let nodes: Vec<Child> = (0..2u32)
-        .map(|rank| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["node_role", "--exact", "--nocapture", "--test-threads", "1"])
-                .env(
-                    ROLE,
-                    format!(
-                        "{rank},{port},{},{}",
-                        free_port(),
-                        dir.join(format!("node{rank}.json")).display()
-                    ),
-                )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outcomes = wait_all(nodes);
-    let _ = orch.kill();
-    let _ = orch.wait();
-    for (rank, outcome) in outcomes.iter().enumerate() {
-        if let Err(why) = outcome {
-            panic!("node {rank}: {why}");
-        }
-    }
+    let node = |rank: u32| {
+        let mut node = Command::new(std::env::current_exe().unwrap());
+        node.args(["node_role", "--exact", "--nocapture", "--test-threads", "1"])
+            .env(
+                ROLE,
+                format!(
+                    "{rank},{port},{},{}",
+                    free_port(),
+                    dir.join(format!("node{rank}.json")).display()
+                ),
+            );
+        node
+    };
+    two_nodes(port, [node(0), node(1)]);
     let s = setup();
     for (i, loss_type) in [LossType::Grpo, LossType::Dapo].into_iter().enumerate() {
         let (_, want) = batch_and_gradient(&s, loss_type);
@@ -338,7 +301,12 @@ fn lm_grpo_on_two_nodes_logs_what_two_devices_log() {
         ]);
         args
     };
-    two_nodes(port, [node_args(0), node_args(1)]);
+    let cli = |args: Vec<String>| {
+        let mut node = Command::new(bin);
+        node.args(args);
+        node
+    };
+    two_nodes(port, [cli(node_args(0)), cli(node_args(1))]);
     let want = rows(&threads);
     // The start row and one per iteration; 4 groups of 2 completions each iteration.
     assert_eq!(want.len(), 3);
@@ -384,7 +352,10 @@ fn lm_grpo_on_two_nodes_logs_what_two_devices_log() {
         .unwrap();
     two_nodes(
         port,
-        [resume(&dir.join("node0")), resume(&dir.join("node1"))],
+        [
+            cli(resume(&dir.join("node0"))),
+            cli(resume(&dir.join("node1"))),
+        ],
     );
     let want = rows(&threads);
     assert_eq!(want.len(), 4);
@@ -403,16 +374,14 @@ fn lm_grpo_on_two_nodes_logs_what_two_devices_log() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// An orchestrator on `port`, and `policy-lab ARGS` for node 0 and node 1; panics with a
-/// node's output if it fails or takes over 120 s.
-fn two_nodes(port: u16, args: [Vec<String>; 2]) {
+/// An orchestrator on `port`, then node 0 and node 1; panics with a node's output if it
+/// fails or takes over 120 s.
+fn two_nodes(port: u16, nodes: [Command; 2]) {
     let mut orch = orchestrator(port);
-    let nodes: Vec<Child> = args
-        .iter()
-        .map(|args| {
-            Command::new(env!("CARGO_BIN_EXE_policy-lab"))
-                .args(args)
-                .stdout(Stdio::piped())
+    let nodes: Vec<Child> = nodes
+        .into_iter()
+        .map(|mut node| {
+            node.stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
