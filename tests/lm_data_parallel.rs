@@ -15,54 +15,25 @@ use policy_lab::lm::task::task_tokenizer;
 use policy_lab::run::parallel::{grpo_data_parallel, DataParallel};
 
 mod common;
-use common::B;
+use common::{batch_and_gradient, config, largest_difference, setup, B};
 
 #[test]
 fn two_peers_take_the_single_device_step_and_a_run_works() {
-    let (env, model) = common::tiny_addition();
+    let s = setup();
+    let (env, model, max_len) = (s.env.clone(), s.model.clone(), s.max_len);
     let tok = task_tokenizer();
-    let max_len = env.config().completion_limit();
 
     for loss_type in [LossType::Grpo, LossType::Dapo] {
-        let config = GrpoLmConfig {
-            update: GrpoUpdate {
-                num_groups: 4,
-                num_generations: 4,
-                learning_rate: 1e-3,
-                loss_type,
-                ..GrpoUpdate::default()
-            },
-            ..GrpoLmConfig::default()
-        };
         // One batch of 4 groups, sampled once; its gradient on one device.
-        let mut single = GrpoLm::new(
-            config.clone(),
-            max_len,
-            model.clone(),
-            env.clone(),
-            tok.clone(),
-            1,
-        )
-        .unwrap();
-        let (mut rollout, _) = single.collect().unwrap();
-        // Uneven shares: the first peer's completions are shorter, so the token counts differ
-        // (a token-mean loss must then divide by the whole batch's count, not its own).
-        for i in 0..8 {
-            rollout.tokens[i].truncate(1 + i % 3);
-            rollout.logp[i].truncate(1 + i % 3);
-        }
-        let (grads, _) = single.gradients(&rollout).unwrap();
-        let want = flat_grads(&single.model, &grads);
+        let (rollout, want) = batch_and_gradient(&s, loss_type);
 
         // The same batch split over two peers, 2 groups each: the averaged gradient.
-        let mut half = config.clone();
-        half.update.num_groups = 2;
         let peers = DataParallel::<B>::new(vec![Default::default(); 2]).unwrap();
         let got = peers
             .run(|peer, device| {
                 let k = peer.0 as usize;
                 let learner = GrpoLm::new(
-                    half.clone(),
+                    config(loss_type, 2),
                     max_len,
                     model.clone().fork(&device),
                     env.clone(),
@@ -74,13 +45,8 @@ fn two_peers_take_the_single_device_step_and_a_run_works() {
                 Ok(flat_grads(&learner.model, &grads))
             })
             .unwrap();
-        let size = want.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
         for (k, peer) in got.iter().enumerate() {
-            let worst = peer
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let (worst, size) = largest_difference(peer, &want);
             println!(
                 "{loss_type:?} peer {k}: largest gradient difference {worst:e} (largest gradient {size:e})"
             );

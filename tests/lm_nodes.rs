@@ -17,17 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
-use policy_lab::algos::grpo::{GrpoUpdate, LossType};
-use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
+use policy_lab::algos::grpo::LossType;
+use policy_lab::algos::grpo_lm::GrpoLm;
 use policy_lab::core::flat::flat_grads;
-use policy_lab::envs::Arithmetic;
-use policy_lab::lm::model::Transformer;
-use policy_lab::lm::rollout::LmRollout;
 use policy_lab::lm::task::task_tokenizer;
 use policy_lab::run::parallel::{DataParallel, Nodes};
 
 mod common;
-use common::{free_port, B};
+use common::{batch_and_gradient, config, free_port, largest_difference, setup, B};
 
 const ROLE: &str = "POLICY_LAB_NODE_ROLE";
 
@@ -77,60 +74,6 @@ fn wait_all(children: Vec<Child>) -> Vec<Result<String, String>> {
             }
         })
         .collect()
-}
-
-/// The tiny model, task and batch of part 1, the same in every process.
-struct Setup {
-    env: Arithmetic,
-    model: Transformer<B>,
-    max_len: usize,
-}
-
-fn setup() -> Setup {
-    let (env, model) = common::tiny_addition();
-    let max_len = env.config().completion_limit();
-    Setup {
-        env,
-        model,
-        max_len,
-    }
-}
-
-fn config(loss_type: LossType, num_groups: usize) -> GrpoLmConfig {
-    GrpoLmConfig {
-        update: GrpoUpdate {
-            num_groups,
-            num_generations: 4,
-            learning_rate: 1e-3,
-            loss_type,
-            ..GrpoUpdate::default()
-        },
-        ..GrpoLmConfig::default()
-    }
-}
-
-/// One batch of 4 groups (16 completions) sampled by one device, with uneven completion
-/// lengths (so a token-mean loss must divide by the whole batch's count), and that device's
-/// gradient on it.
-fn batch_and_gradient(s: &Setup, loss_type: LossType) -> (LmRollout, Vec<f32>) {
-    let tok = task_tokenizer();
-    let mut single = GrpoLm::new(
-        config(loss_type, 4),
-        s.max_len,
-        s.model.clone(),
-        s.env.clone(),
-        tok,
-        1,
-    )
-    .unwrap();
-    let (mut rollout, _) = single.collect().unwrap();
-    for i in 0..8 {
-        rollout.tokens[i].truncate(1 + i % 3);
-        rollout.logp[i].truncate(1 + i % 3);
-    }
-    let (grads, _) = single.gradients(&rollout).unwrap();
-    let flat = flat_grads(&single.model, &grads);
-    (rollout, flat)
 }
 
 /// Node `rank` of 2: its half of the batch (2 groups), its gradient averaged with the other
@@ -208,20 +151,14 @@ fn two_node_processes_take_the_single_device_gradient() {
     let s = setup();
     for (i, loss_type) in [LossType::Grpo, LossType::Dapo].into_iter().enumerate() {
         let (_, want) = batch_and_gradient(&s, loss_type);
-        let size = want.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
-        assert!(size > 1e-3, "the loss must have a gradient");
         for rank in 0..2 {
             let text = std::fs::read_to_string(dir.join(format!("node{rank}.json"))).unwrap();
             let got: Vec<Vec<f32>> = serde_json::from_str(&text).unwrap();
-            assert_eq!(got[i].len(), want.len());
-            let worst = got[i]
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let (worst, size) = largest_difference(&got[i], &want);
             println!(
                 "{loss_type:?} node {rank}: largest gradient difference {worst:e} (largest gradient {size:e})"
             );
+            assert!(size > 1e-3, "the loss must have a gradient");
             assert!(worst <= 1e-6, "{loss_type:?} node {rank}: {worst}");
         }
     }

@@ -1,9 +1,13 @@
-//! What several test files share: a free port on loopback, and the tiny transformer and
-//! addition task of the data-parallel tests.
+//! What several test files share: a free port on loopback, and the tiny transformer, addition
+//! task and batch of the data-parallel tests.
 #![allow(dead_code)] // each test file uses part of it
 
+use policy_lab::algos::grpo::{GrpoUpdate, LossType};
+use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
+use policy_lab::core::flat::flat_grads;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
+use policy_lab::lm::rollout::LmRollout;
 use policy_lab::lm::task::task_tokenizer;
 use policy_lab::lm::tokenizer::Tokenizer;
 
@@ -18,9 +22,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// 2-digit addition (10 held-out sums) and a 2-layer transformer of width 32, seeded: the
-/// same in every process.
-pub fn tiny_addition() -> (Arithmetic, Transformer<B>) {
+/// The tiny model and task of the data-parallel tests, the same in every process.
+pub struct Setup {
+    pub env: Arithmetic,
+    pub model: Transformer<B>,
+    pub max_len: usize,
+}
+
+/// 2-digit addition (10 held-out sums) and a 2-layer transformer of width 32, seeded.
+pub fn setup() -> Setup {
     let env = Arithmetic::new(ArithmeticConfig {
         digits: 2,
         test_size: 10,
@@ -37,5 +47,59 @@ pub fn tiny_addition() -> (Arithmetic, Transformer<B>) {
             .with_max_seq_len(16)
             .init(&Default::default())
     });
-    (env, model)
+    let max_len = env.config().completion_limit();
+    Setup {
+        env,
+        model,
+        max_len,
+    }
+}
+
+/// GRPO with `num_groups` groups of 4 and `loss_type`.
+pub fn config(loss_type: LossType, num_groups: usize) -> GrpoLmConfig {
+    GrpoLmConfig {
+        update: GrpoUpdate {
+            num_groups,
+            num_generations: 4,
+            learning_rate: 1e-3,
+            loss_type,
+            ..GrpoUpdate::default()
+        },
+        ..GrpoLmConfig::default()
+    }
+}
+
+/// One batch of 4 groups (16 completions) sampled by one device, and that device's gradient
+/// on it. The first 8 completions are cut short, so two peers' token counts differ (a
+/// token-mean loss must then divide by the whole batch's count, not its own).
+pub fn batch_and_gradient(s: &Setup, loss_type: LossType) -> (LmRollout, Vec<f32>) {
+    let mut single = GrpoLm::new(
+        config(loss_type, 4),
+        s.max_len,
+        s.model.clone(),
+        s.env.clone(),
+        task_tokenizer(),
+        1,
+    )
+    .unwrap();
+    let (mut rollout, _) = single.collect().unwrap();
+    for i in 0..8 {
+        rollout.tokens[i].truncate(1 + i % 3);
+        rollout.logp[i].truncate(1 + i % 3);
+    }
+    let (grads, _) = single.gradients(&rollout).unwrap();
+    let flat = flat_grads(&single.model, &grads);
+    (rollout, flat)
+}
+
+/// The largest absolute difference between two gradients, and the largest entry of `want`.
+pub fn largest_difference(got: &[f32], want: &[f32]) -> (f32, f32) {
+    assert_eq!(got.len(), want.len());
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let size = want.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
+    (worst, size)
 }
