@@ -122,12 +122,95 @@ fn node_role() {
         return; // the parent test run: nothing to do here
     };
     let parts: Vec<&str> = role.split(',').collect();
-    node(
+    let (rank, orchestrator, address, out) = (
         parts[0].parse().unwrap(),
         parts[1].parse().unwrap(),
         parts[2].parse().unwrap(),
         Path::new(parts[3]),
     );
+    match parts.get(4) {
+        None => node(rank, orchestrator, address, out),
+        Some(&"fail") => failing_node(rank, orchestrator, address, out),
+        Some(other) => panic!("unknown role {other}"),
+    }
+}
+
+/// Node `rank` of 2 in a 3-iteration run that checkpoints after iteration 1, where node 1
+/// cannot begin its checkpoint: writes how the run ended (`ok` or the error) to `out`.
+fn failing_node(rank: u32, orchestrator: u16, address: u16, out: &Path) {
+    use policy_lab::run::parallel::{grpo_data_parallel_run, AfterIteration, Peers};
+    let s = setup();
+    let folder = out.with_extension("checkpoint");
+    let peers = Peers {
+        config: config(LossType::Grpo, 2),
+        max_completion_length: s.max_len,
+        model: s.model,
+        env: s.env,
+        tokenizer: task_tokenizer(),
+        seed: 1,
+        devices: vec![Default::default()],
+        nodes: Some(Nodes {
+            count: 2,
+            rank,
+            orchestrator: format!("ws://127.0.0.1:{orchestrator}"),
+            address: format!("ws://127.0.0.1:{address}"),
+        }),
+    };
+    let ended = grpo_data_parallel_run(
+        peers,
+        None,
+        0,
+        3,
+        |it, _, _| {
+            Ok(AfterIteration {
+                checkpoint: it == 1,
+                stop: false,
+            })
+        },
+        |_| match rank {
+            1 => anyhow::bail!("no space left on the device (injected)"),
+            _ => Ok(folder.clone()),
+        },
+        |_, _, _| Ok(()),
+    );
+    let text = match ended {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    std::fs::write(out, text).unwrap();
+}
+
+#[test]
+fn a_node_that_fails_stops_the_other_with_an_error() {
+    let dir = scratch("failing");
+    let port = free_port();
+    let node = |rank: u32| {
+        let mut node = Command::new(std::env::current_exe().unwrap());
+        node.args(["node_role", "--exact", "--nocapture", "--test-threads", "1"])
+            .env(
+                ROLE,
+                format!(
+                    "{rank},{port},{},{},fail",
+                    free_port(),
+                    dir.join(format!("node{rank}.txt")).display()
+                ),
+            );
+        node
+    };
+    // Both end (no node is left waiting at an all-reduce), each with an error that says why.
+    two_nodes(port, [node(0), node(1)]);
+    let ended = |rank: u32| std::fs::read_to_string(dir.join(format!("node{rank}.txt"))).unwrap();
+    assert!(
+        ended(1).contains("no space left on the device (injected)"),
+        "{}",
+        ended(1)
+    );
+    assert!(
+        ended(0).contains("stopped after iteration 1: another node failed"),
+        "node 0 ended with: {}",
+        ended(0)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -356,8 +356,8 @@ where
                     }
                 });
             }
-            let decided = anywhere(&[asked.checkpoint, asked.stop])?;
-            let (checkpoint, mut stop) = (decided[0], decided[1]);
+            let decided = anywhere(&[asked.checkpoint, asked.stop, k == 0 && failed()])?;
+            let (checkpoint, mut stop, mut failed_anywhere) = (decided[0], decided[1], decided[2]);
             if checkpoint {
                 if k == 0 {
                     match (hooks.lock().unwrap().1)(it) {
@@ -384,14 +384,15 @@ where
                 }
                 barrier.wait();
                 // A node that could not save stops the others too.
-                stop |= anywhere(&[k == 0 && failed()])?[0];
+                failed_anywhere |= anywhere(&[k == 0 && failed()])?[0];
             }
-            if stop && !checkpoint && k == 0 && !failed() {
+            if failed_anywhere && k == 0 && !failed() {
                 // Another node failed this iteration: stop here too, and say so.
                 fail(anyhow::anyhow!(
                     "stopped after iteration {it}: another node failed (its output says why)"
                 ));
             }
+            stop |= failed_anywhere;
             if stop || failed() {
                 break;
             }
