@@ -180,23 +180,27 @@ fn failing_node(rank: u32, orchestrator: u16, address: u16, out: &Path) {
     std::fs::write(out, text).unwrap();
 }
 
+/// This test binary again, as node `rank` (the role `node_role` reads), writing to `out`;
+/// `mode` is "" (the gradient) or ",fail".
+fn this_test_as_node(rank: u32, orchestrator: u16, out: &Path, mode: &str) -> Command {
+    let mut node = Command::new(std::env::current_exe().unwrap());
+    node.args(["node_role", "--exact", "--nocapture", "--test-threads", "1"])
+        .env(
+            ROLE,
+            format!(
+                "{rank},{orchestrator},{},{}{mode}",
+                free_port(),
+                out.display()
+            ),
+        );
+    node
+}
+
 #[test]
 fn a_node_that_fails_stops_the_other_with_an_error() {
     let dir = scratch("failing");
     let port = free_port();
-    let node = |rank: u32| {
-        let mut node = Command::new(std::env::current_exe().unwrap());
-        node.args(["node_role", "--exact", "--nocapture", "--test-threads", "1"])
-            .env(
-                ROLE,
-                format!(
-                    "{rank},{port},{},{},fail",
-                    free_port(),
-                    dir.join(format!("node{rank}.txt")).display()
-                ),
-            );
-        node
-    };
+    let node = |rank| this_test_as_node(rank, port, &dir.join(format!("node{rank}.txt")), ",fail");
     // Both end (no node is left waiting at an all-reduce), each with an error that says why.
     two_nodes(port, [node(0), node(1)]);
     let ended = |rank: u32| std::fs::read_to_string(dir.join(format!("node{rank}.txt"))).unwrap();
@@ -217,19 +221,7 @@ fn a_node_that_fails_stops_the_other_with_an_error() {
 fn two_node_processes_take_the_single_device_gradient() {
     let dir = scratch("gradient");
     let port = free_port();
-    let node = |rank: u32| {
-        let mut node = Command::new(std::env::current_exe().unwrap());
-        node.args(["node_role", "--exact", "--nocapture", "--test-threads", "1"])
-            .env(
-                ROLE,
-                format!(
-                    "{rank},{port},{},{}",
-                    free_port(),
-                    dir.join(format!("node{rank}.json")).display()
-                ),
-            );
-        node
-    };
+    let node = |rank| this_test_as_node(rank, port, &dir.join(format!("node{rank}.json")), "");
     two_nodes(port, [node(0), node(1)]);
     let s = setup();
     for (i, loss_type) in [LossType::Grpo, LossType::Dapo].into_iter().enumerate() {
