@@ -325,7 +325,7 @@ impl LmRunConfig {
                 "rl: data parallelism (devices > 1 or nodes) is implemented for GRPO only".into(),
             );
         }
-        let peers = self.rl.devices * self.rl.nodes.as_ref().map_or(1, |n| n.count as usize);
+        let peers = crate::run::parallel::Nodes::world(self.rl.devices, self.rl.nodes.as_ref());
         if !self.grpo.update.num_groups.is_multiple_of(peers) {
             return bad(format!(
                 "rl: grpo.num_groups ({}) must be a multiple of the devices of every node ({})",

@@ -67,6 +67,11 @@ pub struct Nodes {
 }
 
 impl Nodes {
+    /// How many peers a run of `devices` per node has over `nodes` (one node without).
+    pub fn world(devices: usize, nodes: Option<&Nodes>) -> usize {
+        devices * nodes.map_or(1, |n| n.count as usize)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.count == 0 || self.rank >= self.count {
             return Err(ConfigError(format!(
@@ -127,7 +132,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
 
     /// The peers of every node together.
     pub fn world(&self) -> usize {
-        self.peers() * self.nodes.as_ref().map_or(1, |n| n.count as usize)
+        Nodes::world(self.peers(), self.nodes.as_ref())
     }
 
     /// The cluster-wide number of this process's peer `peer`.
