@@ -8,7 +8,9 @@
 //!    completions per iteration (GRPO: 8 groups of 8; PPO with a value head: 64 prompts, one
 //!    completion each; the model and batch of `scripts/hf_lm_bench.py grpo`, which the script
 //!    runs with TRL on the same device): time per iteration and completion tokens per second;
-//! 4. **grpo-dp**: the GRPO run data-parallel over `--devices N`.
+//! 4. **grpo-bf16**: the GRPO run in bf16 with f32 master weights (`precision = "bf16"`),
+//!    where the backend stores bf16 (CUDA; not the CPU backend of the dry run);
+//! 5. **grpo-dp**: the GRPO run data-parallel over `--devices N`.
 //!
 //! It prints one markdown table row per measurement, and writes each phase's start and end
 //! (Unix milliseconds) to `--phases FILE`, from which the script takes each phase's peak GPU
@@ -26,7 +28,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use policy_lab::backend::Device;
 use policy_lab::lm::hf::checkpoint_logits;
-use policy_lab::run::lm::{run_lm, LmAlgo, LmRunConfig};
+use policy_lab::lm::model::Precision;
+use policy_lab::run::lm::{run_lm, supports_precision, LmAlgo, LmRunConfig};
 use policy_lab::run::Start;
 
 struct Options {
@@ -201,6 +204,12 @@ fn main() -> Result<()> {
     let runs = [
         ("grpo", LmAlgo::Grpo, 1, "GRPO, 8 groups of 8 completions"),
         (
+            "grpo-bf16",
+            LmAlgo::Grpo,
+            1,
+            "GRPO in bf16 (f32 master weights), 8 groups of 8",
+        ),
+        (
             "ppo",
             LmAlgo::Ppo,
             1,
@@ -222,6 +231,16 @@ fn main() -> Result<()> {
             continue;
         }
         let mut run = config.clone();
+        if name == "grpo-bf16" {
+            if !supports_precision(o.device, Precision::Bf16)? {
+                println!(
+                    "| {what} | {} | not run: this backend stores no bf16 |",
+                    o.device.name()
+                );
+                continue;
+            }
+            run.precision = Precision::Bf16;
+        }
         run.algo = algo;
         run.rl.devices = devices;
         run.grpo.update.num_groups = 8;

@@ -2,7 +2,8 @@
 # The GPU check: on whatever NVIDIA GPUs this machine has, in one run, BENCHMARKS.md's GPU
 # table (examples/gpu_check.rs: CUDA against CPU logits on the Hugging Face fixtures; SFT, then
 # GRPO and PPO with a value head from it on add:3, with time per iteration, completion tokens/s
-# and each phase's peak GPU memory; GRPO data-parallel over every GPU), and TRL's GRPO step on
+# and each phase's peak GPU memory; the GRPO run again in bf16 with f32 master weights; GRPO
+# data-parallel over every GPU), and TRL's GRPO step on
 # the same GPU when torch and trl are installed. Writes the table to stdout and to
 # gpu_check.md (or --out FILE).
 #

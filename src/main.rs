@@ -135,14 +135,14 @@ enum Command {
 enum LmCommand {
     /// Train a fresh model on demonstrations until it reaches a partial held-out accuracy
     /// (`sft.stop_at_accuracy`), and save it: the warm start for RL.
-    Sft(LmArgs),
+    Sft(Box<LmArgs>),
     /// GRPO from a checkpoint.
-    Grpo(LmArgs),
+    Grpo(Box<LmArgs>),
     /// PPO with a value head from a checkpoint (the comparison for GRPO).
-    Ppo(LmArgs),
+    Ppo(Box<LmArgs>),
     /// Train a reward model on the task's preference pairs (a hidden rater prefers even
     /// digits) with the Bradley-Terry loss: the RLHF rung.
-    Reward(LmArgs),
+    Reward(Box<LmArgs>),
     /// Greedy accuracy of a checkpoint on a task's held-out test problems.
     Eval {
         /// A run folder, its `model/` folder, or a Hugging Face checkpoint folder.
@@ -173,6 +173,10 @@ struct LmArgs {
     /// cpu, wgpu or cuda (the last two need the cargo feature of the same name).
     #[arg(long)]
     device: Option<String>,
+    /// The forward passes' number type: f32, or bf16 / f16 with f32 master weights (mixed
+    /// precision; bf16 and f16 need `--device cuda`).
+    #[arg(long)]
+    precision: Option<String>,
     /// RL iterations (or, for `sft`, the most optimizer steps).
     #[arg(long)]
     iterations: Option<usize>,
@@ -216,7 +220,7 @@ struct LmArgs {
     /// Continue the run in this folder from its newest checkpoint, with its saved config
     /// (only --iterations and --device may change); on the CPU it gives the same numbers
     /// as a run that never stopped.
-    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "nodes", "init", "chat_template", "system_prompt", "reward_funcs", "reward_weights"])]
+    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "nodes", "init", "chat_template", "system_prompt", "reward_funcs", "reward_weights", "precision"])]
     resume: Option<PathBuf>,
     /// Replace the run already in the folder (without it, a folder that holds a run is
     /// refused).
@@ -549,6 +553,9 @@ fn lm_command(command: LmCommand) -> Result<()> {
     }
     if let Some(d) = &args.device {
         config.device = d.parse()?;
+    }
+    if let Some(p) = &args.precision {
+        config.precision = p.parse().map_err(anyhow::Error::msg)?;
     }
     if let Some(n) = args.iterations {
         match algo {

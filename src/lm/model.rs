@@ -23,6 +23,13 @@
 //!
 //! From about 1M parameters (`d_model = 128, n_layers = 4`, a CPU) to 100M+ (`d_model = 768,
 //! n_layers = 12`, a GPU), with no change to the code.
+//!
+//! **Mixed precision** ([`Precision`], `precision = "bf16"` in a run's config): the weights
+//! stay in f32 (the *master* weights, which the optimizer updates), and each forward pass
+//! runs the matrix products, the activations and the KV cache in bf16 or f16, as PyTorch's
+//! autocast does. The residual stream, the norms, the attention's softmax and the logits
+//! stay in f32. The casts are autodiff operations, so gradients come back to the f32
+//! weights in f32.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -30,8 +37,72 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, L
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, FloatDType, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+
+// ANCHOR: lm_precision
+/// The number type of a forward pass's matrix products and activations. The weights, the
+/// gradients and the optimizer's state are f32 whatever this is (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// bfloat16: f32's range with 8 bits of mantissa (GPUs from NVIDIA's Ampere on).
+    Bf16,
+    /// IEEE half precision: 11 bits of mantissa, largest value 65,504.
+    F16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> FloatDType {
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::Bf16 => FloatDType::BF16,
+            Precision::F16 => FloatDType::F16,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
+    /// `x` in the compute type (a matrix product's input, a weight).
+    pub fn lower<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Precision::F32 => x,
+            _ => x.cast(self.dtype()),
+        }
+    }
+    /// `x` back in f32 (a block's output before the residual sum, scores before the softmax).
+    pub fn upper<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Precision::F32 => x,
+            _ => x.cast(FloatDType::F32),
+        }
+    }
+    /// Whether backend `B` stores and computes in this type on `device` (burn's NdArray
+    /// stores only f32 and f64; Flex, CUDA and some wgpu adapters store bf16 or f16).
+    pub fn supported<B: Backend>(self, device: &B::Device) -> bool {
+        B::supports_dtype(device, self.dtype().into())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            "f16" => Ok(Precision::F16),
+            _ => Err(format!("unknown precision '{s}'; use f32, bf16 or f16")),
+        }
+    }
+}
+// ANCHOR_END: lm_precision
 
 /// The model family: what the norms, the positions and the MLP are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +324,7 @@ impl TransformerConfig {
             max_seq_len: self.max_seq_len,
             rope_theta: self.rope_theta,
             rope_scaling: self.rope_scaling.clone(),
+            precision: Precision::F32,
         }
     }
 
@@ -316,6 +388,9 @@ pub struct Transformer<B: Backend> {
     pub rope_theta: f64,
     #[module(skip)]
     pub rope_scaling: Option<RopeScaling>,
+    /// The forward pass's number type ([`Transformer::with_precision`]); f32 from `init`.
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 /// A batch of token rows, left-padded to one length.
@@ -413,6 +488,13 @@ impl<B: Backend> Transformer<B> {
         self.wte.weight.dims()[1]
     }
 
+    /// The same weights, run in `precision` (mixed precision; see the module docs). Its
+    /// copies ([`Module::valid`], a clone for the reference model) keep it.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
     /// Logits `[rows, len, vocab]` for every position of `batch`, without a cache (training
     /// and scoring).
     pub fn forward(&self, batch: &Batch) -> Result<Tensor<B, 3>, ModelError> {
@@ -441,15 +523,19 @@ impl<B: Backend> Transformer<B> {
     /// The output layer: the token embedding, transposed (weight tying, as GPT-2), or a
     /// layer of its own.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let p = self.precision;
+        let hidden = p.lower(hidden);
         if let Some(head) = &self.lm_head {
-            return rowwise(head, hidden);
+            return p.upper(rowwise(head, hidden, p));
         }
         let [rows, len, d] = hidden.dims();
-        let wte_t = self.wte.weight.val().transpose();
-        hidden
-            .reshape([rows * len, d])
-            .matmul(wte_t)
-            .reshape([rows, len, self.vocab_size()])
+        let wte_t = p.lower(self.wte.weight.val()).transpose();
+        let logits =
+            hidden
+                .reshape([rows * len, d])
+                .matmul(wte_t)
+                .reshape([rows, len, self.vocab_size()]);
+        p.upper(logits)
     }
 
     /// [`Transformer::hidden`] for the new positions, extending `cache`.
@@ -528,7 +614,7 @@ impl<B: Backend> Transformer<B> {
             }
         }
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(x, &mask, rotary.as_ref(), layer_cache);
+            x = block.forward(x, &mask, rotary.as_ref(), layer_cache, self.precision);
         }
         Ok(self.ln_f.forward(x))
     }
@@ -541,10 +627,13 @@ impl<B: Backend> Block<B> {
         mask: &Tensor<B, 4, Bool>,
         rotary: Option<&Rotary<B>>,
         cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+        p: Precision,
     ) -> Tensor<B, 3> {
         // ANCHOR: lm_block_forward
-        let x = x.clone() + self.attention(self.ln1.forward(x), mask, rotary, cache);
-        let h = rowwise(&self.fc, self.ln2.forward(x.clone()));
+        // (`p.lower`/`p.upper`: into the compute type and back to f32; nothing in f32.)
+        let attended = self.attention(p.lower(self.ln1.forward(x.clone())), mask, rotary, cache, p);
+        let x = x + p.upper(attended);
+        let h = rowwise(&self.fc, p.lower(self.ln2.forward(x.clone())), p);
         let h = if self.gated_mlp {
             // SwiGLU: silu(x W_gate) * (x W_up).
             let d_ff = h.dims()[2] / 2;
@@ -552,7 +641,7 @@ impl<B: Backend> Block<B> {
         } else {
             gelu_tanh(h)
         };
-        x + rowwise(&self.fc_out, h)
+        x + p.upper(rowwise(&self.fc_out, h, p))
         // ANCHOR_END: lm_block_forward
     }
 
@@ -563,12 +652,13 @@ impl<B: Backend> Block<B> {
         mask: &Tensor<B, 4, Bool>,
         rotary: Option<&Rotary<B>>,
         cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+        p: Precision,
     ) -> Tensor<B, 3> {
         // ANCHOR: lm_attention
         let [rows, len, _] = x.dims();
         let (heads, kv_heads, d_head) = (self.n_heads, self.n_kv_heads, self.d_head);
         // [rows, len, (heads + 2 kv_heads) d_head] → [rows, heads or kv_heads, len, d_head].
-        let qkv = rowwise(&self.qkv, x);
+        let qkv = rowwise(&self.qkv, x, p);
         let part = |start: usize, n: usize| {
             qkv.clone()
                 .narrow(2, start * d_head, n * d_head)
@@ -581,8 +671,8 @@ impl<B: Backend> Block<B> {
             part(heads + kv_heads, kv_heads),
         );
         if let (Some(q_norm), Some(k_norm)) = (&self.q_norm, &self.k_norm) {
-            q = q_norm.forward(q);
-            k = k_norm.forward(k);
+            q = p.lower(q_norm.forward(p.upper(q)));
+            k = p.lower(k_norm.forward(p.upper(k)));
         }
         if let Some(rotary) = rotary {
             q = rotary.apply(q);
@@ -598,13 +688,13 @@ impl<B: Backend> Block<B> {
             repeat_kv(k, heads / kv_heads),
             repeat_kv(v, heads / kv_heads),
         );
-        let scores = q.matmul(k.swap_dims(2, 3)) / (d_head as f64).sqrt();
+        let scores = p.upper(q.matmul(k.swap_dims(2, 3))) / (d_head as f64).sqrt();
         // A large negative number, not -inf: a row that sees only pads (a pad's own query)
         // must not become NaN, or NaN would leak into real rows through 0 * NaN.
         let scores = scores.mask_fill(mask.clone().repeat_dim(1, self.n_heads), -1e9);
-        let out = softmax(scores, 3).matmul(v);
+        let out = p.lower(softmax(scores, 3)).matmul(v);
         let out = out.swap_dims(1, 2).reshape([rows, len, heads * d_head]);
-        rowwise(&self.proj, out)
+        rowwise(&self.proj, out, p)
         // ANCHOR_END: lm_attention
     }
 }
@@ -675,6 +765,11 @@ impl<B: Backend> Rotary<B> {
     // ANCHOR: lm_rope_apply
     fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let half = x.dims()[3] / 2;
+        // The angles are f32; a bf16 or f16 query is rotated in its own type.
+        let (cos, sin) = match x.dtype() {
+            dtype if dtype == self.cos.dtype() => (self.cos.clone(), self.sin.clone()),
+            dtype => (self.cos.clone().cast(dtype), self.sin.clone().cast(dtype)),
+        };
         let rotated = Tensor::cat(
             vec![
                 x.clone().narrow(3, half, half).neg(),
@@ -682,7 +777,7 @@ impl<B: Backend> Rotary<B> {
             ],
             3,
         );
-        x * self.cos.clone() + rotated * self.sin.clone()
+        x * cos + rotated * sin
     }
     // ANCHOR_END: lm_rope_apply
 }
@@ -702,11 +797,20 @@ pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 }
 
 /// A linear layer applied to every position of `[rows, len, d_in]` as one `[rows * len,
-/// d_in]` matrix product. (Given the 3-d tensor, burn's CPU backend runs one small product
-/// per row and repacks the weight matrix for each: generation was 2.8x slower, measured.)
-fn rowwise<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+/// d_in]` matrix product, its weights in `p`'s type. (Given the 3-d tensor, burn's CPU
+/// backend runs one small product per row and repacks the weight matrix for each:
+/// generation was 2.8x slower, measured.)
+fn rowwise<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>, p: Precision) -> Tensor<B, 3> {
     let [rows, len, d_in] = x.dims();
-    let y = layer.forward(x.reshape([rows * len, d_in]));
+    let x = x.reshape([rows * len, d_in]);
+    let y = match p {
+        Precision::F32 => layer.forward(x),
+        _ => burn::tensor::module::linear(
+            x,
+            p.lower(layer.weight.val()),
+            layer.bias.as_ref().map(|b| p.lower(b.val())),
+        ),
+    };
     let d_out = y.dims()[1];
     y.reshape([rows, len, d_out])
 }

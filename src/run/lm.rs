@@ -32,7 +32,7 @@ use crate::algos::ppo_lm::{PpoLm, PpoLmConfig};
 use crate::backend::Device;
 use crate::core::learner::Learner;
 use crate::lm::checkpoint::{load_policy, save_lm};
-use crate::lm::model::{Transformer, TransformerConfig};
+use crate::lm::model::{Precision, Transformer, TransformerConfig};
 use crate::lm::sft::Sft;
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use crate::lm::tokenizer::{LmTokenizer, Tokenizer};
@@ -170,6 +170,10 @@ pub struct LmRunConfig {
     pub algo: LmAlgo,
     pub seed: u64,
     pub device: Device,
+    /// The forward passes' number type: `f32`, or `bf16` / `f16` with the weights, gradients
+    /// and optimizer state kept in f32 (mixed precision, [`Precision`]). bf16 and f16 need a
+    /// backend that stores them (`cuda`; burn's NdArray, `cpu`, stores only f32 and f64).
+    pub precision: Precision,
     /// Write a checkpoint (`resume/` and `model/`) every this many SFT steps or RL
     /// iterations, and at the end.
     pub checkpoint_every: usize,
@@ -193,6 +197,7 @@ impl Default for LmRunConfig {
             algo: LmAlgo::Sft,
             seed: 1,
             device: Device::Cpu,
+            precision: Precision::F32,
             checkpoint_every: 50,
             init: None,
             task: ArithmeticConfig::default(),
@@ -427,6 +432,29 @@ pub fn run_lm(
     })?
 }
 
+/// Refuses a [`Precision`] that backend `B` cannot store on `device`, naming the key.
+pub fn check_precision<B: burn::tensor::backend::Backend>(
+    precision: Precision,
+    device: &B::Device,
+) -> Result<()> {
+    if !precision.supported::<B>(device) {
+        bail!(
+            "precision = \"{0}\": this backend cannot store {0} tensors on {device:?} (burn's \
+             NdArray CPU backend, `--device cpu`, stores only f32 and f64); use `--device cuda` \
+             for {0}, or precision = \"f32\"",
+            precision.name()
+        );
+    }
+    Ok(())
+}
+
+/// Whether the backend `device` names can run `precision` on its default device.
+pub fn supports_precision(device: Device, precision: Precision) -> Result<bool> {
+    Ok(crate::backend::on_backend!(device, B => {
+        precision.supported::<B>(&Default::default())
+    })?)
+}
+
 /// [`run_lm`] on backend `B`, on its default device (or its first `rl.devices` for RL).
 fn run_lm_on<B: AutodiffBackend>(
     config: &LmRunConfig,
@@ -459,12 +487,14 @@ pub fn run_sft<B: AutodiffBackend>(
     progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
     config.validate()?;
+    check_precision::<B>(config.precision, device)?;
     let config_toml = config.to_toml();
     let mut folder = RunFolder::open(out, start, &config_toml, resume_command("sft", out))?;
     let tokenizer = task_tokenizer();
     let shape = config.transformer(tokenizer.vocab_size());
     let model: Transformer<B> =
-        crate::backend::seeded::<B, _>(device, config.seed, || shape.init(device));
+        crate::backend::seeded::<B, _>(device, config.seed, || shape.init(device))
+            .with_precision(config.precision);
     let s = &config.sft;
     let test_env = config.env(Split::Test)?;
     let train_env = config.env(Split::Train)?;
@@ -531,12 +561,14 @@ pub fn run_reward<B: AutodiffBackend>(
         evaluate_pairs, save_reward_model, PreferenceTask, RewardModel, RewardTrainer,
     };
     config.validate()?;
+    check_precision::<B>(config.precision, device)?;
     let config_toml = config.to_toml();
     let mut folder = RunFolder::open(out, start, &config_toml, resume_command("reward", out))?;
     let tokenizer = task_tokenizer();
     let shape = config.transformer(tokenizer.vocab_size());
-    let model: RewardModel<B> =
+    let mut model: RewardModel<B> =
         crate::backend::seeded::<B, _>(device, config.seed, || RewardModel::new(&shape, device));
+    model.backbone = model.backbone.with_precision(config.precision);
     let r = &config.reward;
     // Held-out pairs from another seed than any training draw (the trainer's is `seed`).
     let held_out = PreferenceTask::new(config.env(Split::Test)?)
@@ -650,7 +682,9 @@ pub fn run_rl<B: AutodiffBackend>(
         bail!("run_rl needs algo = grpo or ppo; SFT is run_sft, the reward model run_reward");
     }
     let tokenizer = task_tokenizer();
-    let loaded = load_policy::<B>(init, Some(&tokenizer), device)?;
+    check_precision::<B>(config.precision, device)?;
+    let mut loaded = load_policy::<B>(init, Some(&tokenizer), device)?;
+    loaded.model = loaded.model.with_precision(config.precision);
     let mut tokenizer = loaded.tokenizer.clone();
     if config.rl.chat_template {
         match &mut tokenizer {

@@ -86,7 +86,12 @@ impl FvpCase {
     /// policy-lab's `fisher_vector_product` on this case.
     pub fn product(&self) -> Vec<f32> {
         let device = Default::default();
-        let actor = Mlp::<Cpu>::new(self.obs_dim, &self.hidden, self.actions, 1.0, &device);
+        // Made under policy-lab's seeding lock: its initial weights (replaced at once) are
+        // drawn from burn's one generator, which another thread may have just seeded for a
+        // learner whose weights a case records (the f cases), and would then draw from.
+        let actor = policy_lab::backend::seeded::<Cpu, _>(&device, 0, || {
+            Mlp::new(self.obs_dim, &self.hidden, self.actions, 1.0, &device)
+        });
         let actor = set_flat_params(actor, &self.params);
         let rows = self.obs.len() / self.obs_dim;
         let obs = Tensor::<Cpu, 2>::from_data(
@@ -167,7 +172,10 @@ pub fn cases(seed: u64) -> TrpoCases {
     let fvp = (0..3)
         .map(|_| {
             let (obs_dim, hidden, actions, rows) = (3, vec![5], 4, 6);
-            let probe = Mlp::<Cpu>::new(obs_dim, &hidden, actions, 1.0, &Default::default());
+            let device = Default::default();
+            let probe = policy_lab::backend::seeded::<Cpu, _>(&device, 0, || {
+                Mlp::new(obs_dim, &hidden, actions, 1.0, &device)
+            });
             let n = flat_params(&probe).len();
             let mut case = FvpCase {
                 obs_dim,
