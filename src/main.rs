@@ -21,7 +21,7 @@ use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
 use policy_lab::run::evaluate::{draw_grid_policy, evaluate_with_progress};
 use policy_lab::run::folder;
-use policy_lab::run::ladder::run_ladder;
+use policy_lab::run::ladder::{run_ladder, LADDER_SEEDS};
 use policy_lab::run::play::{play, AgentKind, PlayConfig, RenderMode};
 use policy_lab::run::plot::{average, draw, read_run, XAxis};
 use policy_lab::run::train::{load_policy, train_on, Algo, RunConfig};
@@ -268,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
         None => {
             // The main job: the whole ladder on a maze, compared.
             let out = PathBuf::from("runs/ladder");
-            let (_, files) = run_ladder(&out, 1, &mut std::io::stderr())?;
+            let (_, files) = run_ladder(&out, &LADDER_SEEDS, &mut std::io::stderr())?;
             println!("{}", std::fs::read_to_string(out.join("table.md"))?);
             for f in files {
                 println!("wrote {}", f.display());

@@ -1,4 +1,5 @@
-//! Evaluation: play a policy greedily (the most likely action) and report its returns.
+//! Evaluation: play a policy greedily (the most likely action) or as it samples (what it
+//! learned as a distribution), and report its returns, successes and entropy.
 
 use burn::tensor::backend::Backend;
 use policy_lab_envs::{AnyEnv, Env};
@@ -14,6 +15,19 @@ pub struct Evaluation {
     /// Whether the environment has a goal to reach (a maze, a lake), so that an episode
     /// succeeds or fails; CartPole and the bandits have none.
     pub has_goal: bool,
+    /// The policy's entropy in nats, `-Σ_a π(a|s) ln π(a|s)`, averaged over every state the
+    /// episodes visited: near `ln(actions)` for a policy that still guesses, near 0 for one
+    /// that has decided.
+    pub entropy: f64,
+}
+
+/// How an evaluation picks each action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Play {
+    /// The most likely action (deterministic).
+    Greedy,
+    /// An action drawn from the policy, with a generator seeded with this number.
+    Sampled(u64),
 }
 
 impl Evaluation {
@@ -44,6 +58,27 @@ pub fn evaluate<B: Backend>(
     evaluate_with_progress(actor, env, episodes, seed, device, &mut |_, _| {})
 }
 
+/// [`evaluate`], with each action drawn from the policy (a generator seeded with `seed`):
+/// what the policy does as the distribution it learned, which greedy play can hide (a
+/// nearly uniform policy whose argmax happens to be right).
+pub fn evaluate_sampled<B: Backend>(
+    actor: &Mlp<B>,
+    env: &mut AnyEnv,
+    episodes: usize,
+    seed: u64,
+    device: &B::Device,
+) -> policy_lab_envs::Result<Evaluation> {
+    play(
+        actor,
+        env,
+        episodes,
+        seed,
+        Play::Sampled(seed),
+        device,
+        &mut |_, _| {},
+    )
+}
+
 /// [`evaluate`], calling `after_episode(episodes done, its return)` after each episode (for
 /// a progress bar).
 pub fn evaluate_with_progress<B: Backend>(
@@ -54,7 +89,33 @@ pub fn evaluate_with_progress<B: Backend>(
     device: &B::Device,
     after_episode: &mut dyn FnMut(usize, f64),
 ) -> policy_lab_envs::Result<Evaluation> {
+    play(
+        actor,
+        env,
+        episodes,
+        seed,
+        Play::Greedy,
+        device,
+        after_episode,
+    )
+}
+
+/// Plays `episodes` episodes, each action chosen as `how` says.
+pub fn play<B: Backend>(
+    actor: &Mlp<B>,
+    env: &mut AnyEnv,
+    episodes: usize,
+    seed: u64,
+    how: Play,
+    device: &B::Device,
+    after_episode: &mut dyn FnMut(usize, f64),
+) -> policy_lab_envs::Result<Evaluation> {
+    use rand::SeedableRng;
     let (dim, num_actions) = (env.obs_dim(), env.num_actions());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(match how {
+        Play::Greedy => 0,
+        Play::Sampled(seed) => seed,
+    });
     if episodes == 0 {
         return Err(policy_lab_envs::EnvError::InvalidConfig(
             "an evaluation needs at least 1 episode".to_string(),
@@ -64,13 +125,24 @@ pub fn evaluate_with_progress<B: Backend>(
         returns: Vec::new(),
         lengths: Vec::new(),
         has_goal: env.grid().is_some(),
+        entropy: 0.0,
     };
+    let (mut entropy, mut steps) = (0.0, 0usize);
     for ep in 0..episodes {
         let (mut obs, _) = env.reset(if ep == 0 { Some(seed) } else { None });
         let (mut ret, mut len) = (0.0, 0);
         loop {
-            let action =
-                categorical::greedy(&actor_log_probs(actor, &obs, dim, device), num_actions)[0];
+            let log_probs = actor_log_probs(actor, &obs, dim, device);
+            entropy -= log_probs
+                .iter()
+                .map(|lp| f64::from(lp.exp() * lp))
+                .filter(|x| x.is_finite())
+                .sum::<f64>();
+            steps += 1;
+            let action = match how {
+                Play::Greedy => categorical::greedy(&log_probs, num_actions)[0],
+                Play::Sampled(_) => categorical::sample(&log_probs, num_actions, &mut rng).0[0],
+            };
             let step = env.step(action)?;
             ret += step.reward;
             len += 1;
@@ -83,6 +155,7 @@ pub fn evaluate_with_progress<B: Backend>(
         out.lengths.push(len);
         after_episode(out.returns.len(), ret);
     }
+    out.entropy = entropy / steps.max(1) as f64;
     Ok(out)
 }
 

@@ -33,7 +33,7 @@ use crate::algos::trpo::TrpoConfig;
 use crate::backend::Device;
 use crate::core::learner::{Learner, Rung};
 use crate::core::nn::Mlp;
-use crate::run::evaluate::{evaluate, Evaluation};
+use crate::run::evaluate::{evaluate, evaluate_sampled, Evaluation};
 use crate::run::folder::{read_text, write_atomic};
 use crate::run::{drive, resume_from, Drive, Progress, RunFolder, Start};
 use crate::ConfigError;
@@ -213,7 +213,10 @@ impl RunConfig {
 /// What a finished run reports.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
+    /// The greedy policy's evaluation (`eval_episodes` episodes).
     pub evaluation: Evaluation,
+    /// The same number of episodes with each action sampled from the policy.
+    pub sampled: Evaluation,
     pub iterations: usize,
     pub global_step: usize,
     pub seconds: f64,
@@ -297,22 +300,28 @@ pub fn train<B: AutodiffBackend>(
     bar.finish();
     write_csv(&driven.history, &out.join("metrics.csv"))?;
     let (mut env, _) = policy_lab_envs::make(&config.env)?;
-    let evaluation = evaluate(
-        &learner.policy().valid(),
-        &mut env,
-        config.eval_episodes,
-        config.seed.wrapping_add(10_000),
-        &device,
-    )?;
+    let policy = learner.policy().valid();
+    let eval_seed = config.seed.wrapping_add(10_000);
+    let evaluation = evaluate(&policy, &mut env, config.eval_episodes, eval_seed, &device)?;
+    let sampled = evaluate_sampled(&policy, &mut env, config.eval_episodes, eval_seed, &device)?;
     let mut eval_json = serde_json::json!({
         "episodes": config.eval_episodes,
         "mean_return": evaluation.mean_return(),
         "returns": evaluation.returns,
+        "entropy": evaluation.entropy,
+        "sampled": {
+            "mean_return": sampled.mean_return(),
+            "returns": sampled.returns,
+            "entropy": sampled.entropy,
+        },
         "global_step": learner.global_step(),
         "seconds": driven.seconds,
     });
     if let Some(rate) = evaluation.success_rate() {
         eval_json["success_rate"] = rate.into();
+    }
+    if let Some(rate) = sampled.success_rate() {
+        eval_json["sampled"]["success_rate"] = rate.into();
     }
     folder.write(
         "eval.json",
@@ -320,6 +329,7 @@ pub fn train<B: AutodiffBackend>(
     )?;
     Ok(RunSummary {
         evaluation,
+        sampled,
         iterations: driven.iterations,
         global_step: learner.global_step(),
         seconds: driven.seconds,

@@ -261,16 +261,11 @@ pub fn learns(config: policy_lab::run::train::RunConfig, target: f64) -> Result<
 }
 
 /// The ladder's run of `algo` on its maze (`Maze-v0`, 8x8, optimal greedy return 0.870)
-/// with the ladder's step budget and seed 1, evaluated over 10 greedy episodes.
+/// with the ladder's step budget and settings and seed 1, evaluated over 10 episodes.
 pub fn ladder_run(algo: policy_lab::run::train::Algo) -> policy_lab::run::train::RunConfig {
-    use policy_lab::run::ladder::{budget, LADDER_ENV};
     policy_lab::run::train::RunConfig {
-        algo,
-        env: LADDER_ENV.into(),
-        seed: 1,
-        total_timesteps: budget(algo),
         eval_episodes: 10,
-        ..Default::default()
+        ..policy_lab::run::ladder::ladder_config(algo, 1)
     }
 }
 
