@@ -8,7 +8,11 @@
 //! cargo bench --bench lm_bench -- accumulation [vocab] [parts]
 //!
 //! The model is GPT-2-like: 4 layers, width 128, 4 heads, MLP 512, a context of 32, the
-//! arithmetic task's 17-token vocabulary, freshly initialized (seed 0).
+//! arithmetic task's 17-token vocabulary, freshly initialized (seed 0). `LM_BENCH_SHAPE=
+//! layers,width,heads,vocab` (read by `scripts/hf_lm_bench.py` too) sets another shape, with
+//! an MLP of 4 x width: `scripts/bench_lm.sh sweep` runs 0.8M to GPT-2 small's 124M
+//! (`12,768,12,50257`). A vocabulary larger than the task's only adds output rows; sampled ids
+//! past the task's characters decode to nothing.
 //!
 //! * `generate`: `rows` prompts of 9 tokens (BOS + `123+456=`), 8 new tokens each (EOS never
 //!   stops a row), sampled at temperature 1; prints `tokens_per_second` (mean of `reps`).
@@ -22,6 +26,8 @@
 //!   on a model with a `vocab`-token vocabulary (default 32,000, 64 rows); the peak heap
 //!   above the model of a forward and backward pass (the policy) and of a forward pass
 //!   without gradients (the reference), and the step time.
+//! * `plot-sweep`: draws `runs/bench/lm_sweep.csv` (written by `scripts/bench_lm.sh sweep`)
+//!   into `runs/bench/lm_sweep.{png,svg}`: policy-lab's speed over Hugging Face's at each size.
 //! * `accumulation`: one GRPO iteration (16 prompts x 8, up to 8 new tokens) on a model with
 //!   a `vocab`-token vocabulary (default 32,000), with `gradient_accumulation_steps` 1 and
 //!   `parts` (default 4): peak heap memory and step time of each.
@@ -67,13 +73,37 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+/// The benchmark's shape: `LM_BENCH_SHAPE=layers,width,heads,vocab`, or the default.
+fn shape() -> TransformerConfig {
+    let default = TransformerConfig::new(task_tokenizer().vocab_size()).with_max_seq_len(32);
+    let Ok(text) = std::env::var("LM_BENCH_SHAPE") else {
+        return default;
+    };
+    let v: Vec<usize> = text
+        .split(',')
+        .map(|x| {
+            x.trim()
+                .parse()
+                .expect("LM_BENCH_SHAPE=layers,width,heads,vocab")
+        })
+        .collect();
+    assert!(
+        v.len() == 4,
+        "LM_BENCH_SHAPE=layers,width,heads,vocab, not {text}"
+    );
+    TransformerConfig::new(v[3])
+        .with_max_seq_len(32)
+        .with_n_layers(v[0])
+        .with_d_model(v[1])
+        .with_n_heads(v[2])
+        .with_d_ff(4 * v[1])
+}
+
 fn model<B: Backend>() -> Transformer<B> {
     let device = Default::default();
-    policy_lab::backend::seeded::<B, _>(&device, 0, || {
-        TransformerConfig::new(task_tokenizer().vocab_size())
-            .with_max_seq_len(32)
-            .init(&device)
-    })
+    let model = policy_lab::backend::seeded::<B, _>(&device, 0, || shape().init(&device));
+    eprintln!("parameters={}", burn::module::Module::num_params(&model));
+    model
 }
 
 fn task() -> Arithmetic {
@@ -93,8 +123,10 @@ fn main() {
         "grpo-vs-ppo" => bench_grpo_vs_ppo(n.unwrap_or(5)),
         "logprobs" => bench_logprobs(n.unwrap_or(32_000), m.unwrap_or(64)),
         "accumulation" => bench_accumulation(n.unwrap_or(32_000), m.unwrap_or(4)),
+        "plot-sweep" => plot_sweep(),
         other => panic!(
-            "lm_bench runs generate, grpo, grpo-vs-ppo, logprobs or accumulation, not {other}"
+            "lm_bench runs generate, grpo, grpo-vs-ppo, logprobs, accumulation or plot-sweep, \
+             not {other}"
         ),
     }
 }
@@ -292,4 +324,50 @@ fn bench_accumulation(vocab: usize, parts: usize) {
         results.push(peak);
     }
     println!("memory ratio {:.2}", results[1] as f64 / results[0] as f64);
+}
+
+/// The size sweep's ratios against the model size: generation tokens/s of policy-lab over
+/// transformers', and TRL's GRPO step time over policy-lab's (above 1: policy-lab is faster).
+fn plot_sweep() {
+    let text = std::fs::read_to_string("runs/bench/lm_sweep.csv")
+        .expect("runs/bench/lm_sweep.csv: run `bash scripts/bench_lm.sh sweep` first");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (params, ours_tps, hf_tps, ours_step, trl_step) = (
+        col("parameters"),
+        col("ours_tokens_per_second"),
+        col("hf_tokens_per_second"),
+        col("ours_step_seconds"),
+        col("trl_step_seconds"),
+    );
+    let (mut xs, mut generation, mut step, mut one) = (vec![], vec![], vec![], vec![]);
+    for line in lines {
+        let v: Vec<f64> = line
+            .split(',')
+            .map(|x| x.parse().unwrap_or(f64::NAN))
+            .collect();
+        xs.push(v[params].log10());
+        generation.push(v[ours_tps] / v[hf_tps]);
+        step.push(v[trl_step] / v[ours_step]);
+        one.push(1.0);
+    }
+    let files = policy_lab::run::figure::Figure::new(
+        "policy-lab against transformers and TRL on the CPU, by model size",
+    )
+    .x("log10(parameters)", false)
+    .y("how many times faster policy-lab is")
+    .legend("upper right")
+    .line(
+        "generation: tokens/s, policy-lab / transformers",
+        &xs,
+        &generation,
+    )
+    .line("GRPO step: time, TRL / policy-lab", &xs, &step)
+    .line("as fast", &xs, &one)
+    .save(std::path::Path::new("runs/bench/lm_sweep"))
+    .expect("drawing the sweep");
+    for f in files {
+        println!("wrote {}", f.display());
+    }
 }

@@ -22,13 +22,17 @@ PAD, BOS, EOS = 0, 1, 2
 
 def model():
     torch.manual_seed(0)
+    # LM_BENCH_SHAPE=layers,width,heads,vocab, as benches/lm_bench.rs reads it.
+    layers, width, heads, vocab = map(
+        int, os.environ.get("LM_BENCH_SHAPE", f"4,128,4,{3 + len(CHARS)}").split(",")
+    )
     config = GPT2Config(
-        vocab_size=3 + len(CHARS),
+        vocab_size=vocab,
         n_positions=32,
-        n_embd=128,
-        n_layer=4,
-        n_head=4,
-        n_inner=512,
+        n_embd=width,
+        n_layer=layers,
+        n_head=heads,
+        n_inner=4 * width,
         bos_token_id=BOS,
         eos_token_id=EOS,
         pad_token_id=PAD,
