@@ -229,18 +229,14 @@ mod on_flex {
     }
 }
 
+mod common;
+
 fn sft(precision: Precision) -> LmRunConfig {
     let mut c = LmRunConfig {
-        algo: LmAlgo::Sft,
         precision,
-        ..LmRunConfig::default()
+        ..common::small_lm_run(LmAlgo::Sft)
     };
-    c.task.digits = 1;
     c.task.test_size = 32;
-    c.model.d_model = 64;
-    c.model.n_layers = 2;
-    c.model.d_ff = 128;
-    c.model.max_seq_len = 16;
     c.sft.steps = 400;
     c.sft.eval_every = 400;
     c.sft.stop_at_accuracy = 2.0;

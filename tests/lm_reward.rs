@@ -3,22 +3,11 @@
 //! rater's score of the policy's completions. Bounded by steps and iterations.
 
 use policy_lab::lm::checkpoint::load_policy;
-use policy_lab::run::lm::{run_lm, LmAlgo, LmRunConfig};
+use policy_lab::run::lm::{run_lm, LmAlgo};
 use policy_lab::run::Start;
 
-fn small(algo: LmAlgo) -> LmRunConfig {
-    let mut c = LmRunConfig {
-        algo,
-        ..LmRunConfig::default()
-    };
-    c.task.digits = 1;
-    c.task.test_size = 16;
-    c.model.d_model = 64;
-    c.model.n_layers = 2;
-    c.model.d_ff = 128;
-    c.model.max_seq_len = 16;
-    c
-}
+mod common;
+use common::small_lm_run as small;
 
 #[test]
 fn a_reward_model_is_learned_and_grpo_against_it_learns_the_hidden_rule() {

@@ -1,5 +1,5 @@
-//! What several test files share: a free port on loopback, and the tiny transformer, addition
-//! task and batch of the data-parallel tests.
+//! What several test files share: a free port on loopback, the tiny transformer, addition
+//! task and batch of the data-parallel tests, and a small `lm` run.
 #![allow(dead_code)] // each test file uses part of it
 
 use policy_lab::algos::grpo::{GrpoUpdate, LossType};
@@ -102,4 +102,20 @@ pub fn largest_difference(got: &[f32], want: &[f32]) -> (f32, f32) {
         .fold(0.0f32, f32::max);
     let size = want.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
     (worst, size)
+}
+
+/// An `lm` run of stage `algo` on 1-digit addition (16 held-out problems) with a small model
+/// (width 64, 2 layers, MLP 128, context 16): quick enough for a test.
+pub fn small_lm_run(algo: policy_lab::run::lm::LmAlgo) -> policy_lab::run::lm::LmRunConfig {
+    let mut c = policy_lab::run::lm::LmRunConfig {
+        algo,
+        ..Default::default()
+    };
+    c.task.digits = 1;
+    c.task.test_size = 16;
+    c.model.d_model = 64;
+    c.model.n_layers = 2;
+    c.model.d_ff = 128;
+    c.model.max_seq_len = 16;
+    c
 }
