@@ -1,8 +1,9 @@
 //! Sampling completions from a [`Transformer`], and scoring given completions token by token.
 //!
 //! A language model is a policy whose actions are tokens. [`generate`] plays the rollout:
-//! all prompts at once (left-padded), one token per step with the KV cache, each row
-//! stopping at its EOS; it records `log pi_old(token)` of every sampled token. Like Hugging
+//! all prompts at once (left-padded), one token per step with the KV cache (through
+//! [`super::infer::Decoder`], the forward pass without autodiff), each row stopping at its
+//! EOS; it records `log pi_old(token)` of every sampled token. Like Hugging
 //! Face TRL, log-probabilities are those of `logits / temperature` (before top-k and top-p
 //! filtering, which only change what is sampled). [`completion_log_probs`] recomputes them
 //! with gradients, as `[sequences, tokens]` plus a mask: the batch the objective functions
@@ -13,7 +14,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
-use super::model::{Batch, KvCache, ModelError, Transformer};
+use super::infer::Decoder;
+use super::model::{Batch, ModelError, Transformer};
 
 /// How completions are sampled (names as in Hugging Face `generate`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,8 +90,9 @@ pub fn generate<B: Backend>(
 ) -> Result<Completions, ModelError> {
     let rows = prompts.len();
     let vocab = model.vocab_size();
-    let mut cache = KvCache::new(model.n_layers(), rows);
     let mut batch = Batch::left_padded(prompts, pad);
+    // The forward pass without autodiff: on the CPU a fused one with a preallocated cache.
+    let mut decoder = Decoder::new(model, rows, batch.len() + config.max_new_tokens);
     let mut out = Completions {
         tokens: vec![Vec::new(); rows],
         logp: vec![Vec::new(); rows],
@@ -97,13 +100,8 @@ pub fn generate<B: Backend>(
     };
     // ANCHOR: lm_generate_loop
     for _ in 0..config.max_new_tokens {
-        let logits = model.forward_cached(&batch, &mut cache)?;
-        let len = batch.len();
-        let last: Vec<f32> = (logits.narrow(1, len - 1, 1).reshape([rows, vocab])
-            / config.temperature)
-            .into_data()
-            .to_vec()
-            .expect("f32 logits");
+        let mut last = decoder.last_logits(&batch)?;
+        last.iter_mut().for_each(|l| *l /= config.temperature);
         let mut next = Batch {
             tokens: vec![vec![pad]; rows],
             valid: vec![vec![false]; rows],

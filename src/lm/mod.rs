@@ -3,6 +3,8 @@
 //!
 //! * [`tokenizer`]: text to token ids and back;
 //! * [`model`]: a small GPT-style transformer with a padding mask and a KV cache;
+//! * [`infer`]: the forward pass of generation without autodiff, fused on the CPU, with a
+//!   preallocated KV cache;
 //! * [`sft`]: supervised fine-tuning on demonstrations, the warm start before RL;
 //! * [`generate`]: batched sampling (temperature, top-k, top-p, EOS) that records each
 //!   token's log-probability, and the per-token log-probabilities of given completions, the
@@ -24,6 +26,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod generate;
 pub mod hf;
+pub mod infer;
 pub mod model;
 pub mod reward;
 pub mod rollout;

@@ -325,6 +325,7 @@ impl TransformerConfig {
             rope_theta: self.rope_theta,
             rope_scaling: self.rope_scaling.clone(),
             precision: Precision::F32,
+            norm_eps: self.norm_eps,
         }
     }
 
@@ -391,6 +392,9 @@ pub struct Transformer<B: Backend> {
     /// The forward pass's number type ([`Transformer::with_precision`]); f32 from `init`.
     #[module(skip)]
     pub precision: Precision,
+    /// The norms' epsilon (the config's `norm_eps`), for [`crate::lm::infer`].
+    #[module(skip)]
+    pub norm_eps: f64,
 }
 
 /// A batch of token rows, left-padded to one length.
@@ -564,19 +568,13 @@ impl<B: Backend> Transformer<B> {
         let device = self.wte.weight.device();
 
         // ANCHOR: lm_positions_mask
-        // Position ids count real tokens only; pads get position 0 (they are masked anyway).
         let mut positions = Vec::with_capacity(rows * len);
-        for r in 0..rows {
-            for p in 0..len {
-                if batch.valid[r][p] {
-                    positions.push(cache.next_position[r] as i64);
-                    cache.next_position[r] += 1;
-                } else {
-                    positions.push(0);
-                }
-            }
-            cache.valid[r].extend_from_slice(&batch.valid[r]);
-        }
+        advance_positions(
+            batch,
+            &mut cache.valid,
+            &mut cache.next_position,
+            &mut positions,
+        );
         // The attention mask `[rows, 1, len, total]`: true where a query may NOT look: a
         // later position (causality) or a pad.
         let mut masked = Vec::with_capacity(rows * len * total);
@@ -618,6 +616,30 @@ impl<B: Backend> Transformer<B> {
         }
         Ok(self.ln_f.forward(x))
     }
+}
+
+/// The position ids of `batch`'s tokens, pushed to `positions` (`[rows * len]`): real tokens
+/// count on from each row's `next_position`, pads get 0 (they are masked anyway). Appends
+/// `batch.valid` to each row of `valid`, the cache's record of which positions are real.
+pub(crate) fn advance_positions(
+    batch: &Batch,
+    valid: &mut [Vec<bool>],
+    next_position: &mut [usize],
+    positions: &mut Vec<i64>,
+) {
+    // ANCHOR: lm_positions
+    for r in 0..batch.rows() {
+        for p in 0..batch.len() {
+            if batch.valid[r][p] {
+                positions.push(next_position[r] as i64);
+                next_position[r] += 1;
+            } else {
+                positions.push(0);
+            }
+        }
+        valid[r].extend_from_slice(&batch.valid[r]);
+    }
+    // ANCHOR_END: lm_positions
 }
 
 impl<B: Backend> Block<B> {
@@ -730,6 +752,25 @@ pub fn rope<B: Backend>(
     scaling: Option<&RopeScaling>,
     device: &B::Device,
 ) -> Rotary<B> {
+    let (mut cos, mut sin) = (Vec::new(), Vec::new());
+    rope_tables(positions, d_head, theta, scaling, (&mut cos, &mut sin));
+    let tensor =
+        |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [rows, 1, len, d_head]), device);
+    Rotary {
+        cos: tensor(cos),
+        sin: tensor(sin),
+    }
+}
+
+/// RoPE's cosines and sines, `[positions.len(), d_head]` each (row-major), into `cos` and
+/// `sin` (cleared first): what [`rope`] puts in tensors, and what [`crate::lm::infer`] reads.
+pub(crate) fn rope_tables(
+    positions: &[i64],
+    d_head: usize,
+    theta: f64,
+    scaling: Option<&RopeScaling>,
+    (cos, sin): (&mut Vec<f32>, &mut Vec<f32>),
+) {
     let half = d_head / 2;
     // Computed in f32, as Hugging Face does: the angles then match to the last bit that matters.
     let mut inv_freq: Vec<f32> = (0..half)
@@ -738,10 +779,8 @@ pub fn rope<B: Backend>(
     if let Some(scaling) = scaling {
         scaling.apply(&mut inv_freq);
     }
-    let (mut cos, mut sin) = (
-        Vec::with_capacity(positions.len() * d_head),
-        Vec::with_capacity(positions.len() * d_head),
-    );
+    cos.clear();
+    sin.clear();
     for &p in positions {
         for _ in 0..2 {
             for f in &inv_freq {
@@ -750,12 +789,6 @@ pub fn rope<B: Backend>(
                 sin.push(angle.sin());
             }
         }
-    }
-    let tensor =
-        |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [rows, 1, len, d_head]), device);
-    Rotary {
-        cos: tensor(cos),
-        sin: tensor(sin),
     }
 }
 

@@ -1,0 +1,757 @@
+//! Inference without autodiff: generation's forward pass on plain `f32` arrays.
+//!
+//! Generation, evaluation and rollouts never need a gradient, yet on burn's CPU backend every
+//! tensor operation pays a fixed cost (an allocation, a fresh array, one unfused loop), and a
+//! decoding step of the [`Transformer`] is about 150 of them (BENCHMARKS.md). [`HostDecoder`]
+//! runs the *same weights* (the parameters' own arrays, not copies) as plain `f32` slices,
+//! the way a hand-written inference engine does:
+//!
+//! * a **preallocated KV cache**, `[rows, kv_heads, capacity, d_head]` per layer: each new key
+//!   and value is written in place (the tensor path concatenates the whole cache per token);
+//! * **attention fused**: scores, mask, softmax and the weighted sum of the values in one
+//!   loop per (row, head, query), reading q, k and v where the projection left them, with no
+//!   reshapes or transposes;
+//! * the **MLP's activation** applied in place on its product's output, and each **residual
+//!   add** done by the matrix product itself (`x += h W`);
+//! * a **vectorized `exp`** ([`exp`]: a polynomial the compiler turns into SIMD code);
+//! * logits only for each row's **last position**, the one sampling reads;
+//! * scratch buffers sized once: **no allocation per token**;
+//! * the rows split over the CPU's threads (rayon): rows never look at each other, so each
+//!   part runs the whole step with its own cache and buffers.
+//!
+//! [`Decoder`] is what [`crate::lm::generate::generate`] calls, so every algorithm, evaluation
+//! and the chat loop use it: this path for an f32 model on burn's CPU backend, and otherwise
+//! the transformer's own tensor path (burn's kernels on wgpu and CUDA, or bf16 compute).
+//! `tests/lm_infer.rs` checks that both give the same logits within 1e-5 on the GPT-2 model,
+//! on Llama, Qwen2 and Qwen3 checkpoints, with left padding and finished rows.
+
+use std::any::TypeId;
+
+use burn::module::Param;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+use super::model::{advance_positions, rope_tables, Batch, KvCache, ModelError, Norm};
+use super::model::{Precision, Transformer};
+
+/// Generation's forward pass, one call per step: the host path or the tensor path (module
+/// docs).
+pub enum Decoder<'a, B: Backend> {
+    Host(Box<HostDecoder>),
+    Tensors {
+        model: &'a Transformer<B>,
+        cache: KvCache<B>,
+    },
+}
+
+impl<'a, B: Backend> Decoder<'a, B> {
+    /// The fastest path for `model`: [`HostDecoder`] for an f32 model on the CPU backend,
+    /// else the tensor path. `capacity` is the longest sequence it will see (prompt and new
+    /// tokens); the host path allocates its cache for that many positions.
+    pub fn new(model: &'a Transformer<B>, rows: usize, capacity: usize) -> Self {
+        if on_host::<B>() && model.precision == Precision::F32 {
+            Decoder::Host(Box::new(HostDecoder::new(model, rows, capacity)))
+        } else {
+            Decoder::tensors(model, rows)
+        }
+    }
+
+    /// The tensor path, whatever the backend: [`Transformer::hidden_cached`] with its cache.
+    pub fn tensors(model: &'a Transformer<B>, rows: usize) -> Self {
+        Decoder::Tensors {
+            model,
+            cache: KvCache::new(model.n_layers(), rows),
+        }
+    }
+
+    /// Appends `batch`'s positions to what was seen and returns, for each row, the logits of
+    /// its last new position: `[rows * vocab]`, row-major.
+    pub fn last_logits(&mut self, batch: &Batch) -> Result<Vec<f32>, ModelError> {
+        match self {
+            Decoder::Host(host) => host.last_logits(batch),
+            Decoder::Tensors { model, cache } => {
+                let hidden = model.hidden_cached(batch, cache)?;
+                let [rows, len, _] = hidden.dims();
+                let logits = model.logits(hidden.narrow(1, len - 1, 1));
+                Ok(logits
+                    .reshape([rows * model.vocab_size()])
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec()
+                    .expect("f32 logits"))
+            }
+        }
+    }
+}
+
+/// Whether `B` keeps its tensors in this process's memory: burn's CPU backend, NdArray.
+fn on_host<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<burn::backend::NdArray>()
+}
+
+/// A weight's values, row-major: on burn's CPU backend the very array the parameter holds
+/// (shared, not copied: burn's `into_data` copies a shared array one element at a time,
+/// which took 40% of generation at 7M parameters), else a copy.
+enum Values {
+    Shared(ndarray::ArcArray<f32, ndarray::IxDyn>),
+    Copied(Vec<f32>),
+}
+
+impl std::ops::Deref for Values {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Values::Shared(a) => a.as_slice().expect("checked standard layout"),
+            Values::Copied(v) => v,
+        }
+    }
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Values {
+    use burn::backend::ndarray::NdArrayTensor;
+    let primitive: Box<dyn std::any::Any> = Box::new(t.clone().into_primitive().tensor());
+    if let Ok(nd) = primitive.downcast::<NdArrayTensor>() {
+        if let NdArrayTensor::F32(storage) = *nd {
+            let array = storage.into_shared();
+            if array.is_standard_layout() {
+                return Values::Shared(array);
+            }
+        }
+    }
+    Values::Copied(
+        t.into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 weights"),
+    )
+}
+
+/// A linear layer `y = x W + b` with `W: [d_in, d_out]` (burn's layout), row-major.
+struct Linear {
+    w: Values,
+    b: Option<Values>,
+    d_in: usize,
+    d_out: usize,
+}
+
+impl Linear {
+    fn new<B: Backend>(layer: &burn::nn::Linear<B>) -> Self {
+        let [d_in, d_out] = layer.weight.dims();
+        Self {
+            w: values(layer.weight.val()),
+            b: layer.bias.as_ref().map(|b| values(b.val())),
+            d_in,
+            d_out,
+        }
+    }
+
+    /// `out = x W + b` (`add = false`) or `out += x W + b` (`add = true`, a residual add), for
+    /// the `n` rows of `x: [n, d_in]`.
+    fn forward(&self, x: &[f32], n: usize, out: &mut [f32], add: bool) {
+        matmul(x, &self.w, out, [n, self.d_in, self.d_out], false, add);
+        if let Some(b) = &self.b {
+            for row in out[..n * self.d_out].chunks_exact_mut(self.d_out) {
+                row.iter_mut().zip(b.iter()).for_each(|(y, b)| *y += b);
+            }
+        }
+    }
+}
+
+/// `c[n, m] = a[n, k] · b` (or `+=` with `add`), row-major, where `b` is `[k, m]`, or `[m, k]`
+/// read transposed (`b_transposed`, the tied output layer `wteᵀ`). matrixmultiply's `sgemm`,
+/// the kernel under burn's CPU backend.
+fn matmul(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    [n, k, m]: [usize; 3],
+    b_transposed: bool,
+    add: bool,
+) {
+    assert!(a.len() >= n * k && b.len() >= k * m && c.len() >= n * m);
+    let (rsb, csb) = if b_transposed {
+        (1, k as isize)
+    } else {
+        (m as isize, 1)
+    };
+    // SAFETY: the assert above keeps every index the strides reach inside the three slices.
+    unsafe {
+        matrixmultiply::sgemm(
+            n,
+            k,
+            m,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            rsb,
+            csb,
+            if add { 1.0 } else { 0.0 },
+            c.as_mut_ptr(),
+            m as isize,
+            1,
+        );
+    }
+}
+
+/// LayerNorm (GPT-2) or RMSNorm (Llama), as burn computes them, over rows of `gamma.len()`.
+struct HostNorm {
+    gamma: Values,
+    beta: Option<Values>,
+    rms: bool,
+    eps: f32,
+}
+
+impl HostNorm {
+    fn new<B: Backend>(norm: &Norm<B>, eps: f64) -> Self {
+        match norm {
+            Norm::Layer(n) => Self {
+                gamma: values(n.gamma.val()),
+                beta: n
+                    .beta
+                    .as_ref()
+                    .map(|b: &Param<Tensor<B, 1>>| values(b.val())),
+                rms: false,
+                eps: eps as f32,
+            },
+            Norm::Rms(n) => Self::rms(n),
+        }
+    }
+    fn rms<B: Backend>(n: &burn::nn::RmsNorm<B>) -> Self {
+        Self {
+            gamma: values(n.gamma.val()),
+            beta: None,
+            rms: true,
+            eps: n.epsilon as f32,
+        }
+    }
+
+    /// Normalizes each row of `x` into the same row of `out`.
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        out.copy_from_slice(x);
+        out.chunks_exact_mut(self.gamma.len())
+            .for_each(|row| self.in_place(row));
+    }
+
+    /// One row, in place: LayerNorm `(x - mean) / sqrt(var + eps) γ + β`, RMSNorm `x /
+    /// sqrt(mean(x²) + eps) γ`.
+    fn in_place(&self, x: &mut [f32]) {
+        let d = x.len() as f32;
+        let mean = if self.rms {
+            0.0
+        } else {
+            x.iter().sum::<f32>() / d
+        };
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
+        let denom = (var + self.eps).sqrt();
+        for (x, g) in x.iter_mut().zip(self.gamma.iter()) {
+            *x = (*x - mean) / denom * g;
+        }
+        if let Some(beta) = &self.beta {
+            x.iter_mut().zip(beta.iter()).for_each(|(x, b)| *x += b);
+        }
+    }
+}
+
+/// One transformer block's weights.
+struct HostBlock {
+    ln1: HostNorm,
+    qkv: Linear,
+    proj: Linear,
+    q_norm: Option<HostNorm>,
+    k_norm: Option<HostNorm>,
+    ln2: HostNorm,
+    fc: Linear,
+    fc_out: Linear,
+}
+
+/// The model's shape, as the host path needs it.
+#[derive(Clone, Copy)]
+struct Shape {
+    d_model: usize,
+    heads: usize,
+    kv_heads: usize,
+    d_head: usize,
+    d_ff: usize,
+    vocab: usize,
+    gated: bool,
+}
+
+impl Shape {
+    fn qkv_width(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.d_head
+    }
+}
+
+/// The weights of a [`Transformer`] as plain arrays.
+struct HostWeights {
+    shape: Shape,
+    wte: Values,
+    wpe: Option<Values>,
+    blocks: Vec<HostBlock>,
+    ln_f: HostNorm,
+    lm_head: Option<Linear>,
+    rope_theta: f64,
+    rope_scaling: Option<super::model::RopeScaling>,
+}
+
+/// [`Decoder`]'s host path; see the module docs.
+pub struct HostDecoder {
+    weights: HostWeights,
+    /// Which cached positions are real tokens, and each row's next position id (as
+    /// [`KvCache`] keeps them).
+    valid: Vec<Vec<bool>>,
+    next_position: Vec<usize>,
+    capacity: usize,
+    max_seq_len: usize,
+    /// Row ranges, one per thread, each with its own cache and buffers.
+    parts: Vec<Part>,
+    /// Each new position's id, `[rows * len]`, and RoPE's tables `[rows * len, d_head]`.
+    positions: Vec<i64>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+/// Consecutive rows of the batch and everything their forward pass writes.
+struct Part {
+    first_row: usize,
+    rows: usize,
+    /// Per layer, keys and values: `[rows, kv_heads, capacity, d_head]`.
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    /// Scratch: the residual stream, a normed copy, q|k|v, attention output, MLP hidden,
+    /// the gated MLP's product, the attention scores of one query.
+    x: Vec<f32>,
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    att: Vec<f32>,
+    ff: Vec<f32>,
+    gated: Vec<f32>,
+    scores: Vec<f32>,
+    last: Vec<f32>,
+}
+
+impl HostDecoder {
+    /// Copies `model`'s weights and allocates the cache for `rows` sequences of up to
+    /// `capacity` positions (at most the model's context).
+    pub fn new<B: Backend>(model: &Transformer<B>, rows: usize, capacity: usize) -> Self {
+        let first = &model.blocks[0];
+        let shape = Shape {
+            d_model: model.d_model(),
+            heads: first.n_heads,
+            kv_heads: first.n_kv_heads,
+            d_head: first.d_head,
+            d_ff: first.fc_out.weight.dims()[0],
+            vocab: model.vocab_size(),
+            gated: first.gated_mlp,
+        };
+        let eps = model.norm_eps;
+        let blocks = model
+            .blocks
+            .iter()
+            .map(|b| HostBlock {
+                ln1: HostNorm::new(&b.ln1, eps),
+                qkv: Linear::new(&b.qkv),
+                proj: Linear::new(&b.proj),
+                q_norm: b.q_norm.as_ref().map(HostNorm::rms),
+                k_norm: b.k_norm.as_ref().map(HostNorm::rms),
+                ln2: HostNorm::new(&b.ln2, eps),
+                fc: Linear::new(&b.fc),
+                fc_out: Linear::new(&b.fc_out),
+            })
+            .collect();
+        let weights = HostWeights {
+            shape,
+            wte: values(model.wte.weight.val()),
+            wpe: model.wpe.as_ref().map(|e| values(e.weight.val())),
+            blocks,
+            ln_f: HostNorm::new(&model.ln_f, eps),
+            lm_head: model.lm_head.as_ref().map(Linear::new),
+            rope_theta: model.rope_theta,
+            rope_scaling: model.rope_scaling.clone(),
+        };
+        let capacity = capacity.min(model.max_seq_len()).max(1);
+        let threads = rayon::current_num_threads().clamp(1, rows.max(1));
+        let per_part = rows.div_ceil(threads).max(1);
+        let layers = model.n_layers();
+        let cache =
+            |n: usize| vec![vec![0.0; n * shape.kv_heads * capacity * shape.d_head]; layers];
+        let parts = (0..rows)
+            .step_by(per_part)
+            .map(|first_row| {
+                let n = per_part.min(rows - first_row);
+                Part {
+                    first_row,
+                    rows: n,
+                    k: cache(n),
+                    v: cache(n),
+                    x: Vec::new(),
+                    h: Vec::new(),
+                    qkv: Vec::new(),
+                    att: Vec::new(),
+                    ff: Vec::new(),
+                    gated: Vec::new(),
+                    scores: vec![0.0; capacity],
+                    last: vec![0.0; n * shape.d_model],
+                }
+            })
+            .collect();
+        Self {
+            weights,
+            valid: vec![Vec::with_capacity(capacity); rows],
+            next_position: vec![0; rows],
+            capacity,
+            max_seq_len: model.max_seq_len(),
+            parts,
+            positions: Vec::new(),
+            cos: Vec::new(),
+            sin: Vec::new(),
+            logits: vec![0.0; rows * shape.vocab],
+        }
+    }
+
+    /// [`Decoder::last_logits`] on the host.
+    pub fn last_logits(&mut self, batch: &Batch) -> Result<Vec<f32>, ModelError> {
+        let (rows, len) = (batch.rows(), batch.len());
+        if rows == 0 || len == 0 {
+            return Ok(Vec::new());
+        }
+        let total = self.valid.first().map_or(0, Vec::len) + len;
+        if total > self.max_seq_len {
+            return Err(ModelError::TooLong {
+                len: total,
+                max: self.max_seq_len,
+            });
+        }
+        assert!(
+            total <= self.capacity,
+            "the host decoder was made for {} positions, not {total}",
+            self.capacity
+        );
+        let s = self.weights.shape;
+        if let Some(&id) = batch
+            .tokens
+            .iter()
+            .flatten()
+            .find(|&&t| t as usize >= s.vocab)
+        {
+            return Err(ModelError::UnknownToken { id, vocab: s.vocab });
+        }
+        // The same position ids and validity bookkeeping as the tensor path.
+        self.positions.clear();
+        advance_positions(
+            batch,
+            &mut self.valid,
+            &mut self.next_position,
+            &mut self.positions,
+        );
+        if self.weights.wpe.is_none() {
+            rope_tables(
+                &self.positions,
+                s.d_head,
+                self.weights.rope_theta,
+                self.weights.rope_scaling.as_ref(),
+                (&mut self.cos, &mut self.sin),
+            );
+        }
+        let step = Step {
+            w: &self.weights,
+            batch,
+            valid: &self.valid,
+            positions: &self.positions,
+            cos: &self.cos,
+            sin: &self.sin,
+            len,
+            total,
+            capacity: self.capacity,
+        };
+        let vocab = s.vocab;
+        let per_part = self.parts[0].rows;
+        self.parts
+            .par_iter_mut()
+            .zip(self.logits.par_chunks_mut(per_part * vocab))
+            .for_each(|(part, logits)| part.forward(&step, logits));
+        Ok(self.logits.clone())
+    }
+}
+
+/// What every part reads during one step.
+struct Step<'a> {
+    w: &'a HostWeights,
+    batch: &'a Batch,
+    valid: &'a [Vec<bool>],
+    positions: &'a [i64],
+    cos: &'a [f32],
+    sin: &'a [f32],
+    /// New positions per row, and positions seen after them.
+    len: usize,
+    total: usize,
+    capacity: usize,
+}
+
+impl Part {
+    /// The forward pass of this part's rows over the step's new positions: writes their
+    /// keys and values into the cache and each row's last-position logits into `logits`.
+    fn forward(&mut self, step: &Step, logits: &mut [f32]) {
+        let w = step.w;
+        let s = w.shape;
+        let (d, len) = (s.d_model, step.len);
+        let n = self.rows * len;
+        let d_fc = if s.gated { 2 * s.d_ff } else { s.d_ff };
+        // Buffers grow to the largest step (the prompt) once and are reused after.
+        for (buf, size) in [
+            (&mut self.x, n * d),
+            (&mut self.h, n * d),
+            (&mut self.qkv, n * s.qkv_width()),
+            (&mut self.att, n * s.heads * s.d_head),
+            (&mut self.ff, n * d_fc),
+            (&mut self.gated, n * s.d_ff),
+        ] {
+            buf.resize(size, 0.0);
+        }
+        // Token embeddings, plus learned positions (GPT-2).
+        for r in 0..self.rows {
+            let row = self.first_row + r;
+            for p in 0..len {
+                let i = r * len + p;
+                let token = step.batch.tokens[row][p] as usize;
+                let x = &mut self.x[i * d..(i + 1) * d];
+                x.copy_from_slice(&w.wte[token * d..(token + 1) * d]);
+                if let Some(wpe) = &w.wpe {
+                    let pos = step.positions[row * len + p] as usize;
+                    x.iter_mut().zip(&wpe[pos * d..]).for_each(|(x, e)| *x += e);
+                }
+            }
+        }
+        for (layer, b) in w.blocks.iter().enumerate() {
+            // Attention: x += proj(attend(qkv(ln1(x)))).
+            b.ln1.forward(&self.x[..n * d], &mut self.h[..n * d]);
+            b.qkv.forward(&self.h, n, &mut self.qkv, false);
+            self.heads_in_place(step, b);
+            self.store_kv(step, layer);
+            self.attend(step, layer);
+            b.proj.forward(&self.att, n, &mut self.x, true);
+            // MLP: x += fc_out(act(fc(ln2(x)))).
+            b.ln2.forward(&self.x[..n * d], &mut self.h[..n * d]);
+            b.fc.forward(&self.h, n, &mut self.ff, false);
+            if s.gated {
+                // SwiGLU: silu(x W_gate) * (x W_up), the gate's columns first.
+                for (g, f) in self
+                    .gated
+                    .chunks_exact_mut(s.d_ff)
+                    .zip(self.ff.chunks_exact(d_fc))
+                {
+                    let (gate, up) = f.split_at(s.d_ff);
+                    for ((g, a), u) in g.iter_mut().zip(gate).zip(up) {
+                        *g = silu(*a) * u;
+                    }
+                }
+                b.fc_out.forward(&self.gated, n, &mut self.x, true);
+            } else {
+                self.ff.iter_mut().for_each(|v| *v = gelu_tanh(*v));
+                b.fc_out.forward(&self.ff, n, &mut self.x, true);
+            }
+        }
+        // The final norm and the logits, only at each row's last new position.
+        for r in 0..self.rows {
+            let i = r * len + len - 1;
+            let last = &mut self.last[r * d..(r + 1) * d];
+            last.copy_from_slice(&self.x[i * d..(i + 1) * d]);
+            w.ln_f.in_place(last);
+        }
+        match &w.lm_head {
+            Some(head) => head.forward(&self.last, self.rows, logits, false),
+            None => matmul(
+                &self.last,
+                &w.wte,
+                logits,
+                [self.rows, d, s.vocab],
+                true,
+                false,
+            ),
+        }
+    }
+
+    /// Qwen3's per-head q/k norms, then the rotary embedding (Llama), on the q and k columns
+    /// of `qkv`, in place.
+    fn heads_in_place(&mut self, step: &Step, b: &HostBlock) {
+        let s = step.w.shape;
+        let (dh, width) = (s.d_head, s.qkv_width());
+        let rope = step.w.wpe.is_none();
+        for (i, row) in self.qkv.chunks_exact_mut(width).enumerate() {
+            // Row i of this part is global row first_row + i / len.
+            let g = (self.first_row + i / step.len) * step.len + i % step.len;
+            for h in 0..s.heads + s.kv_heads {
+                let head = &mut row[h * dh..(h + 1) * dh];
+                let norm = if h < s.heads { &b.q_norm } else { &b.k_norm };
+                if let Some(norm) = norm {
+                    norm.in_place(head);
+                }
+                if rope {
+                    let (cos, sin) = (
+                        &step.cos[g * dh..(g + 1) * dh],
+                        &step.sin[g * dh..(g + 1) * dh],
+                    );
+                    rotate(head, cos, sin);
+                }
+            }
+        }
+    }
+
+    /// Copies the new positions' keys and values into layer `layer`'s cache.
+    fn store_kv(&mut self, step: &Step, layer: usize) {
+        let s = step.w.shape;
+        let (dh, width, cap) = (s.d_head, s.qkv_width(), step.capacity);
+        let first_slot = step.total - step.len;
+        for r in 0..self.rows {
+            for p in 0..step.len {
+                let row = &self.qkv[(r * step.len + p) * width..][..width];
+                for g in 0..s.kv_heads {
+                    let at = ((r * s.kv_heads + g) * cap + first_slot + p) * dh;
+                    let k = (s.heads + g) * dh;
+                    let v = (s.heads + s.kv_heads + g) * dh;
+                    self.k[layer][at..at + dh].copy_from_slice(&row[k..k + dh]);
+                    self.v[layer][at..at + dh].copy_from_slice(&row[v..v + dh]);
+                }
+            }
+        }
+    }
+
+    /// Causal attention over the cache, fused: for each row, head and new position, the
+    /// scores `q·k / sqrt(d_head)` of the positions it may see (earlier or equal, real
+    /// tokens), their softmax and the weighted sum of the values, into `att`.
+    fn attend(&mut self, step: &Step, layer: usize) {
+        let s = step.w.shape;
+        let (dh, width, cap, total) = (s.d_head, s.qkv_width(), step.capacity, step.total);
+        let scale = 1.0 / (dh as f32).sqrt();
+        let group = s.heads / s.kv_heads;
+        for r in 0..self.rows {
+            let valid = &step.valid[self.first_row + r];
+            for p in 0..step.len {
+                let q_abs = total - step.len + p;
+                let i = r * step.len + p;
+                for h in 0..s.heads {
+                    let q = &self.qkv[i * width + h * dh..][..dh];
+                    let g = h / group;
+                    let keys = &self.k[layer][(r * s.kv_heads + g) * cap * dh..];
+                    let vals = &self.v[layer][(r * s.kv_heads + g) * cap * dh..];
+                    let out = &mut self.att[i * s.heads * dh + h * dh..][..dh];
+                    out.fill(0.0);
+                    let seen = |k: usize| k <= q_abs && valid[k];
+                    if !(0..total).any(seen) {
+                        // A pad's own query sees nothing; the tensor path's mask then gives
+                        // every position the same weight. Its output is never read.
+                        for k in 0..total {
+                            add_scaled(out, &vals[k * dh..(k + 1) * dh], 1.0 / total as f32);
+                        }
+                        continue;
+                    }
+                    let scores = &mut self.scores[..=q_abs];
+                    let mut max = f32::NEG_INFINITY;
+                    for (k, sc) in scores.iter_mut().enumerate() {
+                        *sc = if seen(k) {
+                            dot(q, &keys[k * dh..(k + 1) * dh]) * scale
+                        } else {
+                            f32::NEG_INFINITY
+                        };
+                        max = max.max(*sc);
+                    }
+                    let mut sum = 0.0;
+                    for sc in scores.iter_mut() {
+                        *sc = if *sc == f32::NEG_INFINITY {
+                            0.0
+                        } else {
+                            exp(*sc - max)
+                        };
+                        sum += *sc;
+                    }
+                    for (k, sc) in scores.iter().enumerate() {
+                        if *sc > 0.0 {
+                            add_scaled(out, &vals[k * dh..(k + 1) * dh], sc / sum);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+/// `out += w v`.
+fn add_scaled(out: &mut [f32], v: &[f32], w: f32) {
+    out.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
+}
+
+/// RoPE on one head: `x cos + rotate_half(x) sin`, `rotate_half([a, b]) = [-b, a]`.
+fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    for i in 0..half {
+        let (a, b) = (x[i], x[i + half]);
+        x[i] = a * cos[i] - b * sin[i];
+        x[i + half] = b * cos[i + half] + a * sin[i + half];
+    }
+}
+
+/// `e^x` in f32 without a library call, so that loops of it become SIMD code: `x = n ln 2 +
+/// r` with `|r| <= ln 2 / 2`, `e^x = 2^n e^r`, `e^r` by its Taylor polynomial to `r^7`
+/// (relative error below 2e-7 on that interval) and `2^n` written straight into the exponent
+/// bits. Inputs are clamped to `[-87, 88]`, where `e^x` is a normal f32.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 in two parts, so that `n ln 2` is exact in f32 for the n that occur.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and removing 1.5 * 2^23 rounds to the nearest integer (a plain SIMD add).
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// GPT-2's tanh GELU (as [`super::model::gelu_tanh`]), `tanh(u) = 1 - 2 / (e^{2u} + 1)`.
+#[inline(always)]
+fn gelu_tanh(x: f32) -> f32 {
+    let u = (x + 0.044_715 * x * x * x) * 0.797_884_6;
+    0.5 * x * (2.0 - 2.0 / (exp(2.0 * u) + 1.0))
+}
+
+/// SiLU, `x / (1 + e^{-x})`.
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    x / (1.0 + exp(-x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_2e_7_relative_of_the_library_exp() {
+        let mut worst = 0.0f64;
+        for i in -87_000..88_000 {
+            let x = i as f32 * 1e-3 + 0.000_37;
+            let (ours, std) = (exp(x) as f64, (x as f64).exp());
+            worst = worst.max(((ours - std) / std).abs());
+        }
+        for x in [-80.0f32, -10.0, -1.0, -0.3, 0.0, 0.3, 1.0, 10.0, 80.0] {
+            println!("{x} {} {}", exp(x), x.exp());
+        }
+        assert!(worst < 2e-7, "worst relative error {worst:e}");
+        // Far below the clamp: the smallest value it gives, not 0, and never NaN.
+        assert!(exp(-1e9) > 0.0 && exp(-1e9) < 2e-38);
+        assert!(exp(1e9).is_finite());
+    }
+}
