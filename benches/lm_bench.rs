@@ -2,6 +2,7 @@
 //! `scripts/bench_lm.sh`, which runs Hugging Face `transformers` and TRL on the same shapes.
 //!
 //! cargo bench --bench lm_bench -- generate [rows] [reps]
+//! LM_BENCH_BACKEND=flex cargo bench --features flex --bench lm_bench -- generate|grpo ...
 //! cargo bench --bench lm_bench -- grpo [steps]
 //! cargo bench --bench lm_bench -- grpo-vs-ppo [steps]
 //! cargo bench --bench lm_bench -- logprobs [vocab] [rows]
@@ -118,8 +119,16 @@ fn main() {
     let n: Option<usize> = args.next().and_then(|s| s.parse().ok());
     let m: Option<usize> = args.next().and_then(|s| s.parse().ok());
     match what.as_str() {
-        "generate" => bench_generate(n.unwrap_or(64), m.unwrap_or(20)),
-        "grpo" => bench_grpo(n.unwrap_or(10)),
+        "generate" if flex() => {
+            #[cfg(feature = "flex")]
+            bench_generate::<burn::backend::Flex>(n.unwrap_or(64), m.unwrap_or(20));
+        }
+        "grpo" if flex() => {
+            #[cfg(feature = "flex")]
+            bench_grpo::<burn::backend::Autodiff<burn::backend::Flex>>(n.unwrap_or(10));
+        }
+        "generate" => bench_generate::<burn::backend::NdArray>(n.unwrap_or(64), m.unwrap_or(20)),
+        "grpo" => bench_grpo::<Cpu>(n.unwrap_or(10)),
         "grpo-vs-ppo" => bench_grpo_vs_ppo(n.unwrap_or(5)),
         "logprobs" => bench_logprobs(n.unwrap_or(32_000), m.unwrap_or(64)),
         "accumulation" => bench_accumulation(n.unwrap_or(32_000), m.unwrap_or(4)),
@@ -131,8 +140,19 @@ fn main() {
     }
 }
 
-fn bench_generate(rows: usize, reps: usize) {
-    let model = model::<burn::backend::NdArray>();
+/// `LM_BENCH_BACKEND=flex`: `generate` and `grpo` on burn's Flex CPU backend (built with
+/// `--features flex`) instead of NdArray.
+fn flex() -> bool {
+    let flex = std::env::var("LM_BENCH_BACKEND").is_ok_and(|b| b == "flex");
+    assert!(
+        !flex || cfg!(feature = "flex"),
+        "LM_BENCH_BACKEND=flex needs `--features flex`"
+    );
+    flex
+}
+
+fn bench_generate<B: Backend>(rows: usize, reps: usize) {
+    let model = model::<B>();
     let tok = task_tokenizer();
     let prompt = policy_lab::lm::sft::encode_prompt(&tok, "123+456=").unwrap();
     let prompts = vec![prompt; rows];
@@ -161,7 +181,7 @@ fn bench_generate(rows: usize, reps: usize) {
     println!("generate rows={rows} new_tokens=8 reps={reps} tokens_per_second={mean:.0}");
 }
 
-fn bench_grpo(steps: usize) {
+fn bench_grpo<A: burn::tensor::backend::AutodiffBackend>(steps: usize) {
     let config = GrpoLmConfig {
         update: GrpoUpdate {
             num_groups: 8,
@@ -172,7 +192,7 @@ fn bench_grpo(steps: usize) {
         ..GrpoLmConfig::default()
     };
     let mut grpo =
-        GrpoLm::new(config, 8, model::<Cpu>(), task(), task_tokenizer(), 0).expect("valid");
+        GrpoLm::new(config, 8, model::<A>(), task(), task_tokenizer(), 0).expect("valid");
     grpo.iterate().unwrap(); // warm-up
     let start = Instant::now();
     for _ in 0..steps {

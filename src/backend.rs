@@ -1,6 +1,9 @@
-//! The burn backends policy-lab runs on, and the `--device cpu|wgpu|cuda` choice.
+//! The burn backends policy-lab runs on, and the `--device cpu|flex|wgpu|cuda` choice.
 //!
 //! * `cpu`: `Autodiff<NdArray>`, always built.
+//! * `flex`: `Autodiff<Flex>`, burn's newer CPU backend, built with `--features flex`: its
+//!   matrix products use every core when they are large (at least 192^3 multiply-adds), so
+//!   language models of 7M parameters and more train faster on it (BENCHMARKS.md).
 //! * `wgpu`: `Autodiff<Wgpu>` (Vulkan, Metal, DX12; or llvmpipe, a software Vulkan driver, on
 //!   a machine without a GPU), built with `--features wgpu`.
 //! * `cuda`: `Autodiff<Cuda>`, built with `--features cuda`; needs an NVIDIA driver at run
@@ -17,6 +20,9 @@ use burn::tensor::{Distribution, ElementConversion, Tensor};
 // ANCHOR: gpus_backends
 /// The CPU backend, with automatic differentiation.
 pub type Cpu = burn::backend::Autodiff<burn::backend::NdArray>;
+/// burn's Flex CPU backend, with automatic differentiation.
+#[cfg(feature = "flex")]
+pub type Flex = burn::backend::Autodiff<burn::backend::Flex>;
 /// The wgpu backend, with automatic differentiation.
 #[cfg(feature = "wgpu")]
 pub type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu>;
@@ -34,6 +40,7 @@ pub type Inference = burn::backend::NdArray;
 #[serde(rename_all = "lowercase")]
 pub enum Device {
     Cpu,
+    Flex,
     Wgpu,
     Cuda,
 }
@@ -41,7 +48,7 @@ pub enum Device {
 /// Why a device name was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DeviceError {
-    #[error("unknown device '{0}'; use cpu, wgpu or cuda")]
+    #[error("unknown device '{0}'; use cpu, flex, wgpu or cuda")]
     Unknown(String),
     #[error("this build has no {0} backend; rebuild with `--features {0}`")]
     NotBuilt(&'static str),
@@ -50,7 +57,7 @@ pub enum DeviceError {
 impl Device {
     /// The devices this build can use.
     pub fn available() -> Vec<Device> {
-        [Device::Cpu, Device::Wgpu, Device::Cuda]
+        [Device::Cpu, Device::Flex, Device::Wgpu, Device::Cuda]
             .into_iter()
             .filter(|d| d.is_built())
             .collect()
@@ -59,6 +66,7 @@ impl Device {
     pub fn is_built(self) -> bool {
         match self {
             Device::Cpu => true,
+            Device::Flex => cfg!(feature = "flex"),
             Device::Wgpu => cfg!(feature = "wgpu"),
             Device::Cuda => cfg!(feature = "cuda"),
         }
@@ -66,6 +74,7 @@ impl Device {
     pub fn name(self) -> &'static str {
         match self {
             Device::Cpu => "cpu",
+            Device::Flex => "flex",
             Device::Wgpu => "wgpu",
             Device::Cuda => "cuda",
         }
@@ -83,6 +92,7 @@ impl FromStr for Device {
     fn from_str(s: &str) -> Result<Self, DeviceError> {
         let device = match s.to_ascii_lowercase().as_str() {
             "cpu" | "ndarray" => Device::Cpu,
+            "flex" => Device::Flex,
             "wgpu" => Device::Wgpu,
             "cuda" => Device::Cuda,
             _ => return Err(DeviceError::Unknown(s.to_string())),
@@ -117,6 +127,11 @@ macro_rules! on_backend {
         match $device {
             $crate::backend::Device::Cpu => {
                 type $B = $crate::backend::Cpu;
+                Ok($body)
+            }
+            #[cfg(feature = "flex")]
+            $crate::backend::Device::Flex => {
+                type $B = $crate::backend::Flex;
                 Ok($body)
             }
             #[cfg(feature = "wgpu")]

@@ -9,7 +9,7 @@
 //! policy-lab play --env ID ...    play one environment with a random or heuristic agent
 //! policy-lab envs                 list the environments and their options
 //! policy-lab lm sft|grpo|ppo|eval  language models on arithmetic: warm start, RL, accuracy
-//! policy-lab device --device D    check that a backend (cpu, wgpu, cuda) works
+//! policy-lab device --device D    check that a backend (cpu, flex, wgpu, cuda) works
 //! ```
 
 use std::path::PathBuf;
@@ -69,7 +69,7 @@ enum Command {
         /// A TOML file with any of the run's settings; the flags above override it.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// cpu, wgpu or cuda (the last two need the cargo feature of the same name).
+        /// cpu, flex, wgpu or cuda (the last three need the cargo feature of the same name).
         #[arg(long)]
         device: Option<String>,
         /// The seed of the environments, the network's initialization and the sampling.
@@ -170,7 +170,7 @@ struct LmArgs {
     init: Option<PathBuf>,
     #[arg(long)]
     seed: Option<u64>,
-    /// cpu, wgpu or cuda (the last two need the cargo feature of the same name).
+    /// cpu, flex, wgpu or cuda (the last three need the cargo feature of the same name).
     #[arg(long)]
     device: Option<String>,
     /// The forward passes' number type: f32, or bf16 / f16 with f32 master weights (mixed

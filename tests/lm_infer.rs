@@ -15,6 +15,43 @@ use rand::{RngExt, SeedableRng};
 
 type B = burn::backend::NdArray;
 
+/// On burn's Flex CPU backend too (`cargo test --features flex --test lm_infer`, as CI runs it).
+#[cfg(feature = "flex")]
+#[test]
+fn the_host_path_gives_the_flex_models_logits_within_1e_5() {
+    type F = burn::backend::Flex;
+    let model = policy_lab::backend::seeded::<F, _>(&Default::default(), 1, || {
+        TransformerConfig::new(19)
+            .with_d_model(48)
+            .with_n_layers(3)
+            .with_n_heads(4)
+            .with_d_ff(96)
+            .with_max_seq_len(32)
+            .init(&Default::default())
+    });
+    let flat: Vec<f32> = flat_params(&model).iter().map(|w| w * 3.0).collect();
+    let model = set_flat_params(model, &flat);
+    let prompts = prompts(19);
+    let batch = Batch::left_padded(&prompts, 0);
+    let mut host = Decoder::new(&model, prompts.len(), batch.len() + 1);
+    assert!(
+        matches!(host, Decoder::Host(_)),
+        "Flex and f32 take the host path"
+    );
+    let mut tensors = Decoder::tensors(&model, prompts.len());
+    let (a, b) = (
+        host.last_logits(&batch).unwrap(),
+        tensors.last_logits(&batch).unwrap(),
+    );
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    println!("Flex GPT-2 model: largest logit difference {worst:e}");
+    assert!(worst <= 1e-5, "largest logit difference {worst:e}");
+}
+
 /// A model whose weights are spread wider than the initialization's std of 0.02, so that
 /// logits differ by more than rounding when anything is computed wrong.
 fn widened(model: Transformer<B>, factor: f32) -> Transformer<B> {

@@ -227,6 +227,47 @@ mod on_flex {
         }
         let _ = std::fs::remove_dir_all(&root);
     }
+
+    /// `device = "flex"` (`--device flex`) runs the same SFT on Flex: the same start (the
+    /// seed draws the same weights) and a loss curve that follows the `cpu` (NdArray) run's.
+    /// The backends' kernels round differently, so the curves are close, not equal.
+    #[test]
+    fn sft_on_device_flex_learns_as_on_cpu() {
+        use policy_lab::backend::Device;
+        use policy_lab::run::lm::run_lm;
+        let root = std::env::temp_dir().join(format!("policy-lab-flex-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut curves = Vec::new();
+        for device in [Device::Cpu, Device::Flex] {
+            let out = root.join(device.name());
+            let config = policy_lab::run::lm::LmRunConfig {
+                device,
+                ..sft(Precision::F32)
+            };
+            run_lm(&config, &out, Start::New, &mut std::io::sink()).unwrap();
+            let windows: Vec<f64> = losses(&out)
+                .chunks(50)
+                .map(|w| w.iter().sum::<f64>() / w.len() as f64)
+                .collect();
+            println!("{device}: loss per 50 steps {windows:.3?}");
+            curves.push(windows);
+        }
+        let (cpu, flex) = (&curves[0], &curves[1]);
+        assert_eq!(cpu.len(), 8);
+        assert!(
+            (cpu[0] - flex[0]).abs() <= 1e-3 * cpu[0],
+            "the same start: {cpu:?} {flex:?}"
+        );
+        for curve in &curves {
+            assert!(curve[7] < 0.1 * curve[0], "{curve:?}");
+        }
+        for (w, (a, b)) in cpu.iter().zip(flex).enumerate() {
+            if *a > 0.1 {
+                assert!((a - b).abs() <= 0.15 * a, "window {w}: cpu {a}, flex {b}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
 
 mod common;

@@ -85,9 +85,15 @@ impl<'a, B: Backend> Decoder<'a, B> {
     }
 }
 
-/// Whether `B` keeps its tensors in this process's memory: burn's CPU backend, NdArray.
+/// Whether `B` keeps its tensors in this process's memory: burn's CPU backends, NdArray and
+/// (with the `flex` feature) Flex.
 fn on_host<B: Backend>() -> bool {
-    TypeId::of::<B>() == TypeId::of::<burn::backend::NdArray>()
+    let b = TypeId::of::<B>();
+    #[cfg(feature = "flex")]
+    if b == TypeId::of::<burn::backend::Flex>() {
+        return true;
+    }
+    b == TypeId::of::<burn::backend::NdArray>()
 }
 
 /// A weight's values, row-major: on burn's CPU backend the very array the parameter holds
@@ -640,6 +646,8 @@ impl Part {
                     let vals = &self.v[layer][(r * s.kv_heads + g) * cap * dh..];
                     let out = &mut self.att[i * s.heads * dh + h * dh..][..dh];
                     out.fill(0.0);
+                    // ANCHOR: lm_host_attention
+                    // Row r's query p, head h: it sees earlier or equal positions that are real.
                     let seen = |k: usize| k <= q_abs && valid[k];
                     if !(0..total).any(seen) {
                         // A pad's own query sees nothing; the tensor path's mask then gives
@@ -673,6 +681,7 @@ impl Part {
                             add_scaled(out, &vals[k * dh..(k + 1) * dh], sc / sum);
                         }
                     }
+                    // ANCHOR_END: lm_host_attention
                 }
             }
         }
