@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use burn::tensor::backend::Backend;
 use policy_lab::core::flat::{flat_params, set_flat_params};
 use policy_lab::lm::generate::{sample_token, SamplingConfig};
 use policy_lab::lm::hf::load_hf;
@@ -19,47 +20,20 @@ type B = burn::backend::NdArray;
 #[cfg(feature = "flex")]
 #[test]
 fn the_host_path_gives_the_flex_models_logits_within_1e_5() {
-    type F = burn::backend::Flex;
-    let model = policy_lab::backend::seeded::<F, _>(&Default::default(), 1, || {
-        TransformerConfig::new(19)
-            .with_d_model(48)
-            .with_n_layers(3)
-            .with_n_heads(4)
-            .with_d_ff(96)
-            .with_max_seq_len(32)
-            .init(&Default::default())
-    });
-    let flat: Vec<f32> = flat_params(&model).iter().map(|w| w * 3.0).collect();
-    let model = set_flat_params(model, &flat);
-    let prompts = prompts(19);
-    let batch = Batch::left_padded(&prompts, 0);
-    let mut host = Decoder::new(&model, prompts.len(), batch.len() + 1);
-    assert!(
-        matches!(host, Decoder::Host(_)),
-        "Flex and f32 take the host path"
-    );
-    let mut tensors = Decoder::tensors(&model, prompts.len());
-    let (a, b) = (
-        host.last_logits(&batch).unwrap(),
-        tensors.last_logits(&batch).unwrap(),
-    );
-    let worst = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let model = gpt2::<burn::backend::Flex>(1);
+    let worst = largest_difference(&model, &prompts(19), 8);
     println!("Flex GPT-2 model: largest logit difference {worst:e}");
     assert!(worst <= 1e-5, "largest logit difference {worst:e}");
 }
 
 /// A model whose weights are spread wider than the initialization's std of 0.02, so that
 /// logits differ by more than rounding when anything is computed wrong.
-fn widened(model: Transformer<B>, factor: f32) -> Transformer<B> {
+fn widened<B: Backend>(model: Transformer<B>, factor: f32) -> Transformer<B> {
     let flat: Vec<f32> = flat_params(&model).iter().map(|w| w * factor).collect();
     set_flat_params(model, &flat)
 }
 
-fn gpt2(seed: u64) -> Transformer<B> {
+fn gpt2<B: Backend>(seed: u64) -> Transformer<B> {
     let model = policy_lab::backend::seeded::<B, _>(&Default::default(), seed, || {
         TransformerConfig::new(19)
             .with_d_model(48)
@@ -76,7 +50,11 @@ fn gpt2(seed: u64) -> Transformer<B> {
 /// then `steps` new tokens, each row's next token drawn from the host logits (the same token
 /// for both), a row "finishing" after a few tokens and feeding pads from then on. Returns
 /// the largest logit difference over every step.
-fn largest_difference(model: &Transformer<B>, prompts: &[Vec<u32>], steps: usize) -> f32 {
+fn largest_difference<B: Backend>(
+    model: &Transformer<B>,
+    prompts: &[Vec<u32>],
+    steps: usize,
+) -> f32 {
     let rows = prompts.len();
     let vocab = model.vocab_size();
     let mut batch = Batch::left_padded(prompts, 0);
@@ -84,7 +62,7 @@ fn largest_difference(model: &Transformer<B>, prompts: &[Vec<u32>], steps: usize
     let mut host = Decoder::new(model, rows, capacity);
     assert!(
         matches!(host, Decoder::Host(_)),
-        "NdArray and f32 take the host path"
+        "a CPU backend and f32 take the host path"
     );
     let mut tensors = Decoder::tensors(model, rows);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -133,7 +111,7 @@ fn prompts(vocab: u32) -> Vec<Vec<u32>> {
 
 #[test]
 fn the_host_path_gives_the_gpt2_models_logits_within_1e_5() {
-    let model = gpt2(1);
+    let model = gpt2::<B>(1);
     let worst = largest_difference(&model, &prompts(19), 8);
     println!("GPT-2 model: largest logit difference {worst:e}");
     assert!(worst <= 1e-5, "largest logit difference {worst:e}");
@@ -186,7 +164,7 @@ fn the_host_path_gives_each_hugging_face_checkpoints_logits_within_1e_5() {
 fn generate_samples_what_the_tensor_path_would() {
     // `generate` takes the host path; replay its loop on the tensor path with the same
     // random numbers and compare every token and log-probability.
-    let model = gpt2(4);
+    let model = gpt2::<B>(4);
     let prompts = prompts(19);
     let sampling = SamplingConfig {
         max_new_tokens: 10,
