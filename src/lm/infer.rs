@@ -19,11 +19,12 @@
 //! * the rows split over the CPU's threads (rayon): rows never look at each other, so each
 //!   part runs the whole step with its own cache and buffers.
 //!
-//! [`Decoder`] is what [`crate::lm::generate::generate`] calls, so every algorithm, evaluation
-//! and the chat loop use it: this path for an f32 model on burn's CPU backend, and otherwise
+//! [`Decoder`] is what [`crate::lm::generate::generate`] calls, so GRPO's and PPO's rollouts
+//! and the held-out evaluation all use it: this path for an f32 model on burn's CPU backend, and otherwise
 //! the transformer's own tensor path (burn's kernels on wgpu and CUDA, or bf16 compute).
 //! `tests/lm_infer.rs` checks that both give the same logits within 1e-5 on the GPT-2 model,
-//! on Llama, Qwen2 and Qwen3 checkpoints, with left padding and finished rows.
+//! on Llama, Qwen2 and Qwen3 checkpoints, with left padding and finished rows. The book's
+//! lm-policies chapter ("Generation without autodiff") walks through it.
 
 use std::any::TypeId;
 
