@@ -2,6 +2,7 @@
 //! sb3-contrib's for TRPO), timed: the policy-lab side of `scripts/bench_vs_sb3.sh`.
 //!
 //! cargo bench --bench cartpole_bench -- [ppo|trpo] [total_steps] [seed]
+//! BENCH_BACKEND=flex cargo bench --features flex --bench cartpole_bench -- ...   (burn's Flex)
 //!
 //! Prints `steps_per_second`, and the wall time and steps at which the mean return of the
 //! last 20 training episodes first reached 475 (`reached_475_s`, `reached_475_steps`).
@@ -31,18 +32,30 @@ fn main() {
         total_timesteps: total,
         ..RunConfig::default()
     };
+    if std::env::var("BENCH_BACKEND").is_ok_and(|b| b == "flex") {
+        #[cfg(feature = "flex")]
+        return run::<policy_lab::backend::Flex>(config);
+        #[cfg(not(feature = "flex"))]
+        panic!("BENCH_BACKEND=flex needs `--features flex`");
+    }
+    run::<Cpu>(config)
+}
+
+/// Trains as `config` says on backend `A`, timed.
+fn run<A: burn::tensor::backend::AutodiffBackend>(config: RunConfig) {
+    let (algo, seed, total) = (config.algo, config.seed, config.total_timesteps);
     // The concrete learner, for its collector's episode returns.
     let venv = |n| make_vec_env(&config.env, n).expect("CartPole");
     let (mut ppo, mut trpo) = (None, None);
     match algo {
         Algo::Ppo => {
             let c = config.ppo.clone();
-            let l = Ppo::<Cpu>::new(c.clone(), venv(c.num_envs), seed, total, Default::default());
+            let l = Ppo::<A>::new(c.clone(), venv(c.num_envs), seed, total, Default::default());
             ppo = Some(l.expect("valid config"));
         }
         _ => {
             let c = config.trpo.clone();
-            let l = Trpo::<Cpu>::new(c.clone(), venv(c.num_envs), seed, Default::default());
+            let l = Trpo::<A>::new(c.clone(), venv(c.num_envs), seed, Default::default());
             trpo = Some(l.expect("valid config"));
         }
     }
