@@ -33,7 +33,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::model::{advance_positions, rope_tables, Batch, KvCache, ModelError, Norm};
+use super::model::{rope_tables, Batch, KvCache, ModelError, Norm, Seen};
 use super::model::{Precision, Transformer};
 
 /// Generation's forward pass, one call per step: the host path or the tensor path (module
@@ -307,10 +307,9 @@ struct HostWeights {
 /// [`Decoder`]'s host path; see the module docs.
 pub struct HostDecoder {
     weights: HostWeights,
-    /// Which cached positions are real tokens, and each row's next position id (as
-    /// [`KvCache`] keeps them).
-    valid: Vec<Vec<bool>>,
-    next_position: Vec<usize>,
+    /// Which cached positions are real tokens, and each row's next position id (the same
+    /// record as [`KvCache`]'s).
+    seen: Seen,
     capacity: usize,
     max_seq_len: usize,
     /// Row ranges, one per thread, each with its own cache and buffers.
@@ -408,8 +407,7 @@ impl HostDecoder {
             .collect();
         Self {
             weights,
-            valid: vec![Vec::with_capacity(capacity); rows],
-            next_position: vec![0; rows],
+            seen: Seen::new(rows),
             capacity,
             max_seq_len: model.max_seq_len(),
             parts,
@@ -426,34 +424,16 @@ impl HostDecoder {
         if rows == 0 || len == 0 {
             return Ok(Vec::new());
         }
-        let total = self.valid.first().map_or(0, Vec::len) + len;
-        if total > self.max_seq_len {
-            return Err(ModelError::TooLong {
-                len: total,
-                max: self.max_seq_len,
-            });
-        }
+        let s = self.weights.shape;
+        // The same checks, position ids and validity bookkeeping as the tensor path.
+        self.positions.clear();
+        let total = self
+            .seen
+            .advance(batch, self.max_seq_len, s.vocab, &mut self.positions)?;
         assert!(
             total <= self.capacity,
             "the host decoder was made for {} positions, not {total}",
             self.capacity
-        );
-        let s = self.weights.shape;
-        if let Some(&id) = batch
-            .tokens
-            .iter()
-            .flatten()
-            .find(|&&t| t as usize >= s.vocab)
-        {
-            return Err(ModelError::UnknownToken { id, vocab: s.vocab });
-        }
-        // The same position ids and validity bookkeeping as the tensor path.
-        self.positions.clear();
-        advance_positions(
-            batch,
-            &mut self.valid,
-            &mut self.next_position,
-            &mut self.positions,
         );
         if self.weights.wpe.is_none() {
             rope_tables(
@@ -467,7 +447,7 @@ impl HostDecoder {
         let step = Step {
             w: &self.weights,
             batch,
-            valid: &self.valid,
+            valid: &self.seen.valid,
             positions: &self.positions,
             cos: &self.cos,
             sin: &self.sin,

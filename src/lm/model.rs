@@ -444,26 +444,87 @@ impl Batch {
 pub struct KvCache<B: Backend> {
     /// Per layer, `[batch, heads, positions, d_head]` keys and values.
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
-    /// `[rows][positions]`: whether each cached position is a real token.
-    valid: Vec<Vec<bool>>,
-    /// `[rows]`: the position id the next real token of each row gets.
-    next_position: Vec<usize>,
+    seen: Seen,
 }
 
 impl<B: Backend> KvCache<B> {
     pub fn new(n_layers: usize, rows: usize) -> Self {
         Self {
             layers: vec![None; n_layers],
-            valid: vec![Vec::new(); rows],
-            next_position: vec![0; rows],
+            seen: Seen::new(rows),
         }
     }
     /// How many positions are cached.
     pub fn len(&self) -> usize {
-        self.valid.first().map_or(0, Vec::len)
+        self.seen.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// What a cache knows of the positions seen so far, whatever holds the keys and values
+/// ([`KvCache`]'s tensors, or [`crate::lm::infer::HostDecoder`]'s arrays).
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    /// `[rows][positions]`: whether each cached position is a real token.
+    pub valid: Vec<Vec<bool>>,
+    /// `[rows]`: the position id the next real token of each row gets.
+    pub next_position: Vec<usize>,
+}
+
+impl Seen {
+    pub fn new(rows: usize) -> Self {
+        Self {
+            valid: vec![Vec::new(); rows],
+            next_position: vec![0; rows],
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.valid.first().map_or(0, Vec::len)
+    }
+
+    /// Takes in `batch`'s new positions for a model with a context of `max_seq_len` and a
+    /// vocabulary of `vocab` (an error if they do not fit): pushes their position ids to
+    /// `positions` (`[rows * len]`; real tokens count on from each row's `next_position`,
+    /// pads get 0, they are masked anyway) and records which are real. Returns how many
+    /// positions are seen now.
+    pub fn advance(
+        &mut self,
+        batch: &Batch,
+        max_seq_len: usize,
+        vocab: usize,
+        positions: &mut Vec<i64>,
+    ) -> Result<usize, ModelError> {
+        let total = self.len() + batch.len();
+        if total > max_seq_len {
+            return Err(ModelError::TooLong {
+                len: total,
+                max: max_seq_len,
+            });
+        }
+        if let Some(&id) = batch
+            .tokens
+            .iter()
+            .flatten()
+            .find(|&&t| t as usize >= vocab)
+        {
+            return Err(ModelError::UnknownToken { id, vocab });
+        }
+        // ANCHOR: lm_positions
+        for r in 0..batch.rows() {
+            for p in 0..batch.len() {
+                if batch.valid[r][p] {
+                    positions.push(self.next_position[r] as i64);
+                    self.next_position[r] += 1;
+                } else {
+                    positions.push(0);
+                }
+            }
+            self.valid[r].extend_from_slice(&batch.valid[r]);
+        }
+        // ANCHOR_END: lm_positions
+        Ok(total)
     }
 }
 
@@ -549,32 +610,14 @@ impl<B: Backend> Transformer<B> {
         cache: &mut KvCache<B>,
     ) -> Result<Tensor<B, 3>, ModelError> {
         let (rows, len) = (batch.rows(), batch.len());
-        let total = cache.len() + len;
-        if total > self.max_seq_len {
-            return Err(ModelError::TooLong {
-                len: total,
-                max: self.max_seq_len,
-            });
-        }
-        let vocab = self.vocab_size();
-        if let Some(&id) = batch
-            .tokens
-            .iter()
-            .flatten()
-            .find(|&&t| t as usize >= vocab)
-        {
-            return Err(ModelError::UnknownToken { id, vocab });
-        }
         let device = self.wte.weight.device();
 
         // ANCHOR: lm_positions_mask
         let mut positions = Vec::with_capacity(rows * len);
-        advance_positions(
-            batch,
-            &mut cache.valid,
-            &mut cache.next_position,
-            &mut positions,
-        );
+        let total =
+            cache
+                .seen
+                .advance(batch, self.max_seq_len, self.vocab_size(), &mut positions)?;
         // The attention mask `[rows, 1, len, total]`: true where a query may NOT look: a
         // later position (causality) or a pad.
         let mut masked = Vec::with_capacity(rows * len * total);
@@ -582,7 +625,7 @@ impl<B: Backend> Transformer<B> {
             for q in 0..len {
                 let q_abs = total - len + q;
                 for k in 0..total {
-                    masked.push(k > q_abs || !cache.valid[r][k]);
+                    masked.push(k > q_abs || !cache.seen.valid[r][k]);
                 }
             }
         }
@@ -616,30 +659,6 @@ impl<B: Backend> Transformer<B> {
         }
         Ok(self.ln_f.forward(x))
     }
-}
-
-/// The position ids of `batch`'s tokens, pushed to `positions` (`[rows * len]`): real tokens
-/// count on from each row's `next_position`, pads get 0 (they are masked anyway). Appends
-/// `batch.valid` to each row of `valid`, the cache's record of which positions are real.
-pub(crate) fn advance_positions(
-    batch: &Batch,
-    valid: &mut [Vec<bool>],
-    next_position: &mut [usize],
-    positions: &mut Vec<i64>,
-) {
-    // ANCHOR: lm_positions
-    for r in 0..batch.rows() {
-        for p in 0..batch.len() {
-            if batch.valid[r][p] {
-                positions.push(next_position[r] as i64);
-                next_position[r] += 1;
-            } else {
-                positions.push(0);
-            }
-        }
-        valid[r].extend_from_slice(&batch.valid[r]);
-    }
-    // ANCHOR_END: lm_positions
 }
 
 impl<B: Backend> Block<B> {
