@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::infer::Decoder;
 use super::model::{Batch, ModelError, Transformer};
+use crate::core::fused;
 
 /// How completions are sampled (names as in Hugging Face `generate`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -247,11 +248,13 @@ pub fn completion_log_probs<B: Backend>(
     let mut parts = Vec::new();
     for start in (0..rows).step_by(rows_per_chunk) {
         let n = rows_per_chunk.min(rows - start);
-        let logits = model.logits(hidden.clone().narrow(0, start, n)) / temperature;
-        parts.push(selective_log_softmax(
-            logits,
-            targets.clone().narrow(0, start, n),
-        ));
+        let logits = model.logits(hidden.clone().narrow(0, start, n));
+        let targets = targets.clone().narrow(0, start, n);
+        // One fused pass where the backend has the kernel (`core::fused`), else the definition.
+        parts.push(
+            fused::selective_log_softmax(&logits, &targets, 1.0 / temperature)
+                .unwrap_or_else(|| selective_log_softmax(logits / temperature, targets)),
+        );
     }
     let logp = Tensor::cat(parts, 0).reshape([rows, c_len]);
     let mask = Tensor::from_data(TensorData::new(mask, [rows, c_len]), &device);

@@ -13,7 +13,7 @@
 //!   reshapes or transposes;
 //! * the **MLP's activation** applied in place on its product's output, and each **residual
 //!   add** done by the matrix product itself (`x += h W`);
-//! * a **vectorized `exp`** ([`exp`]: a polynomial the compiler turns into SIMD code);
+//! * a **vectorized `exp`** ([`exp`], shared with [`crate::core::fused`]: a polynomial the compiler turns into SIMD code);
 //! * logits only for each row's **last position**, the one sampling reads;
 //! * scratch buffers sized once: **no allocation per token**;
 //! * the rows split over the CPU's threads (rayon): rows never look at each other, so each
@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use super::model::{rope_tables, Batch, KvCache, ModelError, Norm, Seen};
 use super::model::{Precision, Transformer};
+use crate::core::fused::{exp, gelu as gelu_tanh, silu};
 
 /// Generation's forward pass, one call per step: the host path or the tensor path (module
 /// docs).
@@ -685,63 +686,5 @@ fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
         let (a, b) = (x[i], x[i + half]);
         x[i] = a * cos[i] - b * sin[i];
         x[i + half] = b * cos[i + half] + a * sin[i + half];
-    }
-}
-
-/// `e^x` in f32 without a library call, so that loops of it become SIMD code: `x = n ln 2 +
-/// r` with `|r| <= ln 2 / 2`, `e^x = 2^n e^r`, `e^r` by its Taylor polynomial to `r^7`
-/// (relative error below 2e-7 on that interval) and `2^n` written straight into the exponent
-/// bits. Inputs are clamped to `[-87, 88]`, where `e^x` is a normal f32.
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 in two parts, so that `n ln 2` is exact in f32 for the n that occur.
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and removing 1.5 * 2^23 rounds to the nearest integer (a plain SIMD add).
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
-/// GPT-2's tanh GELU (as [`super::model::gelu_tanh`]), `tanh(u) = 1 - 2 / (e^{2u} + 1)`.
-#[inline(always)]
-fn gelu_tanh(x: f32) -> f32 {
-    let u = (x + 0.044_715 * x * x * x) * 0.797_884_6;
-    0.5 * x * (2.0 - 2.0 / (exp(2.0 * u) + 1.0))
-}
-
-/// SiLU, `x / (1 + e^{-x})`.
-#[inline(always)]
-fn silu(x: f32) -> f32 {
-    x / (1.0 + exp(-x))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp_is_within_2e_7_relative_of_the_library_exp() {
-        let mut worst = 0.0f64;
-        for i in -87_000..88_000 {
-            let x = i as f32 * 1e-3 + 0.000_37;
-            let (ours, std) = (exp(x) as f64, (x as f64).exp());
-            worst = worst.max(((ours - std) / std).abs());
-        }
-        for x in [-80.0f32, -10.0, -1.0, -0.3, 0.0, 0.3, 1.0, 10.0, 80.0] {
-            println!("{x} {} {}", exp(x), x.exp());
-        }
-        assert!(worst < 2e-7, "worst relative error {worst:e}");
-        // Far below the clamp: the smallest value it gives, not 0, and never NaN.
-        assert!(exp(-1e9) > 0.0 && exp(-1e9) < 2e-38);
-        assert!(exp(1e9).is_finite());
     }
 }

@@ -31,6 +31,7 @@
 //! stay in f32. The casts are autodiff operations, so gradients come back to the f32
 //! weights in f32.
 
+use crate::core::fused;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -680,7 +681,8 @@ impl<B: Backend> Block<B> {
             let d_ff = h.dims()[2] / 2;
             silu(h.clone().narrow(2, 0, d_ff)) * h.narrow(2, d_ff, d_ff)
         } else {
-            gelu_tanh(h)
+            // One fused pass where the backend has the kernel (`core::fused`), else the definition.
+            fused::gelu_tanh(&h).unwrap_or_else(|| gelu_tanh(h))
         };
         x + p.upper(rowwise(&self.fc_out, h, p))
         // ANCHOR_END: lm_block_forward

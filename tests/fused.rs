@@ -1,0 +1,193 @@
+//! The fused kernels of `core::fused` against the definitions they replace: values and
+//! gradients within 1e-6 (relative to the value's size where it is above 1), on burn's CPU
+//! backend with and without autodiff; and a whole transformer's log-probabilities and
+//! parameter gradients with the kernels on and off.
+
+use std::sync::Mutex;
+
+use burn::optim::GradientsParams;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use policy_lab::backend::{Cpu, Inference};
+use policy_lab::core::flat::{flat_grads, flat_params, set_flat_params};
+use policy_lab::core::fused;
+use policy_lab::lm::generate::{completion_log_probs, selective_log_softmax};
+use policy_lab::lm::model::{gelu_tanh, Transformer, TransformerConfig};
+
+/// The kernels' switch is one per process: tests that use them take turns.
+static SWITCH: Mutex<()> = Mutex::new(());
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().unwrap()
+}
+
+/// The largest difference, relative to the expected value's size where it is above 1.
+fn largest_difference(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0, f32::max)
+}
+
+/// Values from -6 to 6, and a few far out where `exp` saturates.
+fn inputs<B: Backend>(shape: [usize; 2]) -> Tensor<B, 2> {
+    let x = Tensor::<B, 2>::random(shape, Distribution::Uniform(-6.0, 6.0), &Default::default());
+    let far = Tensor::<B, 2>::from_data(
+        TensorData::new(vec![-60.0f32, -20.0, -0.0, 0.0, 20.0, 60.0], [1, 6]),
+        &Default::default(),
+    );
+    let far = far
+        .repeat_dim(1, shape[1].div_ceil(6))
+        .narrow(1, 0, shape[1]);
+    Tensor::cat(vec![x, far], 0)
+}
+
+#[test]
+fn fused_gelu_gives_the_definitions_values_and_gradients_within_1e_6() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    <Cpu as Backend>::seed(&Default::default(), 1);
+    let x = inputs::<Cpu>([37, 53]).require_grad();
+    let w = Tensor::<Cpu, 2>::random(x.dims(), Distribution::Normal(0.0, 1.0), &x.device());
+
+    let fused_y = fused::gelu_tanh(&x).expect("Autodiff<NdArray> has the kernel");
+    let defined_y = gelu_tanh(x.clone());
+    let value_gap = largest_difference(&values(fused_y.clone()), &values(defined_y.clone()));
+
+    let grad_of = |y: Tensor<Cpu, 2>| {
+        let grads = (y * w.clone()).sum().backward();
+        values(x.grad(&grads).unwrap())
+    };
+    let grad_gap = largest_difference(&grad_of(fused_y), &grad_of(defined_y));
+    println!("gelu: values {value_gap:e}, gradients {grad_gap:e}");
+    assert!(value_gap <= 1e-6, "values differ by {value_gap:e}");
+    assert!(grad_gap <= 1e-6, "gradients differ by {grad_gap:e}");
+
+    // Without autodiff, and on an input that asks for no gradient under it.
+    let plain = inputs::<Inference>([5, 7]);
+    let got = values(fused::gelu_tanh(&plain).expect("NdArray has the kernel"));
+    assert!(largest_difference(&got, &values(gelu_tanh(plain))) <= 1e-6);
+    let untracked = inputs::<Cpu>([5, 7]);
+    let got = values(fused::gelu_tanh(&untracked).unwrap());
+    assert!(largest_difference(&got, &values(gelu_tanh(untracked))) <= 1e-6);
+}
+
+#[test]
+fn fused_selective_log_softmax_gives_the_definitions_values_and_gradients_within_1e_6() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    <Cpu as Backend>::seed(&Default::default(), 2);
+    let device = Default::default();
+    let (n, t, vocab) = (3, 5, 41);
+    for temperature in [1.0f32, 0.7] {
+        // Logits of a few units, one far above the rest in each row.
+        let logits =
+            Tensor::<Cpu, 3>::random([n, t, vocab], Distribution::Normal(0.0, 3.0), &device)
+                .require_grad();
+        let targets: Vec<i64> = (0..n * t).map(|i| (i * 7 % vocab) as i64).collect();
+        let targets =
+            Tensor::<Cpu, 3, Int>::from_data(TensorData::new(targets, [n, t, 1]), &device);
+        let w = Tensor::<Cpu, 3>::random([n, t, 1], Distribution::Normal(0.0, 1.0), &device);
+
+        let fused_logp = fused::selective_log_softmax(&logits, &targets, 1.0 / temperature)
+            .expect("Autodiff<NdArray> has the kernel");
+        let defined_logp = selective_log_softmax(logits.clone() / temperature, targets.clone());
+        let value_gap =
+            largest_difference(&values(fused_logp.clone()), &values(defined_logp.clone()));
+        let grad_of = |logp: Tensor<Cpu, 3>| {
+            let grads = (logp * w.clone()).sum().backward();
+            values(logits.grad(&grads).unwrap())
+        };
+        let grad_gap = largest_difference(&grad_of(fused_logp), &grad_of(defined_logp));
+        println!("selective log-softmax at T = {temperature}: values {value_gap:e}, gradients {grad_gap:e}");
+        assert!(value_gap <= 1e-6, "values differ by {value_gap:e}");
+        assert!(grad_gap <= 1e-6, "gradients differ by {grad_gap:e}");
+    }
+    // Without autodiff.
+    let logits = Tensor::<Inference, 3>::random([2, 3, 9], Distribution::Normal(0.0, 3.0), &device);
+    let targets = Tensor::<Inference, 3, Int>::from_data(
+        TensorData::new(vec![0i64, 8, 4, 1, 2, 3], [2, 3, 1]),
+        &device,
+    );
+    let got = values(
+        fused::selective_log_softmax(&logits, &targets, 1.0).expect("NdArray has the kernel"),
+    );
+    assert!(largest_difference(&got, &values(selective_log_softmax(logits, targets))) <= 1e-6);
+}
+
+#[test]
+fn the_switch_turns_the_kernels_off() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let x = inputs::<Inference>([2, 3]);
+    fused::set_enabled(false);
+    let off = fused::gelu_tanh(&x).is_none();
+    fused::set_enabled(true);
+    assert!(off, "set_enabled(false) leaves the definitions to run");
+    assert!(fused::gelu_tanh(&x).is_some());
+}
+
+/// A GPT-2-like model with weights spread 3x wider than its initialization, so that the
+/// activations reach GELU's curved part and the logits a few units.
+fn model() -> Transformer<Cpu> {
+    let model = policy_lab::backend::seeded::<Cpu, _>(&Default::default(), 5, || {
+        TransformerConfig::new(23)
+            .with_d_model(32)
+            .with_n_layers(2)
+            .with_n_heads(4)
+            .with_d_ff(64)
+            .with_max_seq_len(24)
+            .init(&Default::default())
+    });
+    let flat: Vec<f32> = flat_params(&model).iter().map(|w| w * 3.0).collect();
+    set_flat_params(model, &flat)
+}
+
+/// The completions' log-probabilities and the gradient of their weighted sum with respect to
+/// every parameter.
+fn log_probs_and_gradients(model: &Transformer<Cpu>) -> (Vec<f32>, Vec<f32>) {
+    let prompts = vec![vec![3, 4, 5], vec![6, 7], vec![8, 9, 10, 11]];
+    let completions = vec![vec![12, 13, 14, 15], vec![16], vec![17, 18, 1]];
+    let (logp, mask) = completion_log_probs(model, &prompts, &completions, 0, 0.9).unwrap();
+    let weights = Tensor::<Cpu, 2>::from_data(
+        TensorData::new(
+            (0..12).map(|i| 1.0 - i as f32 * 0.15).collect::<Vec<_>>(),
+            [3, 4],
+        ),
+        &logp.device(),
+    );
+    let loss = (logp.clone() * mask * weights).sum();
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    (values(logp), flat_grads(model, &grads))
+}
+
+#[test]
+fn a_transformers_log_probs_and_gradients_are_the_same_with_the_kernels_on_and_off() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let model = model();
+    let (logp_on, grads_on) = log_probs_and_gradients(&model);
+    fused::set_enabled(false);
+    let (logp_off, grads_off) = log_probs_and_gradients(&model);
+    fused::set_enabled(true);
+    let scale = grads_off.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    let value_gap = largest_difference(&logp_on, &logp_off);
+    let grad_gap = grads_on
+        .iter()
+        .zip(&grads_off)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+        / scale;
+    println!(
+        "transformer: log-probs {value_gap:e}, gradients {grad_gap:e} of the largest ({scale})"
+    );
+    assert!(
+        logp_on != logp_off,
+        "the kernels ran (the results differ in the last bits)"
+    );
+    assert!(
+        value_gap <= 1e-5,
+        "log-probabilities differ by {value_gap:e}"
+    );
+    assert!(
+        grad_gap <= 1e-5,
+        "gradients differ by {grad_gap:e} of the largest"
+    );
+}
