@@ -1,16 +1,19 @@
-//! The fused kernels of `core::fused` against the definitions they replace: values and
-//! gradients within 1e-6 (relative to the value's size where it is above 1), on burn's CPU
-//! backend with and without autodiff; and a whole transformer's log-probabilities and
+//! The fused kernels of `core::fused` against the definitions they replace (GPT-2's GELU, the
+//! selective log-softmax, a linear layer with its activation): values and gradients within
+//! 1e-6 (of each value's size where it is above 1; a sum's gradient, of its largest value), on
+//! burn's CPU backend with and without autodiff; and a whole transformer's log-probabilities and
 //! parameter gradients with the kernels on and off.
 
 use std::sync::Mutex;
 
+use burn::module::Param;
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use policy_lab::backend::{Cpu, Inference};
 use policy_lab::core::flat::{flat_grads, flat_params, set_flat_params};
-use policy_lab::core::fused;
+use policy_lab::core::fused::{self, Activation};
 use policy_lab::lm::generate::{completion_log_probs, selective_log_softmax};
 use policy_lab::lm::model::{gelu_tanh, Transformer, TransformerConfig};
 
@@ -28,6 +31,17 @@ fn largest_difference(got: &[f32], want: &[f32]) -> f32 {
         .zip(want)
         .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
         .fold(0.0, f32::max)
+}
+
+/// The largest difference over the largest expected value (at least 1).
+fn scaled_difference(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1.0f32, |m, w| m.max(w.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+        / scale
 }
 
 /// Values from -6 to 6, and a few far out where `exp` saturates.
@@ -114,6 +128,132 @@ fn fused_selective_log_softmax_gives_the_definitions_values_and_gradients_within
     assert!(largest_difference(&got, &values(selective_log_softmax(logits, targets))) <= 1e-6);
 }
 
+/// `act(x W + b)` by burn's layer and the activation's definition.
+fn defined_linear<B: Backend>(
+    layer: &Linear<B>,
+    x: Tensor<B, 2>,
+    activation: Activation,
+) -> Tensor<B, 2> {
+    let y = layer.forward(x);
+    match activation {
+        Activation::Identity => y,
+        Activation::GeluTanh => gelu_tanh(y),
+    }
+}
+
+#[test]
+fn fused_linear_gives_the_definitions_values_and_gradients_within_1e_6() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    <Cpu as Backend>::seed(&device, 3);
+    // The first is large enough to be cut over the cores; the second is not.
+    for (m, k, n) in [(300, 96, 80), (7, 5, 3)] {
+        for activation in [Activation::Identity, Activation::GeluTanh] {
+            let mut layer = LinearConfig::new(k, n).init::<Cpu>(&device);
+            // A bias of a few units, so that a wrong bias gradient shows.
+            layer.bias = Some(Param::from_tensor(Tensor::random(
+                [n],
+                Distribution::Normal(0.0, 2.0),
+                &device,
+            )));
+            let x = Tensor::<Cpu, 2>::random([m, k], Distribution::Normal(0.0, 2.0), &device)
+                .require_grad();
+            let w = Tensor::<Cpu, 2>::random([m, n], Distribution::Normal(0.0, 1.0), &device);
+            let bias = layer.bias.as_ref().unwrap().val();
+            let fused_y = fused::linear(&x, &layer.weight.val(), Some(&bias), activation)
+                .expect("Autodiff<NdArray> has the kernel");
+            let defined_y = defined_linear(&layer, x.clone(), activation);
+            let value_gap =
+                largest_difference(&values(fused_y.clone()), &values(defined_y.clone()));
+            let grads_of = |y: Tensor<Cpu, 2>| {
+                let grads = (y * w.clone()).sum().backward();
+                [
+                    values(x.grad(&grads).unwrap()),
+                    values(layer.weight.val().grad(&grads).unwrap()),
+                    values(layer.bias.as_ref().unwrap().val().grad(&grads).unwrap()),
+                ]
+            };
+            // dW and db sum m terms each, some of which cancel: each gradient's differences
+            // are measured against its largest value.
+            let grad_gap = grads_of(fused_y)
+                .iter()
+                .zip(grads_of(defined_y))
+                .map(|(a, b)| scaled_difference(a, &b))
+                .fold(0.0, f32::max);
+            println!(
+                "linear {m}x{k}x{n} {activation:?}: values {value_gap:e}, gradients {grad_gap:e}"
+            );
+            assert!(value_gap <= 1e-6, "values differ by {value_gap:e}");
+            assert!(grad_gap <= 1e-6, "gradients differ by {grad_gap:e}");
+        }
+    }
+    // Without autodiff; and the same numbers on one core as on all of them.
+    let layer = LinearConfig::new(96, 80).init::<Inference>(&device);
+    let x = Tensor::<Inference, 2>::random([300, 96], Distribution::Normal(0.0, 2.0), &device);
+    let fused_on = |x: &Tensor<Inference, 2>| {
+        let bias = layer.bias.as_ref().unwrap().val();
+        values(fused::linear(x, &layer.weight.val(), Some(&bias), Activation::GeluTanh).unwrap())
+    };
+    let all_cores = fused_on(&x);
+    let one_core = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| fused_on(&x));
+    assert_eq!(
+        all_cores, one_core,
+        "the cut over the cores changes no number"
+    );
+    let defined = values(defined_linear(&layer, x, Activation::GeluTanh));
+    assert!(largest_difference(&all_cores, &defined) <= 1e-6);
+}
+
+#[test]
+fn fused_products_without_a_bias_and_with_a_transposed_weight_match_burns() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    <Cpu as Backend>::seed(&device, 4);
+    let (m, k, n) = (260, 64, 150);
+    let up = Tensor::<Cpu, 2>::random([m, n], Distribution::Normal(0.0, 1.0), &device);
+    for transposed in [false, true] {
+        let x = Tensor::<Cpu, 2>::random([m, k], Distribution::Normal(0.0, 2.0), &device)
+            .require_grad();
+        let shape = if transposed { [n, k] } else { [k, n] };
+        let w =
+            Tensor::<Cpu, 2>::random(shape, Distribution::Normal(0.0, 0.5), &device).require_grad();
+        let (fused_y, defined_y) = if transposed {
+            (
+                fused::matmul_transposed(&x, &w),
+                x.clone().matmul(w.clone().transpose()),
+            )
+        } else {
+            (
+                fused::linear(&x, &w, None, Activation::Identity),
+                x.clone().matmul(w.clone()),
+            )
+        };
+        let fused_y = fused_y.expect("Autodiff<NdArray> has the kernel");
+        let value_gap = largest_difference(&values(fused_y.clone()), &values(defined_y.clone()));
+        let grads_of = |y: Tensor<Cpu, 2>| {
+            let grads = (y * up.clone()).sum().backward();
+            [
+                values(x.grad(&grads).unwrap()),
+                values(w.grad(&grads).unwrap()),
+            ]
+        };
+        let grad_gap = grads_of(fused_y)
+            .iter()
+            .zip(grads_of(defined_y))
+            .map(|(a, b)| scaled_difference(a, &b))
+            .fold(0.0, f32::max);
+        println!(
+            "product, W transposed {transposed}: values {value_gap:e}, gradients {grad_gap:e}"
+        );
+        assert!(value_gap <= 1e-6, "values differ by {value_gap:e}");
+        assert!(grad_gap <= 1e-6, "gradients differ by {grad_gap:e}");
+    }
+}
+
 #[test]
 fn the_switch_turns_the_kernels_off() {
     let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
@@ -167,17 +307,9 @@ fn a_transformers_log_probs_and_gradients_are_the_same_with_the_kernels_on_and_o
     fused::set_enabled(false);
     let (logp_off, grads_off) = log_probs_and_gradients(&model);
     fused::set_enabled(true);
-    let scale = grads_off.iter().fold(0.0f32, |m, g| m.max(g.abs()));
     let value_gap = largest_difference(&logp_on, &logp_off);
-    let grad_gap = grads_on
-        .iter()
-        .zip(&grads_off)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-        / scale;
-    println!(
-        "transformer: log-probs {value_gap:e}, gradients {grad_gap:e} of the largest ({scale})"
-    );
+    let grad_gap = scaled_difference(&grads_on, &grads_off);
+    println!("transformer: log-probs {value_gap:e}, gradients {grad_gap:e} of the largest");
     assert!(
         logp_on != logp_off,
         "the kernels ran (the results differ in the last bits)"
