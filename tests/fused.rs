@@ -11,9 +11,12 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use policy_lab::algos::ppo::{Ppo, PpoConfig};
 use policy_lab::backend::{Cpu, Inference};
 use policy_lab::core::flat::{flat_grads, flat_params, set_flat_params};
 use policy_lab::core::fused::{self, Activation};
+use policy_lab::core::objective::{clipped_surrogate, ratio};
+use policy_lab::core::rollout::make_vec_env;
 use policy_lab::lm::generate::{completion_log_probs, selective_log_softmax};
 use policy_lab::lm::model::{gelu_tanh, Transformer, TransformerConfig};
 
@@ -252,6 +255,97 @@ fn fused_products_without_a_bias_and_with_a_transposed_weight_match_burns() {
         assert!(value_gap <= 1e-6, "values differ by {value_gap:e}");
         assert!(grad_gap <= 1e-6, "gradients differ by {grad_gap:e}");
     }
+}
+
+#[test]
+fn fused_clipped_surrogate_gives_the_definitions_values_and_gradients_to_the_bit() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    <Cpu as Backend>::seed(&device, 6);
+    let n = 4096;
+    for (eps_low, eps_high) in [(0.2, 0.2), (0.2, 0.28)] {
+        let logp = Tensor::<Cpu, 1>::random([n], Distribution::Uniform(-3.0, -0.1), &device)
+            .require_grad();
+        // Ratios from about 0.5 to 1.6: inside the clip range, below it and above it. (Made
+        // from the values, as a learner makes them: `detach` would keep `require_grad`.)
+        let old_logp = Tensor::<Cpu, 1>::from_data(logp.to_data(), &device)
+            + Tensor::<Cpu, 1>::random([n], Distribution::Uniform(-0.5, 0.7), &device);
+        // Advantages of both signs, and some exactly 0.
+        let adv = Tensor::<Cpu, 1>::random([n], Distribution::Normal(0.0, 1.0), &device)
+            * Tensor::<Cpu, 1>::random([n], Distribution::Bernoulli(0.9), &device);
+        let up = Tensor::<Cpu, 1>::random([n], Distribution::Normal(0.0, 1.0), &device);
+
+        let fused_loss = fused::clipped_surrogate(&logp, &old_logp, &adv, eps_low, eps_high)
+            .expect("Autodiff<NdArray> has the kernel");
+        let defined_loss = clipped_surrogate(
+            ratio(logp.clone(), old_logp.clone()),
+            adv.clone(),
+            eps_low,
+            eps_high,
+        );
+        assert_eq!(
+            values(fused_loss.clone()),
+            values(defined_loss.clone()),
+            "values"
+        );
+        let grad_of = |loss: Tensor<Cpu, 1>| {
+            let grads = (loss * up.clone()).sum().backward();
+            values(logp.grad(&grads).unwrap())
+        };
+        let (a, b) = (grad_of(fused_loss), grad_of(defined_loss));
+        let zeros = b.iter().filter(|g| **g == 0.0).count();
+        println!(
+            "clipped surrogate ({eps_low}, {eps_high}): {zeros} of {n} gradients are 0 (clipped)"
+        );
+        assert!(
+            zeros > n / 20 && zeros < n / 2,
+            "the cases cover both sides of the clip"
+        );
+        assert_eq!(a, b, "gradients");
+    }
+    // Tracked constants are refused (the kernel gives no gradient for them).
+    let logp = Tensor::<Cpu, 1>::zeros([3], &device).require_grad();
+    let tracked = logp.clone() * 2.0;
+    assert!(fused::clipped_surrogate(&logp, &tracked, &tracked, 0.2, 0.2).is_none());
+}
+
+#[test]
+fn ppo_on_cartpole_gives_the_same_numbers_with_the_kernels_on_and_off() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |fused_on: bool| {
+        fused::set_enabled(fused_on);
+        let config = PpoConfig {
+            num_steps: 64,
+            ..PpoConfig::default()
+        };
+        let mut ppo = Ppo::<Cpu>::new(
+            config,
+            make_vec_env("CartPole-v1", 4).unwrap(),
+            3,
+            100_000,
+            Default::default(),
+        )
+        .unwrap();
+        let metrics: Vec<f64> = (0..4)
+            .flat_map(|_| {
+                let m = ppo.iterate().unwrap();
+                [
+                    "policy_loss",
+                    "value_loss",
+                    "entropy",
+                    "approx_kl",
+                    "clipfrac",
+                ]
+                .map(|k| m[k])
+            })
+            .collect();
+        fused::set_enabled(true);
+        (metrics, flat_params(&ppo.model))
+    };
+    let (on, off) = (run(true), run(false));
+    assert!(on.0.iter().any(|&v| v != 0.0));
+    assert_eq!(on.0, off.0, "the metrics of 4 updates");
+    assert_eq!(on.1, off.1, "the weights after 4 updates");
 }
 
 #[test]

@@ -24,6 +24,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::core::advantage::{group_advantages, zero_std_groups, GroupBaseline, ScaleRewards};
+use crate::core::fused;
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::objective::{
@@ -226,9 +227,14 @@ pub struct WholeBatch {
 pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoUpdate) -> (Tensor<B, 1>, Metrics) {
     let [n, t] = batch.logp.dims();
     let adv = batch.advantages.unsqueeze_dim::<2>(1).repeat_dim(1, t);
-    let r = ratio(batch.logp.clone(), batch.old_logp);
     let eps_high = config.epsilon_high.unwrap_or(config.epsilon);
-    let mut per_token = clipped_surrogate(r.clone(), adv.clone(), config.epsilon, eps_high);
+    // eq. (PPO-2) per token: one fused operation where the backend has it (`core::fused`,
+    // the same gradient to the bit), else the definition.
+    let fused =
+        fused::clipped_surrogate(&batch.logp, &batch.old_logp, &adv, config.epsilon, eps_high);
+    let r = ratio(batch.logp.clone(), batch.old_logp);
+    let mut per_token = fused
+        .unwrap_or_else(|| clipped_surrogate(r.clone(), adv.clone(), config.epsilon, eps_high));
     let mut m = Metrics::new();
     if let (Some(ref_logp), true) = (batch.ref_logp, config.beta > 0.0) {
         let k3 = kl(batch.logp, ref_logp, KlEstimator::K3);

