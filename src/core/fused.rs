@@ -17,9 +17,9 @@
 //!
 //! The kernels run on burn-ndarray's arrays (`NdArray`, and `Autodiff<NdArray>` for gradients).
 //! On wgpu and CUDA burn fuses element-wise chains itself, and Flex keeps its own layout; both
-//! take the definitions. [`set_enabled`] turns every kernel off: the assignments' graders do,
-//! so that a student's definition is what the learners run, and the benchmarks do, to measure
-//! the difference in one process. `tests/fused.rs` holds each kernel to its definition: values
+//! take the definitions. [`set_enabled`] turns every kernel off: the assignments' graders do
+//! (and the student handout starts with them off), so that a student's definition is what the
+//! learners run, and the benchmarks do, to measure the difference in one process. `tests/fused.rs` holds each kernel to its definition: values
 //! and gradients within 1e-6.
 //!
 //! The scalar functions at the end ([`exp`], [`gelu`], [`silu`]) are shared with the host
@@ -40,6 +40,9 @@ use burn::tensor::{Int, Tensor, TensorMetadata, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
+/// On by default; the student handout is written with `false` here
+/// (`tutorials/assignments/src/handout.rs`), so that a student's own `clipped_surrogate` and
+/// `selective_log_softmax` are what their runs call.
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Turns every fused kernel on (the default) or off, for the whole process.

@@ -854,6 +854,7 @@ pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x * (crate::core::nn::tanh(inner) + 1.0) * 0.5
 }
 
+// ANCHOR: lm_rowwise
 /// A linear layer and its activation applied to every position of `[rows, len, d_in]` as one
 /// `[rows * len, d_in]` matrix product, its weights in `p`'s type. (Given the 3-d tensor,
 /// burn's CPU backend runs one small product per row and repacks the weight matrix for each:
@@ -892,3 +893,4 @@ fn rowwise<B: Backend>(
     let d_out = y.dims()[1];
     y.reshape([rows, len, d_out])
 }
+// ANCHOR_END: lm_rowwise

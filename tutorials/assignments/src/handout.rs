@@ -147,6 +147,7 @@ pub fn build(repo: &Path, out: &Path, chosen: &Assignments) -> Result<Vec<Region
             repo.display()
         ));
     }
+    kernels_off(out)?;
     // The notebooks carry the book's listings of the library as text: write them again from
     // the stubbed library, so that they show the `todo!()`, not the answer.
     policy_lab_cells::write_notebooks(out, false).map_err(|e| format!("{e:#}"))?;
@@ -154,6 +155,25 @@ pub fn build(repo: &Path, out: &Path, chosen: &Assignments) -> Result<Vec<Region
     let readme = fs::read_to_string(&student).map_err(|e| format!("{}: {e}", student.display()))?;
     fs::write(out.join("README.md"), readme).map_err(|e| e.to_string())?;
     Ok(regions)
+}
+
+/// The line of `src/core/fused.rs` that turns the fused kernels on by default.
+const KERNELS_ON: &str = "static ENABLED: AtomicBool = AtomicBool::new(true);";
+
+/// Turns the library's fused kernels (`core::fused`) off by default in the handout: on the CPU
+/// they stand in for some of the students' functions (`clipped_surrogate`,
+/// `selective_log_softmax`), and a student's notebook and training runs must call their code.
+fn kernels_off(out: &Path) -> Result<(), String> {
+    let file = out.join("src/core/fused.rs");
+    let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if !text.contains(KERNELS_ON) {
+        return Err(format!(
+            "{} no longer has the line `{KERNELS_ON}`",
+            file.display()
+        ));
+    }
+    let off = KERNELS_ON.replace("new(true)", "new(false)");
+    fs::write(&file, text.replace(KERNELS_ON, &off)).map_err(|e| e.to_string())
 }
 
 fn copy_dir(
