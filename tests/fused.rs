@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use burn::module::Param;
+use burn::module::{AutodiffModule, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
@@ -45,6 +45,14 @@ fn scaled_difference(got: &[f32], want: &[f32]) -> f32 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max)
         / scale
+}
+
+/// The largest [`scaled_difference`] over several gradients.
+fn largest_scaled_difference(got: &[Vec<f32>], want: &[Vec<f32>]) -> f32 {
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| scaled_difference(a, b))
+        .fold(0.0, f32::max)
 }
 
 /// Values from -6 to 6, and a few far out where `exp` saturates.
@@ -178,11 +186,7 @@ fn fused_linear_gives_the_definitions_values_and_gradients_within_1e_6() {
             };
             // dW and db sum m terms each, some of which cancel: each gradient's differences
             // are measured against its largest value.
-            let grad_gap = grads_of(fused_y)
-                .iter()
-                .zip(grads_of(defined_y))
-                .map(|(a, b)| scaled_difference(a, &b))
-                .fold(0.0, f32::max);
+            let grad_gap = largest_scaled_difference(&grads_of(fused_y), &grads_of(defined_y));
             println!(
                 "linear {m}x{k}x{n} {activation:?}: values {value_gap:e}, gradients {grad_gap:e}"
             );
@@ -244,11 +248,7 @@ fn fused_products_without_a_bias_and_with_a_transposed_weight_match_burns() {
                 values(w.grad(&grads).unwrap()),
             ]
         };
-        let grad_gap = grads_of(fused_y)
-            .iter()
-            .zip(grads_of(defined_y))
-            .map(|(a, b)| scaled_difference(a, &b))
-            .fold(0.0, f32::max);
+        let grad_gap = largest_scaled_difference(&grads_of(fused_y), &grads_of(defined_y));
         println!(
             "product, W transposed {transposed}: values {value_gap:e}, gradients {grad_gap:e}"
         );
@@ -416,4 +416,30 @@ fn a_transformers_log_probs_and_gradients_are_the_same_with_the_kernels_on_and_o
         grad_gap <= 1e-5,
         "gradients differ by {grad_gap:e} of the largest"
     );
+}
+
+/// The reference model's log-probabilities run on the inner backend, without a graph: the
+/// kernels' forward passes alone, against the definitions.
+#[test]
+fn a_reference_models_log_probs_are_the_same_with_the_kernels_on_and_off() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    // The same model, without autodiff (as `GrpoLm` keeps its reference).
+    let reference: Transformer<Inference> = model().valid();
+    let prompts = vec![vec![3, 4, 5], vec![6, 7], vec![8, 9, 10, 11]];
+    let completions = vec![vec![12, 13, 14, 15], vec![16], vec![17, 18, 1]];
+    let log_probs = || {
+        let (logp, _) = completion_log_probs(&reference, &prompts, &completions, 0, 0.9).unwrap();
+        values(logp)
+    };
+    let on = log_probs();
+    fused::set_enabled(false);
+    let off = log_probs();
+    fused::set_enabled(true);
+    let gap = largest_difference(&on, &off);
+    println!("reference model: log-probs {gap:e}");
+    assert!(
+        on != off,
+        "the kernels ran (the results differ in the last bits)"
+    );
+    assert!(gap <= 1e-5, "log-probabilities differ by {gap:e}");
 }

@@ -67,16 +67,8 @@ pub fn gelu_tanh<B: Backend, const D: usize>(x: &Tensor<B, D>) -> Option<Tensor<
         Host::Plain(x) => from_host(map(&x, gelu)),
         Host::Tracked(x) => {
             let y = map(&x.primitive, gelu);
-            from_host(
-                match GeluBackward
-                    .prepare::<NoCheckpointing>([x.node.clone()])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(prep) => prep.finish(x.primitive, y),
-                    OpsKind::UnTracked(prep) => prep.finish(y),
-                },
-            )
+            let prep = GeluBackward.prepare::<NoCheckpointing>([x.node.clone()]);
+            from_host(finish(prep, || x.primitive, y))
         }
     })
 }
@@ -131,24 +123,14 @@ pub fn selective_log_softmax<B: Backend>(
         Host::Plain(l) => from_host(forward(&l).0),
         Host::Tracked(l) => {
             let (logp, log_z) = forward(&l.primitive);
-            from_host(
-                match SelectiveLogSoftmaxBackward
-                    .prepare::<NoCheckpointing>([l.node.clone()])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(prep) => {
-                        let state = SoftmaxState {
-                            logits: l.primitive,
-                            log_z,
-                            targets,
-                            scale,
-                        };
-                        prep.finish(state, logp)
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(logp),
-                },
-            )
+            let prep = SelectiveLogSoftmaxBackward.prepare::<NoCheckpointing>([l.node.clone()]);
+            let state = || SoftmaxState {
+                logits: l.primitive,
+                log_z,
+                targets,
+                scale,
+            };
+            from_host(finish(prep, state, logp))
         }
     })
 }
@@ -271,24 +253,14 @@ pub fn clipped_surrogate<B: Backend, const D: usize>(
         Host::Plain(logp) => from_host(forward(&logp)),
         Host::Tracked(logp) => {
             let loss = forward(&logp.primitive);
-            from_host(
-                match SurrogateBackward
-                    .prepare::<NoCheckpointing>([logp.node.clone()])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(prep) => {
-                        let state = SurrogateState {
-                            logp: logp.primitive,
-                            old: array(old.shape(), slice(&old).to_vec()),
-                            advantages: array(adv.shape(), slice(&adv).to_vec()),
-                            range: (lo, hi),
-                        };
-                        prep.finish(state, loss)
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(loss),
-                },
-            )
+            let prep = SurrogateBackward.prepare::<NoCheckpointing>([logp.node.clone()]);
+            let state = || SurrogateState {
+                logp: logp.primitive,
+                old,
+                advantages: adv,
+                range: (lo, hi),
+            };
+            from_host(finish(prep, state, loss))
         }
     })
 }
@@ -297,8 +269,8 @@ pub fn clipped_surrogate<B: Backend, const D: usize>(
 #[derive(Clone, Debug)]
 struct SurrogateState {
     logp: NdArrayTensor,
-    old: NdArrayTensor,
-    advantages: NdArrayTensor,
+    old: ArcArray<f32, IxDyn>,
+    advantages: ArcArray<f32, IxDyn>,
     range: (f32, f32),
 }
 
@@ -312,16 +284,12 @@ impl Backward<NdArray, 1> for SurrogateBackward {
         let s = ops.state;
         let (lo, hi) = s.range;
         unary::<NdArray, _>(ops.parents, ops.node, grads, |grad| {
-            let (g, lp, old, adv) = (
-                values(&grad),
-                values(&s.logp),
-                values(&s.old),
-                values(&s.advantages),
-            );
+            let (g, lp) = (values(&grad), values(&s.logp));
+            let (old, adv) = (&s.old, &s.advantages);
             let dlogp = slice(&g)
                 .iter()
                 .zip(slice(&lp))
-                .zip(slice(&old).iter().zip(slice(&adv)))
+                .zip(slice(old).iter().zip(slice(adv)))
                 .map(|((&g, &lp), (&old, &a))| {
                     let r = (lp - old).exp();
                     let clipped_is_min = r.clamp(lo, hi) * a < r * a;
@@ -434,15 +402,16 @@ fn product<B: Backend>(
                 activation,
             };
             let (x_node, w_node) = (x.node, w.node);
+            let backward = LinearBackward;
             from_host(match b {
                 Some(b) => finish(
-                    LinearBackward.prepare::<NoCheckpointing>([x_node, w_node, b.node]),
-                    state,
+                    backward.prepare::<NoCheckpointing>([x_node, w_node, b.node]),
+                    || state,
                     y,
                 ),
                 None => finish(
-                    LinearBackward.prepare::<NoCheckpointing>([x_node, w_node]),
-                    state,
+                    backward.prepare::<NoCheckpointing>([x_node, w_node]),
+                    || state,
                     y,
                 ),
             })
@@ -451,17 +420,19 @@ fn product<B: Backend>(
     })
 }
 
-/// Registers a [`LinearBackward`] node with `N` parents (2 without a bias, 3 with).
-fn finish<const N: usize>(
-    prep: OpsPrep<LinearBackward, NdArray, LinearState, NoCheckpointing, N>,
-    state: LinearState,
+/// Registers a kernel's node in the graph with its backward step (prepared with its `N`
+/// parents) and its output `y`; `state`, what the backward step keeps, is made only when a
+/// parent wants a gradient.
+fn finish<BO, const N: usize>(
+    prep: OpsPrep<BO, NdArray, BO::State, NoCheckpointing, N>,
+    state: impl FnOnce() -> BO::State,
     y: NdArrayTensor,
 ) -> FloatTensor<Autodiff<NdArray>>
 where
-    LinearBackward: Backward<NdArray, N, State = LinearState>,
+    BO: Backward<NdArray, N>,
 {
     match prep.compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(state, y),
+        OpsKind::Tracked(prep) => prep.finish(state(), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     }
 }
