@@ -12,11 +12,13 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use policy_lab::algos::ppo::{Ppo, PpoConfig};
+use policy_lab::algos::trpo::{Trpo, TrpoConfig};
 use policy_lab::backend::{Cpu, Inference};
 use policy_lab::core::flat::{flat_grads, flat_params, set_flat_params};
 use policy_lab::core::fused::{self, Activation};
+use policy_lab::core::nn::Mlp;
 use policy_lab::core::objective::{clipped_surrogate, ratio};
-use policy_lab::core::rollout::make_vec_env;
+use policy_lab::core::rollout::{actor_log_probs, make_vec_env};
 use policy_lab::lm::generate::{completion_log_probs, selective_log_softmax};
 use policy_lab::lm::model::{gelu_tanh, Transformer, TransformerConfig};
 
@@ -148,6 +150,7 @@ fn defined_linear<B: Backend>(
     let y = layer.forward(x);
     match activation {
         Activation::Identity => y,
+        Activation::Tanh => policy_lab::core::nn::tanh(y),
         Activation::GeluTanh => gelu_tanh(y),
     }
 }
@@ -159,7 +162,7 @@ fn fused_linear_gives_the_definitions_values_and_gradients_within_1e_6() {
     <Cpu as Backend>::seed(&device, 3);
     // The first is large enough to be cut over the cores; the second is not.
     for (m, k, n) in [(300, 96, 80), (7, 5, 3)] {
-        for activation in [Activation::Identity, Activation::GeluTanh] {
+        for activation in [Activation::Identity, Activation::Tanh, Activation::GeluTanh] {
             let mut layer = LinearConfig::new(k, n).init::<Cpu>(&device);
             // A bias of a few units, so that a wrong bias gradient shows.
             layer.bias = Some(Param::from_tensor(Tensor::random(
@@ -346,6 +349,118 @@ fn ppo_on_cartpole_gives_the_same_numbers_with_the_kernels_on_and_off() {
     assert!(on.0.iter().any(|&v| v != 0.0));
     assert_eq!(on.0, off.0, "the metrics of 4 updates");
     assert_eq!(on.1, off.1, "the weights after 4 updates");
+}
+
+/// A 64-64 tanh MLP as PPO's actor and critic are made, its weights spread 4x wider so that
+/// some pre-activations reach where `tanh` saturates.
+fn mlp() -> Mlp<Cpu> {
+    let mlp = policy_lab::backend::seeded::<Cpu, _>(&Default::default(), 11, || {
+        Mlp::new(4, &[64, 64], 3, 1.0, &Default::default())
+    });
+    let p = flat_params(&mlp);
+    set_flat_params(mlp, &p.iter().map(|v| v * 4.0 + 0.01).collect::<Vec<_>>())
+}
+
+#[test]
+fn an_mlp_gives_the_same_values_and_gradients_to_the_bit_with_the_kernels_on_and_off() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let net = mlp();
+    let obs_values = values(inputs::<Inference>([128, 4]));
+    let rows = obs_values.len() / 4;
+    let obs = || {
+        Tensor::<Cpu, 2>::from_data(
+            TensorData::new(obs_values.clone(), [rows, 4]),
+            &Default::default(),
+        )
+    };
+    let weights = Tensor::<Cpu, 2>::random(
+        [rows, 3],
+        Distribution::Normal(0.0, 1.0),
+        &Default::default(),
+    );
+    let run = |fused_on: bool| {
+        fused::set_enabled(fused_on);
+        // Training: values, and the gradients of a weighted sum of them, the input's included.
+        let x = obs().require_grad();
+        let out = net.forward(x.clone());
+        let grads = (out.clone() * weights.clone()).sum().backward();
+        let input_grad = values(x.grad(&grads).unwrap());
+        let param_grads = flat_grads(&net, &GradientsParams::from_grads(grads, &net));
+        // Inference (the rollouts' path): the same network without autodiff, and the
+        // log-probabilities a rollout samples from.
+        let inner = net.valid();
+        let inference = values(inner.forward(obs().inner()));
+        let log_probs = actor_log_probs(&inner, &obs_values, 4, &Default::default());
+        fused::set_enabled(true);
+        (values(out), input_grad, param_grads, inference, log_probs)
+    };
+    let (on, off) = (run(true), run(false));
+    // Finite everywhere, the saturated units' gradients too (they were NaN before the cap in
+    // `nn::tanh`, from `exp(2z) = inf` times 0).
+    for (what, v) in [
+        ("values", &on.0),
+        ("input gradient", &on.1),
+        ("gradients", &on.2),
+    ] {
+        assert!(v.iter().all(|v| v.is_finite()), "{what} not finite");
+    }
+    assert!(on.2.iter().any(|&g| g != 0.0));
+    assert_eq!(on.0, off.0, "values");
+    assert_eq!(on.1, off.1, "the input's gradient");
+    assert_eq!(on.2, off.2, "the parameters' gradients");
+    assert_eq!(on.3, off.3, "values without autodiff");
+    assert_eq!(on.3, on.0, "values without autodiff and with it");
+    assert_eq!(on.4, off.4, "a rollout's log-probabilities");
+    // Some hidden units saturate (|tanh| = 1 in f32) and some do not: both sides are covered.
+    let first = net.valid();
+    let hidden = fused::linear(
+        &obs().inner(),
+        &first_layer_weight(&first),
+        None,
+        Activation::Tanh,
+    )
+    .unwrap();
+    let h = values(hidden);
+    assert!(h.iter().any(|v| v.abs() == 1.0) && h.iter().any(|v| v.abs() < 0.5));
+}
+
+fn first_layer_weight(net: &Mlp<Inference>) -> Tensor<Inference, 2> {
+    let p = flat_params(net);
+    Tensor::from_data(
+        TensorData::new(p[..4 * 64].to_vec(), [4, 64]),
+        &Default::default(),
+    )
+}
+
+#[test]
+fn trpo_on_cartpole_gives_the_same_numbers_with_the_kernels_on_and_off() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |fused_on: bool| {
+        fused::set_enabled(fused_on);
+        let config = TrpoConfig {
+            num_steps: 64,
+            ..TrpoConfig::default()
+        };
+        let mut trpo = Trpo::<Cpu>::new(
+            config,
+            make_vec_env("CartPole-v1", 4).unwrap(),
+            3,
+            Default::default(),
+        )
+        .unwrap();
+        // Every metric but the clock's, as bits (a NaN equals itself).
+        let metrics: Vec<(&str, u64)> = (0..3)
+            .flat_map(|_| trpo.iterate().unwrap())
+            .filter(|(k, _)| !k.contains("time") && !k.contains("sps"))
+            .map(|(k, v)| (k, v.to_bits()))
+            .collect();
+        fused::set_enabled(true);
+        (metrics, flat_params(&trpo.model))
+    };
+    let (on, off) = (run(true), run(false));
+    assert!(on.0.len() > 6 && on.0.iter().any(|(_, v)| f64::from_bits(*v) != 0.0));
+    assert_eq!(on.0, off.0, "the metrics of 3 updates");
+    assert_eq!(on.1, off.1, "the weights after 3 updates");
 }
 
 #[test]

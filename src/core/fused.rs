@@ -37,6 +37,8 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Int, Tensor, TensorMetadata, TensorPrimitive};
+
+use crate::core::nn::TANH_CAP;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
@@ -308,6 +310,8 @@ impl Backward<NdArray, 1> for SurrogateBackward {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     Identity,
+    /// `tanh` as [`crate::core::nn::tanh`] builds it ([`tanh`]), the MLPs' hidden layers.
+    Tanh,
     /// GPT-2's tanh GELU ([`gelu`]).
     GeluTanh,
 }
@@ -369,6 +373,10 @@ fn product<B: Backend>(
         gemm(Matrix::of(&x, m, k), shape.weight(&w), beta, &mut z);
         match activation {
             Activation::Identity => (array(&[m, n], z), None),
+            Activation::Tanh => {
+                let y = z.iter().map(|&v| tanh(v)).collect();
+                (array(&[m, n], y), Some(array(&[m, n], z)))
+            }
             Activation::GeluTanh => {
                 let y = z.iter().map(|&v| gelu(v)).collect();
                 (array(&[m, n], y), Some(array(&[m, n], z)))
@@ -517,6 +525,14 @@ fn linear_backward<const N: usize>(ops: Ops<LinearState, N>, grads: &mut Gradien
     } = s.shape;
     let grad = values(&grads.consume::<NdArray>(node));
     let dz: Vec<f32> = match (&s.z, s.activation) {
+        (Some(z), Activation::Tanh) => {
+            let z = values(z);
+            let (g, z) = (slice(&grad), slice(&z));
+            g.iter()
+                .zip(z)
+                .map(|(&g, &z)| tanh_backward(g, z))
+                .collect()
+        }
         (Some(z), Activation::GeluTanh) => {
             let z = values(z);
             let (g, z) = (slice(&grad), slice(&z));
@@ -739,6 +755,40 @@ pub fn exp(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// `tanh(z)` as [`crate::core::nn::tanh`] computes it on burn's CPU backend, operation for
+/// operation: `z` capped at [`TANH_CAP`], `e = exp(2z)` (the library's `exp`), then
+/// `(1 / (e + 1)) * -2 + 1`. The same values to the bit, so that a run's learning curve does
+/// not move with the kernels on.
+#[inline(always)]
+pub fn tanh(z: f32) -> f32 {
+    let e = (capped(z) * 2.0).exp();
+    (1.0 / (e + 1.0)) * -2.0 + 1.0
+}
+
+/// `g * tanh'(z)`, in the order burn's autodiff takes [`crate::core::nn::tanh`]'s operations
+/// backwards: `+ 1` passes `g`, `* -2` gives `-2g`, `1 / s` (with `s = e + 1`) multiplies by
+/// `-1 / (s s)`, `exp` by `e`, `* 2` by 2, and the cap by 0 above it; in all `g 4e / (e + 1)^2
+/// = g (1 - tanh(z)^2)`.
+#[inline(always)]
+fn tanh_backward(g: f32, z: f32) -> f32 {
+    if z > TANH_CAP {
+        return 0.0;
+    }
+    let e = (z * 2.0).exp();
+    let s = e + 1.0;
+    (((g * -2.0) * -(1.0 / (s * s))) * e) * 2.0
+}
+
+/// `z` capped at [`TANH_CAP`] as burn's `clamp_max` does it (a NaN stays a NaN).
+#[inline(always)]
+fn capped(z: f32) -> f32 {
+    if z > TANH_CAP {
+        TANH_CAP
+    } else {
+        z
+    }
 }
 
 /// `sqrt(2 / pi)`, GELU's tanh scale.

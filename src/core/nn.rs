@@ -12,6 +12,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
+use crate::core::fused::{self, Activation};
+
 /// A multi-layer perceptron: `Linear → tanh → ... → Linear`.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
@@ -81,13 +83,25 @@ impl<B: Backend> Mlp<B> {
     }
 
     /// `[batch, input] → [batch, output]`.
+    ///
+    /// On burn's CPU backend each layer with its `tanh` is one fused operation
+    /// ([`fused::linear`]: one pass, one autodiff node, the same numbers to the bit); elsewhere,
+    /// or with the kernels off, the definition: burn's `Linear`, then [`tanh`].
     pub fn forward(&self, mut x: Tensor<B, 2>) -> Tensor<B, 2> {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
-            if i < last {
-                x = tanh(x);
-            }
+            let activation = if i < last {
+                Activation::Tanh
+            } else {
+                Activation::Identity
+            };
+            let bias = layer.bias.as_ref().map(|b| b.val());
+            x = fused::linear(&x, &layer.weight.val(), bias.as_ref(), activation).unwrap_or_else(
+                || match activation {
+                    Activation::Tanh => tanh(layer.forward(x)),
+                    _ => layer.forward(x),
+                },
+            );
         }
         x
     }
@@ -98,12 +112,17 @@ impl<B: Backend> Mlp<B> {
 /// The same function as `burn::tensor::activation::tanh`, but burn 0.21's NdArray backend
 /// computes `tanh` one element at a time in `f64` through the C library, which took almost
 /// half of PPO's time on CartPole; its `f32` `exp` and arithmetic are several times faster.
-/// For large `|x|` the formula saturates cleanly: `exp(2x)` goes to `inf` or `0`, giving
-/// exactly `1` or `-1`.
+/// For large `|x|` the formula saturates cleanly to exactly `1` or `-1`. `x` is capped at
+/// [`TANH_CAP`] first: above about 44, `exp(2x)` overflows to `inf`, and the backward pass
+/// multiplied `inf` by `0` (a NaN gradient from one saturated unit); at the cap `tanh` is
+/// already `1` in f32 and its gradient `0`, so the cap changes no other number.
 pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let e = (x * 2.0).exp();
+    let e = (x.clamp_max(TANH_CAP) * 2.0).exp();
     (e + 1.0).recip() * (-2.0) + 1.0
 }
+
+/// Where [`tanh`] caps its input: `tanh(30) = 1` in f32, `exp(60)` is finite.
+pub const TANH_CAP: f32 = 30.0;
 
 /// A categorical distribution over discrete actions, given by logits `[batch, actions]`.
 pub mod categorical {
@@ -255,4 +274,35 @@ where
         None => f32::NAN,
     };
     (optim.step(lr, module, grads), norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+
+    #[test]
+    fn tanh_and_its_gradient_are_right_and_finite_where_it_saturates() {
+        let xs = [
+            -200.0f32, -60.0, -3.0, -0.5, 0.0, 0.5, 3.0, 29.0, 31.0, 50.0, 200.0,
+        ];
+        let x = Tensor::<Cpu, 1>::from_floats(xs, &Default::default()).require_grad();
+        let y = tanh(x.clone());
+        let grads = y.clone().sum().backward();
+        let dx: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let y: Vec<f32> = y.into_data().to_vec().unwrap();
+        for ((&x, y), dx) in xs.iter().zip(y).zip(dx) {
+            let want = f64::from(x).tanh();
+            assert!(
+                (f64::from(y) - want).abs() < 1e-6,
+                "tanh({x}) = {y}, not {want}"
+            );
+            let want = 1.0 - want * want;
+            // Before the cap, the gradient above x = 44 was NaN.
+            assert!(
+                (f64::from(dx) - want).abs() < 1e-6,
+                "tanh'({x}) = {dx}, not {want}"
+            );
+        }
+    }
 }

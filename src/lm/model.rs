@@ -887,6 +887,7 @@ fn rowwise<B: Backend>(
         };
         match activation {
             Activation::Identity => y,
+            Activation::Tanh => crate::core::nn::tanh(y),
             Activation::GeluTanh => fused::gelu_tanh(&y).unwrap_or_else(|| gelu_tanh(y)),
         }
     });
