@@ -374,7 +374,13 @@ fn product<B: Backend>(
         match activation {
             Activation::Identity => (array(&[m, n], z), None),
             Activation::Tanh => {
-                let y = z.iter().map(|&v| tanh(v)).collect();
+                // The library's `exp` one value at a time, then the rest in a loop that
+                // vectorizes; `z`'s buffer then keeps what the backward step needs.
+                let e: Vec<f32> = z.iter().map(|&z| tanh_exp(z)).collect();
+                let y = e.iter().map(|&e| tanh_of_exp(e)).collect();
+                z.iter_mut()
+                    .zip(&e)
+                    .for_each(|(z, &e)| *z = saved_exp(*z, e));
                 (array(&[m, n], y), Some(array(&[m, n], z)))
             }
             Activation::GeluTanh => {
@@ -475,8 +481,9 @@ impl LinearShape {
     }
 }
 
-/// What the backward step of [`product`] needs: its inputs, and the pre-activation `z` when
-/// there is an activation.
+/// What the backward step of [`product`] needs: its inputs, and what the activation's
+/// derivative is computed from (GELU: the pre-activation `z`; tanh: `e^{2z}`, see
+/// [`saved_exp`]).
 #[derive(Clone, Debug)]
 struct LinearState {
     x: NdArrayTensor,
@@ -525,12 +532,12 @@ fn linear_backward<const N: usize>(ops: Ops<LinearState, N>, grads: &mut Gradien
     } = s.shape;
     let grad = values(&grads.consume::<NdArray>(node));
     let dz: Vec<f32> = match (&s.z, s.activation) {
-        (Some(z), Activation::Tanh) => {
-            let z = values(z);
-            let (g, z) = (slice(&grad), slice(&z));
+        (Some(e), Activation::Tanh) => {
+            let e = values(e);
+            let (g, e) = (slice(&grad), slice(&e));
             g.iter()
-                .zip(z)
-                .map(|(&g, &z)| tanh_backward(g, z))
+                .zip(e)
+                .map(|(&g, &e)| tanh_backward(g, e))
                 .collect()
         }
         (Some(z), Activation::GeluTanh) => {
@@ -763,20 +770,41 @@ pub fn exp(x: f32) -> f32 {
 /// not move with the kernels on.
 #[inline(always)]
 pub fn tanh(z: f32) -> f32 {
-    let e = (capped(z) * 2.0).exp();
+    tanh_of_exp(tanh_exp(z))
+}
+
+/// `e = exp(2z)`, `z` capped at [`TANH_CAP`].
+#[inline(always)]
+fn tanh_exp(z: f32) -> f32 {
+    (capped(z) * 2.0).exp()
+}
+
+/// `tanh(z)` from `e = exp(2z)`.
+#[inline(always)]
+fn tanh_of_exp(e: f32) -> f32 {
     (1.0 / (e + 1.0)) * -2.0 + 1.0
 }
 
-/// `g * tanh'(z)`, in the order burn's autodiff takes [`crate::core::nn::tanh`]'s operations
-/// backwards: `+ 1` passes `g`, `* -2` gives `-2g`, `1 / s` (with `s = e + 1`) multiplies by
-/// `-1 / (s s)`, `exp` by `e`, `* 2` by 2, and the cap by 0 above it; in all `g 4e / (e + 1)^2
-/// = g (1 - tanh(z)^2)`.
+/// What [`tanh_backward`] needs: `e = exp(2z)`, or `inf` where `z` is above the cap, whose
+/// gradient is 0 (`e` itself never reaches `inf` there: at most `exp(60)`).
 #[inline(always)]
-fn tanh_backward(g: f32, z: f32) -> f32 {
+fn saved_exp(z: f32, e: f32) -> f32 {
     if z > TANH_CAP {
+        f32::INFINITY
+    } else {
+        e
+    }
+}
+
+/// `g * tanh'(z)` from `e` of [`saved_exp`], in the order burn's autodiff takes
+/// [`crate::core::nn::tanh`]'s operations backwards: `+ 1` passes `g`, `* -2` gives `-2g`,
+/// `1 / s` (with `s = e + 1`) multiplies by `-1 / (s s)`, `exp` by `e`, `* 2` by 2, and the cap
+/// by 0 above it; in all `g 4e / (e + 1)^2 = g (1 - tanh(z)^2)`.
+#[inline(always)]
+fn tanh_backward(g: f32, e: f32) -> f32 {
+    if e == f32::INFINITY {
         return 0.0;
     }
-    let e = (z * 2.0).exp();
     let s = e + 1.0;
     (((g * -2.0) * -(1.0 / (s * s))) * e) * 2.0
 }
