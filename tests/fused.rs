@@ -312,41 +312,46 @@ fn fused_clipped_surrogate_gives_the_definitions_values_and_gradients_to_the_bit
     assert!(fused::clipped_surrogate(&logp, &tracked, &tracked, 0.2, 0.2).is_none());
 }
 
+/// `run` with the kernels on, then with them off (the switch is on again after); the caller
+/// holds the switch's turn.
+fn on_and_off<T>(run: impl Fn() -> T) -> (T, T) {
+    fused::set_enabled(true);
+    let on = run();
+    fused::set_enabled(false);
+    let off = run();
+    fused::set_enabled(true);
+    (on, off)
+}
+
+/// Every metric of `iterations` iterations but the clock's, as bits (a NaN equals itself).
+fn metric_bits(
+    iterations: usize,
+    mut iterate: impl FnMut() -> policy_lab::Metrics,
+) -> Vec<(&'static str, u64)> {
+    (0..iterations)
+        .flat_map(|_| iterate())
+        .filter(|(k, _)| !k.contains("time") && !k.contains("sps"))
+        .map(|(k, v)| (k, v.to_bits()))
+        .collect()
+}
+
 #[test]
 fn ppo_on_cartpole_gives_the_same_numbers_with_the_kernels_on_and_off() {
     let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    let run = |fused_on: bool| {
-        fused::set_enabled(fused_on);
+    let (on, off) = on_and_off(|| {
         let config = PpoConfig {
             num_steps: 64,
             ..PpoConfig::default()
         };
-        let mut ppo = Ppo::<Cpu>::new(
-            config,
-            make_vec_env("CartPole-v1", 4).unwrap(),
-            3,
-            100_000,
-            Default::default(),
-        )
-        .unwrap();
-        let metrics: Vec<f64> = (0..4)
-            .flat_map(|_| {
-                let m = ppo.iterate().unwrap();
-                [
-                    "policy_loss",
-                    "value_loss",
-                    "entropy",
-                    "approx_kl",
-                    "clipfrac",
-                ]
-                .map(|k| m[k])
-            })
-            .collect();
-        fused::set_enabled(true);
+        let venv = make_vec_env("CartPole-v1", 4).unwrap();
+        let mut ppo = Ppo::<Cpu>::new(config, venv, 3, 100_000, Default::default()).unwrap();
+        let metrics = metric_bits(4, || ppo.iterate().unwrap());
         (metrics, flat_params(&ppo.model))
-    };
-    let (on, off) = (run(true), run(false));
-    assert!(on.0.iter().any(|&v| v != 0.0));
+    });
+    assert!(on
+        .0
+        .iter()
+        .any(|(k, v)| *k == "policy_loss" && f64::from_bits(*v) != 0.0));
     assert_eq!(on.0, off.0, "the metrics of 4 updates");
     assert_eq!(on.1, off.1, "the weights after 4 updates");
 }
@@ -378,8 +383,7 @@ fn an_mlp_gives_the_same_values_and_gradients_to_the_bit_with_the_kernels_on_and
         Distribution::Normal(0.0, 1.0),
         &Default::default(),
     );
-    let run = |fused_on: bool| {
-        fused::set_enabled(fused_on);
+    let (on, off) = on_and_off(|| {
         // Training: values, and the gradients of a weighted sum of them, the input's included.
         let x = obs().require_grad();
         let out = net.forward(x.clone());
@@ -391,10 +395,8 @@ fn an_mlp_gives_the_same_values_and_gradients_to_the_bit_with_the_kernels_on_and
         let inner = net.valid();
         let inference = values(inner.forward(obs().inner()));
         let log_probs = actor_log_probs(&inner, &obs_values, 4, &Default::default());
-        fused::set_enabled(true);
         (values(out), input_grad, param_grads, inference, log_probs)
-    };
-    let (on, off) = (run(true), run(false));
+    });
     // Finite everywhere, the saturated units' gradients too (they were NaN before the cap in
     // `nn::tanh`, from `exp(2z) = inf` times 0).
     for (what, v) in [
@@ -435,29 +437,16 @@ fn first_layer_weight(net: &Mlp<Inference>) -> Tensor<Inference, 2> {
 #[test]
 fn trpo_on_cartpole_gives_the_same_numbers_with_the_kernels_on_and_off() {
     let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    let run = |fused_on: bool| {
-        fused::set_enabled(fused_on);
+    let (on, off) = on_and_off(|| {
         let config = TrpoConfig {
             num_steps: 64,
             ..TrpoConfig::default()
         };
-        let mut trpo = Trpo::<Cpu>::new(
-            config,
-            make_vec_env("CartPole-v1", 4).unwrap(),
-            3,
-            Default::default(),
-        )
-        .unwrap();
-        // Every metric but the clock's, as bits (a NaN equals itself).
-        let metrics: Vec<(&str, u64)> = (0..3)
-            .flat_map(|_| trpo.iterate().unwrap())
-            .filter(|(k, _)| !k.contains("time") && !k.contains("sps"))
-            .map(|(k, v)| (k, v.to_bits()))
-            .collect();
-        fused::set_enabled(true);
+        let venv = make_vec_env("CartPole-v1", 4).unwrap();
+        let mut trpo = Trpo::<Cpu>::new(config, venv, 3, Default::default()).unwrap();
+        let metrics = metric_bits(3, || trpo.iterate().unwrap());
         (metrics, flat_params(&trpo.model))
-    };
-    let (on, off) = (run(true), run(false));
+    });
     assert!(on.0.len() > 6 && on.0.iter().any(|(_, v)| f64::from_bits(*v) != 0.0));
     assert_eq!(on.0, off.0, "the metrics of 3 updates");
     assert_eq!(on.1, off.1, "the weights after 3 updates");
@@ -512,10 +501,8 @@ fn log_probs_and_gradients(model: &Transformer<Cpu>) -> (Vec<f32>, Vec<f32>) {
 fn a_transformers_log_probs_and_gradients_are_the_same_with_the_kernels_on_and_off() {
     let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let model = model();
-    let (logp_on, grads_on) = log_probs_and_gradients(&model);
-    fused::set_enabled(false);
-    let (logp_off, grads_off) = log_probs_and_gradients(&model);
-    fused::set_enabled(true);
+    let ((logp_on, grads_on), (logp_off, grads_off)) =
+        on_and_off(|| log_probs_and_gradients(&model));
     let value_gap = largest_difference(&logp_on, &logp_off);
     let grad_gap = scaled_difference(&grads_on, &grads_off);
     println!("transformer: log-probs {value_gap:e}, gradients {grad_gap:e} of the largest");
@@ -546,10 +533,7 @@ fn a_reference_models_log_probs_are_the_same_with_the_kernels_on_and_off() {
         let (logp, _) = completion_log_probs(&reference, &prompts, &completions, 0, 0.9).unwrap();
         values(logp)
     };
-    let on = log_probs();
-    fused::set_enabled(false);
-    let off = log_probs();
-    fused::set_enabled(true);
+    let (on, off) = on_and_off(log_probs);
     let gap = largest_difference(&on, &off);
     println!("reference model: log-probs {gap:e}");
     assert!(
