@@ -9,9 +9,10 @@ use std::sync::Mutex;
 use burn::module::{AutodiffModule, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use policy_lab::algos::ppo::{Ppo, PpoConfig};
+use policy_lab::algos::ppo::{self, Minibatch, Ppo, PpoConfig};
 use policy_lab::algos::trpo::{Trpo, TrpoConfig};
 use policy_lab::backend::{Cpu, Inference};
 use policy_lab::core::flat::{flat_grads, flat_params, set_flat_params};
@@ -310,6 +311,88 @@ fn fused_clipped_surrogate_gives_the_definitions_values_and_gradients_to_the_bit
     let logp = Tensor::<Cpu, 1>::zeros([3], &device).require_grad();
     let tracked = logp.clone() * 2.0;
     assert!(fused::clipped_surrogate(&logp, &tracked, &tracked, 0.2, 0.2).is_none());
+}
+
+/// A minibatch of `n` samples over `k` actions for PPO's loss: log-probabilities and returns
+/// spread so that the ratio and the value change each fall inside and outside their clip.
+fn ppo_minibatch(n: usize, k: usize) -> (Tensor<Cpu, 2>, Tensor<Cpu, 2>, Minibatch<Cpu>) {
+    let device = Default::default();
+    let normal = |shape: [usize; 2], sd: f64| {
+        Tensor::<Cpu, 2>::random(shape, Distribution::Normal(0.0, sd), &device)
+    };
+    let logits = normal([n, k], 1.5).require_grad();
+    let state_values = normal([n, 1], 2.0).require_grad();
+    let actions = Tensor::<Cpu, 1, Int>::random([n], Distribution::Uniform(0.0, k as f64), &device);
+    // The old policy's log-probabilities: the current ones moved by up to about +-0.5.
+    let logp = values(
+        log_softmax(logits.clone().inner(), 1)
+            .gather(1, actions.clone().inner().unsqueeze_dim(1))
+            .squeeze_dim::<1>(1),
+    );
+    let moved: Vec<f32> = logp
+        .iter()
+        .zip(values(normal([n, 1], 0.3)))
+        .map(|(l, d)| l + d)
+        .collect();
+    let one = |t: Tensor<Cpu, 2>| t.squeeze_dim::<1>(1);
+    let old_values = values(state_values.clone())
+        .iter()
+        .zip(values(normal([n, 1], 0.4)))
+        .map(|(v, d)| v + d)
+        .collect::<Vec<f32>>();
+    let mb = Minibatch {
+        obs: Tensor::zeros([n, 4], &device),
+        actions,
+        old_logp: Tensor::from_data(TensorData::new(moved, [n]), &device),
+        advantages: one(normal([n, 1], 1.0)),
+        returns: one(normal([n, 1], 2.0)),
+        old_values: Tensor::from_data(TensorData::new(old_values, [n]), &device),
+    };
+    (logits, state_values, mb)
+}
+
+#[test]
+fn fused_ppo_loss_gives_the_definitions_loss_parts_and_gradients_to_the_bit() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    <Cpu as Backend>::seed(&Default::default(), 8);
+    for (k, clip_vloss, scale) in [
+        (2, true, 1.0),
+        (4, true, 3.7),
+        (2, false, 1.0),
+        (5, false, -0.6),
+    ] {
+        let (logits, state_values, mb) = ppo_minibatch(128, k);
+        let mut config = PpoConfig::default();
+        config.update.clip_vloss = clip_vloss;
+        let run = |fused_path: bool| {
+            let (loss, parts) = if fused_path {
+                fused::ppo_loss(&logits, &state_values, &mb, &config)
+                    .expect("Autodiff<NdArray> has the kernel")
+            } else {
+                ppo::loss(logits.clone(), state_values.clone(), &mb, &config)
+            };
+            let grads = (loss.clone() * scale).backward();
+            let g_logits = values(logits.grad(&grads).unwrap());
+            let g_values = values(state_values.grad(&grads).unwrap());
+            (values(loss), parts, g_logits, g_values)
+        };
+        let (fused_run, defined) = (run(true), run(false));
+        let clipped = fused_run
+            .1
+            .ratio
+            .iter()
+            .filter(|r| (*r - 1.0).abs() > 0.2)
+            .count();
+        println!("ppo loss, {k} actions, clip_vloss {clip_vloss}: {clipped} of 128 ratios outside the clip range");
+        assert!(
+            clipped > 5 && clipped < 100,
+            "the cases cover both sides of the clip"
+        );
+        assert_eq!(fused_run.0, defined.0, "the loss");
+        assert_eq!(fused_run.1, defined.1, "its parts");
+        assert_eq!(fused_run.2, defined.2, "the logits' gradient");
+        assert_eq!(fused_run.3, defined.3, "the values' gradient");
+    }
 }
 
 /// `run` with the kernels on, then with them off (the switch is on again after); the caller

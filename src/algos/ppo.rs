@@ -17,7 +17,8 @@ use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +28,9 @@ use crate::core::fused;
 use crate::core::metrics::explained_variance;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::objective::{clipped_surrogate, ratio};
-use crate::core::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
+use crate::core::rollout::{
+    critic_values, obs_and_actions, pick, tensor1, Collector, Rollout, VecEnv,
+};
 use crate::{ConfigError, Metrics};
 
 // ANCHOR: ppo_config
@@ -259,39 +262,17 @@ impl<B: AutodiffBackend> Ppo<B> {
         'epochs: for _ in 0..c.update.update_epochs {
             indices.shuffle(self.collector.rng());
             for mb in indices.chunks(mb_size) {
-                let (obs, actions) = obs_and_actions::<B>(&rollout, mb, &self.device);
-                let mut mb_adv = pick(&advantages, mb);
-                if c.update.norm_adv {
-                    normalize(&mut mb_adv, 1e-8);
-                }
-                let t1 = |v: Vec<f32>| tensor1::<B>(v, &self.device);
-                let (old_logp, adv) = (t1(pick(&rollout.logp, mb)), t1(mb_adv));
-                let (ret, old_v) = (t1(pick(&returns, mb)), t1(pick(&values, mb)));
-
-                let log_probs = categorical::log_probs(self.model.actor.forward(obs.clone()));
-                let logp = categorical::log_prob_of(log_probs.clone(), actions);
-                let entropy = categorical::entropy(log_probs).mean();
-                let logratio = logp.clone() - old_logp.clone();
-                let r = ratio(logp.clone(), old_logp.clone());
-                stats.record_ratio(&r, &logratio, c.update.clip_coef);
-                // ANCHOR_END: ppo_minibatch
-
-                // ANCHOR: ppo_loss
-                // eq. (PPO-2): the clipped surrogate, as one fused operation where the
-                // backend has it (`core::fused`, the same gradient to the bit), else the
-                // definition.
-                let clip = c.update.clip_coef;
-                let pg_loss = fused::clipped_surrogate(&logp, &old_logp, &adv, clip, clip)
-                    .unwrap_or_else(|| clipped_surrogate(r, adv, clip, clip))
-                    .mean();
-                // eq. (PPO-4): the value loss, clipped around the old values.
-                let v = self.model.critic.forward(obs).squeeze_dim::<1>(1);
-                let v_loss = value_loss(v, old_v, ret, &c.update).mean();
-                // eq. (PPO-5): the full loss.
-                let loss = pg_loss.clone() - entropy.clone() * c.ent_coef
-                    + v_loss.clone() * c.update.vf_coef;
-                stats.record_losses(&pg_loss, &v_loss, &entropy);
-
+                let batch = Minibatch::of(
+                    &rollout,
+                    mb,
+                    &advantages,
+                    &returns,
+                    &values,
+                    &c,
+                    &self.device,
+                );
+                let (loss, parts) = self.loss(&batch);
+                stats.record(&parts, c.update.clip_coef);
                 let (model, grad_norm) = gradient_step(
                     self.model.clone(),
                     loss,
@@ -301,8 +282,8 @@ impl<B: AutodiffBackend> Ppo<B> {
                 );
                 self.model = model;
                 stats.grad_norm += f64::from(grad_norm);
-                // ANCHOR_END: ppo_loss
             }
+            // ANCHOR_END: ppo_minibatch
             // ANCHOR: ppo_target_kl
             if c.update.target_kl.is_some_and(|t| stats.last_approx_kl > t) {
                 stats.stopped_early = true;
@@ -320,7 +301,109 @@ impl<B: AutodiffBackend> Ppo<B> {
         crate::core::rollout::episode_metrics(&rollout, &mut m);
         Ok(m)
     }
+
+    /// PPO's loss on one minibatch ([`loss`]) with the current networks. Where the backend
+    /// has it, [`fused::ppo_loss`] computes the same numbers to the bit as one operation (one
+    /// node of the autodiff graph instead of about thirty).
+    pub fn loss(&self, mb: &Minibatch<B>) -> (Tensor<B, 1>, LossParts) {
+        let logits = self.model.actor.forward(mb.obs.clone());
+        let values = self.model.critic.forward(mb.obs.clone());
+        fused::ppo_loss(&logits, &values, mb, &self.config)
+            .unwrap_or_else(|| loss(logits, values, mb, &self.config))
+    }
 }
+
+/// One minibatch of PPO's update: the stored states and actions of some rollout steps with
+/// what the loss compares against (all `[len]` but `obs: [len, obs_dim]`).
+pub struct Minibatch<B: Backend> {
+    pub obs: Tensor<B, 2>,
+    pub actions: Tensor<B, 1, Int>,
+    /// `log pi_old(a|s)`, recorded when the action was taken.
+    pub old_logp: Tensor<B, 1>,
+    /// GAE advantages, normalized over the minibatch when `norm_adv` is set.
+    pub advantages: Tensor<B, 1>,
+    /// The value targets `A + V_old`.
+    pub returns: Tensor<B, 1>,
+    /// The critic's values when the rollout was collected.
+    pub old_values: Tensor<B, 1>,
+}
+
+impl<B: Backend> Minibatch<B> {
+    /// The rollout steps `idx`, with the batch's `advantages`, `returns` and `values`.
+    pub fn of(
+        rollout: &Rollout,
+        idx: &[usize],
+        advantages: &[f32],
+        returns: &[f32],
+        values: &[f32],
+        c: &PpoConfig,
+        device: &B::Device,
+    ) -> Self {
+        let (obs, actions) = obs_and_actions::<B>(rollout, idx, device);
+        let mut adv = pick(advantages, idx);
+        if c.update.norm_adv {
+            normalize(&mut adv, 1e-8);
+        }
+        let t1 = |v: Vec<f32>| tensor1::<B>(v, device);
+        Self {
+            obs,
+            actions,
+            old_logp: t1(pick(&rollout.logp, idx)),
+            advantages: t1(adv),
+            returns: t1(pick(returns, idx)),
+            old_values: t1(pick(values, idx)),
+        }
+    }
+}
+
+/// What the loss of a minibatch reports besides itself (for the metrics).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossParts {
+    pub pg_loss: f32,
+    pub v_loss: f32,
+    /// The mean entropy of the policy at the minibatch's states.
+    pub entropy: f32,
+    /// `log pi(a|s) - log pi_old(a|s)` and its `exp`, the ratio (PPO-1), per sample.
+    pub logratio: Vec<f32>,
+    pub ratio: Vec<f32>,
+}
+
+// ANCHOR: ppo_loss
+/// PPO's loss (PPO-5) on a minibatch, from the actor's `logits: [len, actions]` and the
+/// critic's `values: [len, 1]` at its states: the clipped surrogate (PPO-2) of the ratio
+/// (PPO-1), minus the entropy bonus, plus the clipped value loss (PPO-4).
+pub fn loss<B: Backend>(
+    logits: Tensor<B, 2>,
+    values: Tensor<B, 2>,
+    mb: &Minibatch<B>,
+    c: &PpoConfig,
+) -> (Tensor<B, 1>, LossParts) {
+    let log_probs = categorical::log_probs(logits);
+    let logp = categorical::log_prob_of(log_probs.clone(), mb.actions.clone());
+    let entropy = categorical::entropy(log_probs).mean();
+    // eq. (PPO-1) and (PPO-2): the ratio and the clipped surrogate.
+    let logratio = logp.clone() - mb.old_logp.clone();
+    let r = ratio(logp, mb.old_logp.clone());
+    let clip = c.update.clip_coef;
+    let pg_loss = clipped_surrogate(r.clone(), mb.advantages.clone(), clip, clip).mean();
+    // eq. (PPO-4): the value loss, clipped around the old values.
+    let v = values.squeeze_dim::<1>(1);
+    let v_loss = value_loss(v, mb.old_values.clone(), mb.returns.clone(), &c.update).mean();
+    // eq. (PPO-5): the full loss.
+    let loss = pg_loss.clone() - entropy.clone() * c.ent_coef + v_loss.clone() * c.update.vf_coef;
+
+    let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f32>();
+    let list = |t: Tensor<B, 1>| t.into_data().to_vec::<f32>().expect("f32 values");
+    let parts = LossParts {
+        pg_loss: scalar(pg_loss),
+        v_loss: scalar(v_loss),
+        entropy: scalar(entropy),
+        logratio: list(logratio),
+        ratio: list(r),
+    };
+    (loss, parts)
+}
+// ANCHOR_END: ppo_loss
 
 // ANCHOR: ppo_value_loss
 /// The value loss per state, eq. (PPO-4): `0.5 (V - R)^2`, or with `clip_vloss` (as
@@ -358,16 +441,6 @@ pub(crate) struct UpdateStats {
 }
 
 impl UpdateStats {
-    fn record_ratio<B: AutodiffBackend>(
-        &mut self,
-        ratio: &Tensor<B, 1>,
-        logratio: &Tensor<B, 1>,
-        clip: f32,
-    ) {
-        let ratio: Vec<f32> = ratio.clone().inner().into_data().to_vec().expect("f32");
-        let logratio: Vec<f32> = logratio.clone().inner().into_data().to_vec().expect("f32");
-        self.record_ratio_values(&ratio, &logratio, clip);
-    }
     // ANCHOR: ppo_approx_kl
     /// The ratio statistics of one minibatch from plain values (`logratio = log ratio`).
     pub(crate) fn record_ratio_values(&mut self, ratio: &[f32], logratio: &[f32], clip: f32) {
@@ -386,6 +459,13 @@ impl UpdateStats {
         self.n += 1.0;
     }
     // ANCHOR_END: ppo_approx_kl
+    /// A minibatch's ratio statistics and losses.
+    fn record(&mut self, parts: &LossParts, clip: f32) {
+        self.record_ratio_values(&parts.ratio, &parts.logratio, clip);
+        self.pg_loss += f64::from(parts.pg_loss);
+        self.v_loss += f64::from(parts.v_loss);
+        self.entropy += f64::from(parts.entropy);
+    }
     pub(crate) fn record_losses<B: AutodiffBackend>(
         &mut self,
         pg: &Tensor<B, 1>,
