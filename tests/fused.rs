@@ -15,6 +15,7 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use policy_lab::algos::ppo::{self, Minibatch, Ppo, PpoConfig};
 use policy_lab::algos::trpo::{Trpo, TrpoConfig};
 use policy_lab::backend::{Cpu, Inference};
+use policy_lab::core::checkpoint::{load_optim, save_optim};
 use policy_lab::core::flat::{flat_grads, flat_params, set_flat_params};
 use policy_lab::core::fused::{self, Activation};
 use policy_lab::core::nn::Mlp;
@@ -392,6 +393,69 @@ fn fused_ppo_loss_gives_the_definitions_loss_parts_and_gradients_to_the_bit() {
         assert_eq!(fused_run.1, defined.1, "its parts");
         assert_eq!(fused_run.2, defined.2, "the logits' gradient");
         assert_eq!(fused_run.3, defined.3, "the values' gradient");
+    }
+}
+
+/// Adam steps `steps` on `net` at the inputs `x`, each loss a different scale of its outputs.
+fn adam_steps<O: burn::optim::Optimizer<Mlp<Cpu>, Cpu>>(
+    mut net: Mlp<Cpu>,
+    optim: &mut O,
+    x: &Tensor<Cpu, 2>,
+    steps: std::ops::Range<usize>,
+) -> Mlp<Cpu> {
+    for step in steps {
+        let loss = (net.forward(x.clone()) * (step as f32 + 0.5))
+            .powi_scalar(2)
+            .mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(1e-3 / (1.0 + step as f64), net, grads);
+    }
+    net
+}
+
+#[test]
+fn fused_adam_takes_burns_steps_to_the_bit_and_loads_burns_checkpoints() {
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    <Cpu as Backend>::seed(&Default::default(), 9);
+    // (Reading the weights makes them: burn initializes a parameter when first used.)
+    let start = Mlp::<Cpu>::new(4, &[32, 32], 3, 1.0, &Default::default());
+    let start = set_flat_params(start.clone(), &flat_params(&start));
+    let x = inputs::<Cpu>([16, 4]).narrow(1, 0, 4);
+    for epsilon in [1e-5, 1e-8] {
+        let mut ours = fused::Adam::new().with_epsilon(epsilon).init();
+        let mut burns = burn::optim::AdamConfig::new().with_epsilon(epsilon).init();
+        let a = adam_steps(start.clone(), &mut ours, &x, 0..6);
+        let b = adam_steps(start.clone(), &mut burns, &x, 0..6);
+        assert_ne!(
+            flat_params(&a),
+            flat_params(&start),
+            "the steps move the weights"
+        );
+        assert_eq!(
+            flat_params(&a),
+            flat_params(&b),
+            "weights after 6 steps, epsilon {epsilon}"
+        );
+
+        // burn's Adam saved; ours loads it and goes on as burn's would.
+        let dir = std::env::temp_dir().join(format!("policy-lab-adam-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("optim");
+        save_optim(&burns, &path).unwrap();
+        let mut loaded = load_optim(
+            fused::Adam::new().with_epsilon(epsilon).init(),
+            &path,
+            &Default::default(),
+        )
+        .unwrap();
+        let a = adam_steps(a, &mut loaded, &x, 6..9);
+        let b = adam_steps(b, &mut burns, &x, 6..9);
+        assert_eq!(
+            flat_params(&a),
+            flat_params(&b),
+            "3 more steps from burn's checkpoint"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 

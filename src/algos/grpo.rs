@@ -17,14 +17,13 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::core::advantage::{group_advantages, zero_std_groups, GroupBaseline, ScaleRewards};
-use crate::core::fused;
+use crate::core::fused::{self, Adam};
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::objective::{
@@ -339,7 +338,7 @@ impl<B: AutodiffBackend> Grpo<B> {
             config,
             actor,
             reference,
-            optim: AdamConfig::new().init(),
+            optim: Adam::new().init(),
             env,
             time_limit,
             rng: EnvRng::seed_from_u64(seed),

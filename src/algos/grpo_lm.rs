@@ -21,7 +21,7 @@
 use burn::collective::{all_reduce, PeerId, ReduceOperation};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use policy_lab_envs::{Env, EnvRng, Space};
@@ -29,6 +29,7 @@ use rand::SeedableRng;
 
 use super::grpo::{grpo_loss, GrpoBatch, GrpoUpdate, WholeBatch};
 use crate::core::advantage::{group_advantages, zero_std_groups};
+use crate::core::fused::Adam;
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::apply_gradients;
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
@@ -137,7 +138,7 @@ where
             max_completion_length,
             reference,
             model,
-            optim: AdamConfig::new().init(),
+            optim: Adam::new().init(),
             env,
             tokenizer,
             rng: EnvRng::seed_from_u64(seed),

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
@@ -24,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{gae, normalize};
-use crate::core::fused;
+use crate::core::fused::{self, Adam};
 use crate::core::metrics::explained_variance;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::objective::{clipped_surrogate, ratio};
@@ -199,7 +198,7 @@ impl<B: AutodiffBackend> Ppo<B> {
             )
         });
         // ANCHOR: ppo_adam
-        let optim = AdamConfig::new().with_epsilon(1e-5).init();
+        let optim = Adam::new().with_epsilon(1e-5).init();
         let num_iterations = total_timesteps.div_ceil(config.batch_size()).max(1);
         // ANCHOR_END: ppo_adam
         Ok(Self {

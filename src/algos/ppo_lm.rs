@@ -20,7 +20,6 @@
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param, ParamId};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use policy_lab_envs::{Env, EnvRng, Space};
@@ -29,6 +28,7 @@ use rand::SeedableRng;
 
 use super::ppo::{value_loss, PpoUpdate, UpdateStats};
 use crate::core::advantage::{gae, normalize};
+use crate::core::fused::Adam;
 use crate::core::metrics::explained_variance;
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::gradient_step;
@@ -196,7 +196,7 @@ where
             config,
             max_completion_length,
             nets,
-            optim: AdamConfig::new().init(),
+            optim: Adam::new().init(),
             env,
             tokenizer,
             rng: EnvRng::seed_from_u64(seed),
@@ -457,7 +457,7 @@ mod tests {
             &policy_before[..4],
             &trunk_before[..4]
         );
-        let mut optim = AdamConfig::new().init();
+        let mut optim = Adam::new().init();
         let mut nets = nets;
         for _ in 0..3 {
             let v = nets.value.values(&[vec![1, 3]], &[vec![4, 5]], 0).unwrap();

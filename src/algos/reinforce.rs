@@ -12,13 +12,13 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{discounted_returns, normalize};
+use crate::core::fused::Adam;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::rollout::{critic_values, obs_and_actions, tensor1, Collector, Rollout, VecEnv};
 use crate::{scalar, ConfigError, Metrics};
@@ -118,8 +118,8 @@ impl<B: AutodiffBackend> Reinforce<B> {
         Ok(Self {
             config,
             model,
-            actor_optim: AdamConfig::new().init(),
-            critic_optim: AdamConfig::new().init(),
+            actor_optim: Adam::new().init(),
+            critic_optim: Adam::new().init(),
             collector,
             device,
             iteration: 0,

@@ -21,7 +21,7 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{gae, normalize};
 use crate::core::flat::{dot, flat_grads, flat_params, set_flat_params};
+use crate::core::fused::Adam;
 use crate::core::metrics::explained_variance;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
@@ -253,7 +254,7 @@ impl<B: AutodiffBackend> Trpo<B> {
         Ok(Self {
             config,
             model,
-            critic_optim: AdamConfig::new().init(),
+            critic_optim: Adam::new().init(),
             collector,
             device,
             iteration: 0,
