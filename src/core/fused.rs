@@ -5,11 +5,13 @@
 //! `exp` and arithmetic ([`crate::lm::model::gelu_tanh`]) is 14 operations on a block's largest
 //! activation, and its backward about twice as many; the log-probability of each sampled token
 //! ([`crate::lm::generate::selective_log_softmax`]) is 7 on the full-vocabulary logits; a
-//! hidden layer of the toy rungs' MLPs with its `tanh` ([`crate::core::nn::Mlp`]) is 11. Here
-//! each is one pass over the raw `f32` values forward and one backward, and under autodiff a
-//! single node (burn's custom-backward API: a [`Backward`] step registered in the graph). The
-//! MLP layer and PPO's surrogate do their definitions' operations in the same order, so their
-//! numbers are the definitions' to the bit and a run's learning curve does not move.
+//! hidden layer of the toy rungs' MLPs with its `tanh` ([`crate::core::nn::Mlp`]) is 11; PPO's
+//! whole minibatch loss ([`crate::algos::ppo::loss`]) about 30. Here each is one pass over the
+//! raw `f32` values forward and one backward, and under autodiff a single node (burn's
+//! custom-backward API: a [`Backward`] step registered in the graph). [`Adam`] is burn's
+//! optimizer step as one pass per parameter instead of about 15 tensor operations. The MLP
+//! layer, PPO's surrogate and loss, and Adam do their definitions' operations in the same order,
+//! so their numbers are the definitions' to the bit and a run's learning curve does not move.
 //!
 //! Each function returns `None` when it has no kernel for the backend, and the caller then
 //! runs the readable definition, which stays the specification:
