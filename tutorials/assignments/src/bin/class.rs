@@ -16,7 +16,10 @@
 //! `OUT/class.csv`. The builds share `OUT/target` (or `CARGO_TARGET_DIR`), so burn is
 //! compiled once; keep that folder for grading only: the handout and every submission are
 //! the same crates to cargo, told apart by their files' times, and every submission is
-//! copied afresh so that it is built again.
+//! copied afresh so that it is built again. They are laid out one after another in the same
+//! folder, `OUT/work/submission`, so that the compiler's incremental cache (which keys on the
+//! files' paths) is reused: after the first build, each recompiles what the submission
+//! changed, not the whole library.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -148,6 +151,27 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// A fresh copy of the handout in `OUT/work/submission`, with the files of `submission`
+/// that a student may change laid over it: the folder, and the files refused.
+fn lay_out(o: &Options, submission: Option<&Path>) -> std::io::Result<(PathBuf, Vec<String>)> {
+    let work = o.out.join("work").join("submission");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    let mut refused = Vec::new();
+    copy_files(&o.handout, &o.handout, &work, &|_| true, &mut refused)?;
+    if let Some(submission) = submission {
+        copy_files(
+            submission,
+            submission,
+            &work,
+            &student_may_change,
+            &mut refused,
+        )?;
+    }
+    Ok((work, refused))
+}
+
 /// Builds the grader of `o.assignment` in the repository `work`: its path, or why not.
 fn build_grader(o: &Options, work: &Path) -> std::io::Result<Result<PathBuf, String>> {
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
@@ -199,24 +223,7 @@ fn list_checks(
 
 /// Grades one submission against `checks`: Gradescope's results for it.
 fn grade_one(o: &Options, checks: &[(u64, String)], submission: &Path) -> std::io::Result<Value> {
-    let student = submission
-        .file_name()
-        .expect("a folder")
-        .to_string_lossy()
-        .into_owned();
-    let work = o.out.join("work").join(&student);
-    if work.exists() {
-        std::fs::remove_dir_all(&work)?;
-    }
-    let mut refused = Vec::new();
-    copy_files(&o.handout, &o.handout, &work, &|_| true, &mut refused)?;
-    copy_files(
-        submission,
-        submission,
-        &work,
-        &student_may_change,
-        &mut refused,
-    )?;
+    let (work, refused) = lay_out(o, Some(submission))?;
     let note = if refused.is_empty() {
         String::new()
     } else {
@@ -271,8 +278,9 @@ fn main() {
     let o = options();
     std::fs::create_dir_all(&o.out).expect("the output folder");
     // The handout as given: its grader lists the checks (and builds burn into OUT/target once).
-    let checks = match build_grader(&o, &o.handout).expect("cargo runs") {
-        Ok(grader) => list_checks(&o, &grader, &o.handout).expect("the grader runs"),
+    let (handout, _) = lay_out(&o, None).expect("a copy of the handout");
+    let checks = match build_grader(&o, &handout).expect("cargo runs") {
+        Ok(grader) => list_checks(&o, &grader, &handout).expect("the grader runs"),
         Err(why) => Err(why),
     }
     .unwrap_or_else(|why| usage(&format!("the handout's grader: {why}")));
