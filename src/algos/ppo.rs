@@ -461,9 +461,13 @@ impl UpdateStats {
     /// A minibatch's ratio statistics and losses.
     fn record(&mut self, parts: &LossParts, clip: f32) {
         self.record_ratio_values(&parts.ratio, &parts.logratio, clip);
-        self.pg_loss += f64::from(parts.pg_loss);
-        self.v_loss += f64::from(parts.v_loss);
-        self.entropy += f64::from(parts.entropy);
+        self.record_loss_values(parts.pg_loss, parts.v_loss, parts.entropy);
+    }
+    /// The losses of one minibatch from plain values.
+    fn record_loss_values(&mut self, pg: f32, v: f32, entropy: f32) {
+        self.pg_loss += f64::from(pg);
+        self.v_loss += f64::from(v);
+        self.entropy += f64::from(entropy);
     }
     pub(crate) fn record_losses<B: AutodiffBackend>(
         &mut self,
@@ -471,10 +475,8 @@ impl UpdateStats {
         v: &Tensor<B, 1>,
         ent: &Tensor<B, 1>,
     ) {
-        let scalar = |t: &Tensor<B, 1>| f64::from(t.clone().inner().into_scalar().elem::<f32>());
-        self.pg_loss += scalar(pg);
-        self.v_loss += scalar(v);
-        self.entropy += scalar(ent);
+        let scalar = |t: &Tensor<B, 1>| t.clone().inner().into_scalar().elem::<f32>();
+        self.record_loss_values(scalar(pg), scalar(v), scalar(ent));
     }
     pub(crate) fn finish(self) -> Metrics {
         let n = self.n.max(1.0);

@@ -347,10 +347,8 @@ pub fn ppo_loss<B: Backend>(
         returns: constant(on_host(&mb.returns)?)?,
         old_values: constant(on_host(&mb.old_values)?)?,
     };
-    let clip = c.update.clip_coef;
     let coefficients = PpoCoefficients {
-        range: (1.0 - clip, 1.0 + clip),
-        clip,
+        clip: c.update.clip_coef,
         clip_vloss: c.update.clip_vloss,
         ent_coef: c.ent_coef,
         vf_coef: c.update.vf_coef,
@@ -377,7 +375,7 @@ pub fn ppo_loss<B: Backend>(
     let entropy: Vec<f32> = row_sums(&p_log_p, n, k).iter().map(|&s| -s).collect();
     let logratio: Vec<f32> = logp.iter().zip(old).map(|(&l, &o)| l - o).collect();
     let ratio: Vec<f32> = logratio.iter().map(|&l| l.exp()).collect();
-    let range = coefficients.range;
+    let range = coefficients.range();
     let pg: Vec<f32> = ratio
         .iter()
         .zip(adv)
@@ -427,7 +425,6 @@ struct PpoTargets {
 
 #[derive(Clone, Copy, Debug)]
 struct PpoCoefficients {
-    range: (f32, f32),
     clip: f32,
     clip_vloss: bool,
     ent_coef: f32,
@@ -446,6 +443,13 @@ struct ValueTerms {
     clipped_diff: f32,
     clipped: f32,
     clip_vloss: bool,
+}
+
+impl PpoCoefficients {
+    /// The ratio's clip range, `[1 - clip, 1 + clip]`.
+    fn range(&self) -> (f32, f32) {
+        (1.0 - self.clip, 1.0 + self.clip)
+    }
 }
 
 impl PpoTargets {
@@ -551,7 +555,7 @@ impl Backward<NdArray, 2> for PpoLossBackward {
             // The surrogate's gradient for each log pi(a|s) (PPO-2), scattered to its action.
             let mut from_gather = vec![0.0f32; n * k];
             for i in 0..n {
-                let g_logp = surrogate_grad(per_sample * g_pg, s.ratio[i], adv[i], c.range);
+                let g_logp = surrogate_grad(per_sample * g_pg, s.ratio[i], adv[i], c.range());
                 from_gather[i * k + s.targets.actions[i] as usize] += g_logp;
             }
             // The entropy's: its mean, its negation, its row sum (the same for each action),
