@@ -3,7 +3,7 @@
 //!
 //! cargo bench --bench cartpole_bench -- [ppo|trpo] [total_steps] [seed]
 //! BENCH_BACKEND=flex cargo bench --features flex --bench cartpole_bench -- ...   (burn's Flex)
-//! BENCH_FUSED=0 cargo bench --bench cartpole_bench -- ...   (without `core::fused`'s kernels)
+//! BENCH_FUSED=0 cargo bench --bench cartpole_bench -- ...   (without `kernels`'s kernels)
 //!
 //! Prints `steps_per_second`, and the wall time and steps at which the mean return of the
 //! last 20 training episodes first reached 475 (`reached_475_s`, `reached_475_steps`).
@@ -17,9 +17,9 @@ use policy_lab::run::train::{Algo, RunConfig};
 
 fn main() {
     policy_lab::backend::keep_freed_memory();
-    // `BENCH_FUSED=0`: the definitions instead of `core::fused`'s kernels, to measure them.
+    // `BENCH_FUSED=0`: the definitions instead of `kernels`'s kernels, to measure them.
     if std::env::var("BENCH_FUSED").is_ok_and(|v| v == "0") {
-        policy_lab::core::fused::set_enabled(false);
+        policy_lab::kernels::set_enabled(false);
     }
     // `cargo bench` adds `--bench` to the arguments; it is not one of ours.
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");

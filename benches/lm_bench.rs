@@ -4,7 +4,7 @@
 //! cargo bench --bench lm_bench -- generate [rows] [reps]
 //! LM_BENCH_BACKEND=flex cargo bench --features flex --bench lm_bench -- generate|grpo ...
 //! cargo bench --bench lm_bench -- grpo [steps]
-//! LM_BENCH_FUSED=0 cargo bench --bench lm_bench -- grpo ...   (without `core::fused`'s kernels)
+//! LM_BENCH_FUSED=0 cargo bench --bench lm_bench -- grpo ...   (without `kernels`'s kernels)
 //! cargo bench --bench lm_bench -- grpo-vs-ppo [steps]
 //! cargo bench --bench lm_bench -- logprobs [vocab] [rows]
 //! cargo bench --bench lm_bench -- accumulation [vocab] [parts]
@@ -114,9 +114,9 @@ fn task() -> Arithmetic {
 
 fn main() {
     policy_lab::backend::keep_freed_memory();
-    // `LM_BENCH_FUSED=0`: the definitions instead of `core::fused`'s kernels, to measure them.
+    // `LM_BENCH_FUSED=0`: the definitions instead of `kernels`'s kernels, to measure them.
     if std::env::var("LM_BENCH_FUSED").is_ok_and(|v| v == "0") {
-        policy_lab::core::fused::set_enabled(false);
+        policy_lab::kernels::set_enabled(false);
     }
     // `cargo bench` adds `--bench` to the arguments; it is not one of ours.
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");

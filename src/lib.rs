@@ -22,6 +22,7 @@ pub mod agents;
 pub mod algos;
 pub mod backend;
 pub mod core;
+pub mod kernels;
 pub mod lm;
 pub mod run;
 

@@ -38,6 +38,18 @@ use policy_lab::Metrics;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The fast CPU paths (`kernels`: fused operations, the fused Adam, the language model's
+    /// host decoder): `off` runs the definitions instead, with the same numbers (also
+    /// `POLICY_LAB_KERNELS=off`).
+    #[arg(long, global = true, value_enum)]
+    kernels: Option<Switch>,
+}
+
+/// On or off.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -232,7 +244,11 @@ fn main() -> std::process::ExitCode {
     policy_lab::backend::keep_freed_memory();
     restore_sigpipe();
     policy_lab::run::progress::bars_on_terminal();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Some(switch) = cli.kernels {
+        policy_lab::kernels::set_enabled(switch == Switch::On);
+    }
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`policy-lab play | head`) is the reader's choice, not an error.

@@ -1,4 +1,4 @@
-//! The fused kernels of `core::fused` against the definitions they replace (GPT-2's GELU, the
+//! The fused kernels of `kernels` against the definitions they replace (GPT-2's GELU, the
 //! selective log-softmax, a linear layer with its activation): values and gradients within
 //! 1e-6 (of each value's size where it is above 1; a sum's gradient, of its largest value), on
 //! burn's CPU backend with and without autodiff; and a whole transformer's log-probabilities and
@@ -17,10 +17,10 @@ use policy_lab::algos::trpo::{Trpo, TrpoConfig};
 use policy_lab::backend::{Cpu, Inference};
 use policy_lab::core::checkpoint::{load_optim, save_optim};
 use policy_lab::core::flat::{flat_grads, flat_params, set_flat_params};
-use policy_lab::core::fused::{self, Activation};
 use policy_lab::core::nn::Mlp;
 use policy_lab::core::objective::{clipped_surrogate, ratio};
 use policy_lab::core::rollout::{actor_log_probs, make_vec_env};
+use policy_lab::kernels::{self, Activation};
 use policy_lab::lm::generate::{completion_log_probs, selective_log_softmax};
 use policy_lab::lm::model::{gelu_tanh, Transformer, TransformerConfig};
 
@@ -79,7 +79,7 @@ fn fused_gelu_gives_the_definitions_values_and_gradients_within_1e_6() {
     let x = inputs::<Cpu>([37, 53]).require_grad();
     let w = Tensor::<Cpu, 2>::random(x.dims(), Distribution::Normal(0.0, 1.0), &x.device());
 
-    let fused_y = fused::gelu_tanh(&x).expect("Autodiff<NdArray> has the kernel");
+    let fused_y = kernels::gelu_tanh(&x).expect("Autodiff<NdArray> has the kernel");
     let defined_y = gelu_tanh(x.clone());
     let value_gap = largest_difference(&values(fused_y.clone()), &values(defined_y.clone()));
 
@@ -94,10 +94,10 @@ fn fused_gelu_gives_the_definitions_values_and_gradients_within_1e_6() {
 
     // Without autodiff, and on an input that asks for no gradient under it.
     let plain = inputs::<Inference>([5, 7]);
-    let got = values(fused::gelu_tanh(&plain).expect("NdArray has the kernel"));
+    let got = values(kernels::gelu_tanh(&plain).expect("NdArray has the kernel"));
     assert!(largest_difference(&got, &values(gelu_tanh(plain))) <= 1e-6);
     let untracked = inputs::<Cpu>([5, 7]);
-    let got = values(fused::gelu_tanh(&untracked).unwrap());
+    let got = values(kernels::gelu_tanh(&untracked).unwrap());
     assert!(largest_difference(&got, &values(gelu_tanh(untracked))) <= 1e-6);
 }
 
@@ -117,7 +117,7 @@ fn fused_selective_log_softmax_gives_the_definitions_values_and_gradients_within
             Tensor::<Cpu, 3, Int>::from_data(TensorData::new(targets, [n, t, 1]), &device);
         let w = Tensor::<Cpu, 3>::random([n, t, 1], Distribution::Normal(0.0, 1.0), &device);
 
-        let fused_logp = fused::selective_log_softmax(&logits, &targets, 1.0 / temperature)
+        let fused_logp = kernels::selective_log_softmax(&logits, &targets, 1.0 / temperature)
             .expect("Autodiff<NdArray> has the kernel");
         let defined_logp = selective_log_softmax(logits.clone() / temperature, targets.clone());
         let value_gap =
@@ -138,7 +138,7 @@ fn fused_selective_log_softmax_gives_the_definitions_values_and_gradients_within
         &device,
     );
     let got = values(
-        fused::selective_log_softmax(&logits, &targets, 1.0).expect("NdArray has the kernel"),
+        kernels::selective_log_softmax(&logits, &targets, 1.0).expect("NdArray has the kernel"),
     );
     assert!(largest_difference(&got, &values(selective_log_softmax(logits, targets))) <= 1e-6);
 }
@@ -176,7 +176,7 @@ fn fused_linear_gives_the_definitions_values_and_gradients_within_1e_6() {
                 .require_grad();
             let w = Tensor::<Cpu, 2>::random([m, n], Distribution::Normal(0.0, 1.0), &device);
             let bias = layer.bias.as_ref().unwrap().val();
-            let fused_y = fused::linear(&x, &layer.weight.val(), Some(&bias), activation)
+            let fused_y = kernels::linear(&x, &layer.weight.val(), Some(&bias), activation)
                 .expect("Autodiff<NdArray> has the kernel");
             let defined_y = defined_linear(&layer, x.clone(), activation);
             let value_gap =
@@ -204,7 +204,7 @@ fn fused_linear_gives_the_definitions_values_and_gradients_within_1e_6() {
     let x = Tensor::<Inference, 2>::random([300, 96], Distribution::Normal(0.0, 2.0), &device);
     let fused_on = |x: &Tensor<Inference, 2>| {
         let bias = layer.bias.as_ref().unwrap().val();
-        values(fused::linear(x, &layer.weight.val(), Some(&bias), Activation::GeluTanh).unwrap())
+        values(kernels::linear(x, &layer.weight.val(), Some(&bias), Activation::GeluTanh).unwrap())
     };
     let all_cores = fused_on(&x);
     let one_core = rayon::ThreadPoolBuilder::new()
@@ -235,12 +235,12 @@ fn fused_products_without_a_bias_and_with_a_transposed_weight_match_burns() {
             Tensor::<Cpu, 2>::random(shape, Distribution::Normal(0.0, 0.5), &device).require_grad();
         let (fused_y, defined_y) = if transposed {
             (
-                fused::matmul_transposed(&x, &w),
+                kernels::matmul_transposed(&x, &w),
                 x.clone().matmul(w.clone().transpose()),
             )
         } else {
             (
-                fused::linear(&x, &w, None, Activation::Identity),
+                kernels::linear(&x, &w, None, Activation::Identity),
                 x.clone().matmul(w.clone()),
             )
         };
@@ -280,7 +280,7 @@ fn fused_clipped_surrogate_gives_the_definitions_values_and_gradients_to_the_bit
             * Tensor::<Cpu, 1>::random([n], Distribution::Bernoulli(0.9), &device);
         let up = Tensor::<Cpu, 1>::random([n], Distribution::Normal(0.0, 1.0), &device);
 
-        let fused_loss = fused::clipped_surrogate(&logp, &old_logp, &adv, eps_low, eps_high)
+        let fused_loss = kernels::clipped_surrogate(&logp, &old_logp, &adv, eps_low, eps_high)
             .expect("Autodiff<NdArray> has the kernel");
         let defined_loss = clipped_surrogate(
             ratio(logp.clone(), old_logp.clone()),
@@ -311,7 +311,7 @@ fn fused_clipped_surrogate_gives_the_definitions_values_and_gradients_to_the_bit
     // Tracked constants are refused (the kernel gives no gradient for them).
     let logp = Tensor::<Cpu, 1>::zeros([3], &device).require_grad();
     let tracked = logp.clone() * 2.0;
-    assert!(fused::clipped_surrogate(&logp, &tracked, &tracked, 0.2, 0.2).is_none());
+    assert!(kernels::clipped_surrogate(&logp, &tracked, &tracked, 0.2, 0.2).is_none());
 }
 
 /// A minibatch of `n` samples over `k` actions for PPO's loss: log-probabilities and returns
@@ -367,8 +367,10 @@ fn fused_ppo_loss_gives_the_definitions_loss_parts_and_gradients_to_the_bit() {
         config.update.clip_vloss = clip_vloss;
         let run = |fused_path: bool| {
             let (loss, parts) = if fused_path {
-                fused::ppo_loss(&logits, &state_values, &mb, &config)
-                    .expect("Autodiff<NdArray> has the kernel")
+                let (loss, parts) =
+                    kernels::ppo_loss(&logits, &state_values, mb.targets(), config.coefficients())
+                        .expect("Autodiff<NdArray> has the kernel");
+                (loss, ppo::LossParts::from(parts))
             } else {
                 ppo::loss(logits.clone(), state_values.clone(), &mb, &config)
             };
@@ -422,7 +424,7 @@ fn fused_adam_takes_burns_steps_to_the_bit_and_loads_burns_checkpoints() {
     let start = set_flat_params(start.clone(), &flat_params(&start));
     let x = inputs::<Cpu>([16, 4]).narrow(1, 0, 4);
     for epsilon in [1e-5, 1e-8] {
-        let mut ours = fused::Adam::new().with_epsilon(epsilon).init();
+        let mut ours = kernels::Adam::new().with_epsilon(epsilon).init();
         let mut burns = burn::optim::AdamConfig::new().with_epsilon(epsilon).init();
         let a = adam_steps(start.clone(), &mut ours, &x, 0..6);
         let b = adam_steps(start.clone(), &mut burns, &x, 0..6);
@@ -443,7 +445,7 @@ fn fused_adam_takes_burns_steps_to_the_bit_and_loads_burns_checkpoints() {
         let path = dir.join("optim");
         save_optim(&burns, &path).unwrap();
         let mut loaded = load_optim(
-            fused::Adam::new().with_epsilon(epsilon).init(),
+            kernels::Adam::new().with_epsilon(epsilon).init(),
             &path,
             &Default::default(),
         )
@@ -462,11 +464,11 @@ fn fused_adam_takes_burns_steps_to_the_bit_and_loads_burns_checkpoints() {
 /// `run` with the kernels on, then with them off (the switch is on again after); the caller
 /// holds the switch's turn.
 fn on_and_off<T>(run: impl Fn() -> T) -> (T, T) {
-    fused::set_enabled(true);
+    kernels::set_enabled(true);
     let on = run();
-    fused::set_enabled(false);
+    kernels::set_enabled(false);
     let off = run();
-    fused::set_enabled(true);
+    kernels::set_enabled(true);
     (on, off)
 }
 
@@ -562,7 +564,7 @@ fn an_mlp_gives_the_same_values_and_gradients_to_the_bit_with_the_kernels_on_and
     assert_eq!(on.4, off.4, "a rollout's log-probabilities");
     // Some hidden units saturate (|tanh| = 1 in f32) and some do not: both sides are covered.
     let first = net.valid();
-    let hidden = fused::linear(
+    let hidden = kernels::linear(
         &obs().inner(),
         &first_layer_weight(&first),
         None,
@@ -603,11 +605,11 @@ fn trpo_on_cartpole_gives_the_same_numbers_with_the_kernels_on_and_off() {
 fn the_switch_turns_the_kernels_off() {
     let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let x = inputs::<Inference>([2, 3]);
-    fused::set_enabled(false);
-    let off = fused::gelu_tanh(&x).is_none();
-    fused::set_enabled(true);
+    kernels::set_enabled(false);
+    let off = kernels::gelu_tanh(&x).is_none();
+    kernels::set_enabled(true);
     assert!(off, "set_enabled(false) leaves the definitions to run");
-    assert!(fused::gelu_tanh(&x).is_some());
+    assert!(kernels::gelu_tanh(&x).is_some());
 }
 
 /// A GPT-2-like model with weights spread 3x wider than its initialization, so that the
@@ -688,4 +690,103 @@ fn a_reference_models_log_probs_are_the_same_with_the_kernels_on_and_off() {
         "the kernels ran (the results differ in the last bits)"
     );
     assert!(gap <= 1e-5, "log-probabilities differ by {gap:e}");
+}
+
+/// Generation with the one switch: the host decoder (`lm::infer`) with the kernels on, the
+/// transformer's own tensor path with them off; the same greedy tokens, log-probabilities
+/// within 1e-5.
+#[test]
+fn generation_takes_the_definitions_path_with_the_kernels_off_and_gives_the_same_tokens() {
+    use policy_lab::envs::EnvRng;
+    use policy_lab::lm::generate::{generate, SamplingConfig};
+    use policy_lab::lm::infer::Decoder;
+    use rand::SeedableRng;
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let model: Transformer<Inference> = model().valid();
+    let host = on_and_off(|| matches!(Decoder::new(&model, 3, 16), Decoder::Host(_)));
+    assert_eq!(host, (true, false), "the host decoder on, then off");
+    let prompts = vec![vec![3, 4, 5], vec![6, 7], vec![8, 9, 10, 11]];
+    let (on, off) = on_and_off(|| {
+        let mut rng = EnvRng::seed_from_u64(3);
+        generate(
+            &model,
+            &prompts,
+            0,
+            u32::MAX,
+            &SamplingConfig::greedy(8),
+            &mut rng,
+        )
+        .unwrap()
+    });
+    assert_eq!(on.tokens, off.tokens, "the greedy tokens");
+    assert_eq!(
+        on.tokens.iter().map(Vec::len).sum::<usize>(),
+        24,
+        "8 tokens a row"
+    );
+    let flat = |c: &policy_lab::lm::generate::Completions| c.logp.concat();
+    let gap = largest_difference(&flat(&on), &flat(&off));
+    println!("generation: log-probs {gap:e}");
+    assert!(gap <= 1e-5, "log-probabilities differ by {gap:e}");
+}
+
+/// GRPO on the language model with the kernels on and off: the same completions and rewards
+/// (sampling reads log-probabilities that differ in their last bits), and losses and weights
+/// within 1e-5 of each other after 2 iterations.
+#[test]
+fn grpo_on_a_language_model_gives_the_same_run_with_the_kernels_on_and_off() {
+    use policy_lab::algos::grpo::GrpoUpdate;
+    use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
+    use policy_lab::envs::{Arithmetic, ArithmeticConfig};
+    use policy_lab::lm::task::task_tokenizer;
+    use policy_lab::lm::tokenizer::Tokenizer;
+    let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let tokenizer = task_tokenizer();
+    let start = policy_lab::backend::seeded::<Cpu, _>(&Default::default(), 4, || {
+        TransformerConfig::new(tokenizer.vocab_size())
+            .with_d_model(32)
+            .with_n_layers(2)
+            .with_n_heads(4)
+            .with_d_ff(64)
+            .with_max_seq_len(16)
+            .init(&Default::default())
+    });
+    let (on, off) = on_and_off(|| {
+        let env = Arithmetic::new(ArithmeticConfig {
+            digits: 1,
+            test_size: 10,
+            ..ArithmeticConfig::default()
+        })
+        .unwrap();
+        let config = GrpoLmConfig {
+            update: GrpoUpdate {
+                num_generations: 4,
+                num_groups: 4,
+                ..GrpoUpdate::default()
+            },
+            ..GrpoLmConfig::default()
+        };
+        let limit = env.config().completion_limit();
+        let model = start.clone();
+        let mut grpo = GrpoLm::new(config, limit, model, env, tokenizer.clone(), 7).unwrap();
+        let metrics: Vec<policy_lab::Metrics> = (0..2).map(|_| grpo.iterate().unwrap()).collect();
+        (metrics, flat_params(&grpo.model))
+    });
+    for (a, b) in on.0.iter().zip(&off.0) {
+        for key in ["reward", "completions/mean_length", "frac_reward_zero_std"] {
+            assert_eq!(a[key], b[key], "{key}");
+        }
+        let (la, lb) = (a["loss"], b["loss"]);
+        assert!(
+            (la - lb).abs() <= 1e-5 * la.abs().max(1.0),
+            "loss {la} against {lb}"
+        );
+    }
+    let gap = scaled_difference(&on.1, &off.1);
+    println!("grpo on a language model: weights {gap:e} of the largest apart after 2 iterations");
+    assert!(
+        on.1 != off.1,
+        "the kernels ran (the weights differ in the last bits)"
+    );
+    assert!(gap <= 1e-5, "weights differ by {gap:e} of the largest");
 }

@@ -352,7 +352,7 @@ fn a_broken_checkpoint_is_a_clear_error() {
 #[test]
 fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
     use policy_lab::lm::checkpoint::load_policy;
-    use policy_lab::lm::tokenizer::LmTokenizer;
+    use policy_lab::lm::checkpoint::LmTokenizer;
     use policy_lab::run::lm::{run_rl, LmAlgo, LmRunConfig};
 
     // What `policy-lab lm grpo --task add:2 --init DIR` does, on a tiny budget.

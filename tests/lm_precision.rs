@@ -226,13 +226,13 @@ mod on_flex {
         use policy_lab::run::lm::run_lm;
         let root = std::env::temp_dir().join(format!("policy-lab-flex-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        // Flex runs the definitions (`core::fused` has no kernels for it), and so does the
+        // Flex runs the definitions (`kernels` has no kernels for it), and so does the
         // `cpu` run it is held to, with the kernels off: the same operations on NdArray. (With
         // them on, the `cpu` curve moves in its last bits, and at this seed it took a loss
         // spike at step 300 that this comparison is not about: 0.072, 0.160, 0.084 per 50
         // steps, where the kernels-off run went 0.080, 0.031, 0.018. `tests/fused.rs` holds
         // the kernels to the definitions.)
-        policy_lab::core::fused::set_enabled(false);
+        policy_lab::kernels::set_enabled(false);
         let mut curves = Vec::new();
         for device in [Device::Cpu, Device::Flex] {
             let out = root.join(device.name());
@@ -245,7 +245,7 @@ mod on_flex {
             println!("{device}: loss per 50 steps {windows:.3?}");
             curves.push(windows);
         }
-        policy_lab::core::fused::set_enabled(true);
+        policy_lab::kernels::set_enabled(true);
         let (cpu, flex) = (&curves[0], &curves[1]);
         assert_eq!(cpu.len(), 8);
         assert!(

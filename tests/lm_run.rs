@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
+use policy_lab::lm::checkpoint::LmTokenizer;
 use policy_lab::lm::checkpoint::{load_lm, save_lm};
 use policy_lab::lm::model::TransformerConfig;
 use policy_lab::lm::task::{parse_task, task_tokenizer};
-use policy_lab::lm::tokenizer::{CharTokenizer, LmTokenizer, Tokenizer};
+use policy_lab::lm::tokenizer::{CharTokenizer, Tokenizer};
 use policy_lab::run::lm::{run_eval, run_rl, run_sft, LmAlgo, LmRunConfig};
 use policy_lab::run::Start;
 

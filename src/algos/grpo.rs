@@ -23,13 +23,13 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::core::advantage::{group_advantages, zero_std_groups, GroupBaseline, ScaleRewards};
-use crate::core::fused::{self, Adam};
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::objective::{
     aggregate, clipped_surrogate, kl, masked_mean, ratio, Aggregation, KlEstimator,
 };
 use crate::core::rollout::tensor2;
+use crate::kernels::{self, Adam};
 use crate::{scalar, ConfigError, Metrics};
 use policy_lab_envs::{AnyEnv, Env, EnvRng};
 
@@ -227,10 +227,10 @@ pub fn grpo_loss<B: Backend>(batch: GrpoBatch<B>, config: &GrpoUpdate) -> (Tenso
     let [n, t] = batch.logp.dims();
     let adv = batch.advantages.unsqueeze_dim::<2>(1).repeat_dim(1, t);
     let eps_high = config.epsilon_high.unwrap_or(config.epsilon);
-    // eq. (PPO-2) per token: one fused operation where the backend has it (`core::fused`,
+    // eq. (PPO-2) per token: one fused operation where the backend has it (`kernels`,
     // the same gradient to the bit), else the definition.
     let fused =
-        fused::clipped_surrogate(&batch.logp, &batch.old_logp, &adv, config.epsilon, eps_high);
+        kernels::clipped_surrogate(&batch.logp, &batch.old_logp, &adv, config.epsilon, eps_high);
     let r = ratio(batch.logp.clone(), batch.old_logp);
     let mut per_token = fused
         .unwrap_or_else(|| clipped_surrogate(r.clone(), adv.clone(), config.epsilon, eps_high));

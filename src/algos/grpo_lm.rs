@@ -24,18 +24,18 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
-use policy_lab_envs::{Env, EnvRng, Space};
+use policy_lab_envs::EnvRng;
 use rand::SeedableRng;
 
 use super::grpo::{grpo_loss, GrpoBatch, GrpoUpdate, WholeBatch};
 use crate::core::advantage::{group_advantages, zero_std_groups};
-use crate::core::fused::Adam;
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::apply_gradients;
+use crate::kernels::Adam;
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::Transformer;
 use crate::lm::reward::RewardFuncs;
-use crate::lm::rollout::{collect_completions, LmRollout};
+use crate::lm::rollout::{collect_completions, LmRollout, TextEnv};
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
 use crate::{ConfigError, Metrics};
@@ -111,9 +111,7 @@ pub struct GrpoLm<B: AutodiffBackend, E, T> {
 impl<B, E, T> GrpoLm<B, E, T>
 where
     B: AutodiffBackend,
-    E: Env + Clone,
-    E::ObsSpace: Space<Item = String>,
-    E::ActSpace: Space<Item = String>,
+    E: TextEnv,
     T: Tokenizer,
 {
     /// A learner that starts from `model` (usually an SFT checkpoint), which is also the
@@ -437,9 +435,7 @@ struct GrpoLmState<E> {
 impl<B, E, T> crate::core::learner::Learner for GrpoLm<B, E, T>
 where
     B: AutodiffBackend,
-    E: Env + Clone + serde::Serialize + serde::de::DeserializeOwned,
-    E::ObsSpace: Space<Item = String>,
-    E::ActSpace: Space<Item = String>,
+    E: TextEnv + serde::Serialize + serde::de::DeserializeOwned,
     T: Tokenizer,
 {
     type Policy = Transformer<B>;

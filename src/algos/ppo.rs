@@ -23,13 +23,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{gae, normalize};
-use crate::core::fused::{self, Adam};
 use crate::core::metrics::explained_variance;
-use crate::core::nn::{categorical, gradient_step, Mlp};
+use crate::core::nn::{categorical, gradient_step};
 use crate::core::objective::{clipped_surrogate, ratio};
 use crate::core::rollout::{
     critic_values, obs_and_actions, pick, tensor1, Collector, Rollout, VecEnv,
 };
+use crate::kernels::{self, Adam};
 use crate::{ConfigError, Metrics};
 
 // ANCHOR: ppo_config
@@ -161,6 +161,16 @@ impl PpoConfig {
         )?;
         self.update
             .validate(self.batch_size(), "num_envs * num_steps")
+    }
+
+    /// The loss's coefficients as the fused loss ([`kernels::ppo_loss`]) takes them.
+    pub fn coefficients(&self) -> kernels::PpoCoefficients {
+        kernels::PpoCoefficients {
+            clip: self.update.clip_coef,
+            clip_vloss: self.update.clip_vloss,
+            ent_coef: self.ent_coef,
+            vf_coef: self.update.vf_coef,
+        }
     }
 }
 
@@ -302,13 +312,15 @@ impl<B: AutodiffBackend> Ppo<B> {
     }
 
     /// PPO's loss on one minibatch ([`loss`]) with the current networks. Where the backend
-    /// has it, [`fused::ppo_loss`] computes the same numbers to the bit as one operation (one
+    /// has it, [`kernels::ppo_loss`] computes the same numbers to the bit as one operation (one
     /// node of the autodiff graph instead of about thirty).
     pub fn loss(&self, mb: &Minibatch<B>) -> (Tensor<B, 1>, LossParts) {
         let logits = self.model.actor.forward(mb.obs.clone());
         let values = self.model.critic.forward(mb.obs.clone());
-        fused::ppo_loss(&logits, &values, mb, &self.config)
-            .unwrap_or_else(|| loss(logits, values, mb, &self.config))
+        let c = &self.config;
+        kernels::ppo_loss(&logits, &values, mb.targets(), c.coefficients())
+            .map(|(loss, parts)| (loss, LossParts::from(parts)))
+            .unwrap_or_else(|| loss(logits, values, mb, c))
     }
 }
 
@@ -328,6 +340,17 @@ pub struct Minibatch<B: Backend> {
 }
 
 impl<B: Backend> Minibatch<B> {
+    /// What the fused loss ([`kernels::ppo_loss`]) reads of the minibatch.
+    pub fn targets(&self) -> kernels::PpoTargets<'_, B> {
+        kernels::PpoTargets {
+            actions: &self.actions,
+            old_logp: &self.old_logp,
+            advantages: &self.advantages,
+            returns: &self.returns,
+            old_values: &self.old_values,
+        }
+    }
+
     /// The rollout steps `idx`, with the batch's `advantages`, `returns` and `values`.
     pub fn of(
         rollout: &Rollout,
@@ -365,6 +388,25 @@ pub struct LossParts {
     /// `log pi(a|s) - log pi_old(a|s)` and its `exp`, the ratio (PPO-1), per sample.
     pub logratio: Vec<f32>,
     pub ratio: Vec<f32>,
+}
+
+impl From<kernels::PpoLossParts> for LossParts {
+    fn from(p: kernels::PpoLossParts) -> Self {
+        let kernels::PpoLossParts {
+            pg_loss,
+            v_loss,
+            entropy,
+            logratio,
+            ratio,
+        } = p;
+        LossParts {
+            pg_loss,
+            v_loss,
+            entropy,
+            logratio,
+            ratio,
+        }
+    }
 }
 
 // ANCHOR: ppo_loss
@@ -495,61 +537,10 @@ impl UpdateStats {
 
 use burn::tensor::ElementConversion;
 
-// How the toy runner reads Ppo's settings and makes its learner (registered in
-// `src/run/train.rs`).
-impl crate::core::learner::Rung for PpoConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        PpoConfig::validate(self)
-    }
-    fn hidden(&self) -> &[usize] {
-        &self.hidden
-    }
-    fn has_critic(&self) -> bool {
-        true
-    }
-    fn steps_per_iteration(&self) -> usize {
-        self.num_envs * self.num_steps
-    }
-    fn learner<B: AutodiffBackend>(
-        &self,
-        env: &str,
-        seed: u64,
-        total_timesteps: usize,
-        device: B::Device,
-    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Mlp<B>>>> {
-        let venv = crate::core::rollout::make_vec_env(env, self.num_envs)?;
-        let ppo = Ppo::new(self.clone(), venv, seed, total_timesteps, device)?;
-        Ok(Box::new(ppo))
-    }
-}
-
-// The run layer's view of PPO: iterate, and the checkpoint (actor and critic, their one
-// optimizer, the environments mid-episode).
-impl<B: AutodiffBackend> crate::core::learner::Learner for Ppo<B> {
-    type Policy = Mlp<B>;
-    fn iterate(&mut self) -> anyhow::Result<Metrics> {
-        Ok(Ppo::iterate(self)?)
-    }
-    fn global_step(&self) -> usize {
-        Ppo::global_step(self)
-    }
-    fn policy(&self) -> &Mlp<B> {
-        &self.model.actor
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        save_actor_critic(&self.model, &self.collector, self.iteration, dir)?;
-        save_optim(&self.optim, &dir.join("optim"))
-    }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        let d = &self.device;
-        (self.model, self.collector, self.iteration) =
-            load_actor_critic(self.model.clone(), dir, d)?;
-        self.optim = load_optim(self.optim.clone(), &dir.join("optim"), d)?;
-        Ok(())
-    }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.model)
-    }
-}
+// How the toy runner reads PPO's settings and makes its learner (registered in
+// `src/run/train.rs`), and the run layer's view of it: iterate, and the checkpoint (actor and
+// critic, their one optimizer, the environments mid-episode).
+crate::vec_env_rung!(PpoConfig, critic: true, |config, venv, seed, total, device| {
+    Ppo::new(config, venv, seed, total, device)
+});
+crate::actor_critic_learner!(Ppo, optim: "optim");

@@ -22,21 +22,21 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use policy_lab_envs::{Env, EnvRng, Space};
+use policy_lab_envs::EnvRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::ppo::{value_loss, PpoUpdate, UpdateStats};
 use crate::core::advantage::{gae, normalize};
-use crate::core::fused::Adam;
 use crate::core::metrics::explained_variance;
 use crate::core::metrics::generation_metrics;
 use crate::core::nn::gradient_step;
 use crate::core::objective::{clipped_surrogate, masked_mean, ratio};
+use crate::kernels::Adam;
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::{Batch, ModelError, Transformer};
 use crate::lm::reward::RewardFuncs;
-use crate::lm::rollout::{collect_completions, LmRollout};
+use crate::lm::rollout::{collect_completions, LmRollout, TextEnv};
 use crate::lm::sft::{LmError, TokenRows};
 use crate::lm::tokenizer::Tokenizer;
 use crate::{ConfigError, Metrics};
@@ -168,9 +168,7 @@ pub struct PpoLm<B: AutodiffBackend, E, T> {
 impl<B, E, T> PpoLm<B, E, T>
 where
     B: AutodiffBackend,
-    E: Env + Clone,
-    E::ObsSpace: Space<Item = String>,
-    E::ActSpace: Space<Item = String>,
+    E: TextEnv,
     T: Tokenizer,
 {
     /// A learner whose policy and value trunk both start from `model`.
@@ -524,9 +522,7 @@ struct PpoLmState<E> {
 impl<B, E, T> crate::core::learner::Learner for PpoLm<B, E, T>
 where
     B: AutodiffBackend,
-    E: Env + Clone + serde::Serialize + serde::de::DeserializeOwned,
-    E::ObsSpace: Space<Item = String>,
-    E::ActSpace: Space<Item = String>,
+    E: TextEnv + serde::Serialize + serde::de::DeserializeOwned,
     T: Tokenizer,
 {
     type Policy = Transformer<B>;

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{discounted_returns, normalize};
-use crate::core::fused::Adam;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::rollout::{critic_values, obs_and_actions, tensor1, Collector, Rollout, VecEnv};
+use crate::kernels::Adam;
 use crate::{scalar, ConfigError, Metrics};
 
 // ANCHOR: rf_config
@@ -276,65 +276,13 @@ pub struct Advantages {
     pub adv: Vec<f32>,
 }
 
-// How the toy runner reads Reinforce's settings and makes its learner (registered in
-// `src/run/train.rs`).
-impl crate::core::learner::Rung for ReinforceConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        ReinforceConfig::validate(self)
-    }
-    fn hidden(&self) -> &[usize] {
-        &self.hidden
-    }
-    fn has_critic(&self) -> bool {
-        true
-    }
-    fn steps_per_iteration(&self) -> usize {
-        self.num_envs * self.num_steps
-    }
-    fn learner<B: AutodiffBackend>(
-        &self,
-        env: &str,
-        seed: u64,
-        _total_timesteps: usize,
-        device: B::Device,
-    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Mlp<B>>>> {
-        let venv = crate::core::rollout::make_vec_env(env, self.num_envs)?;
-        Ok(Box::new(Reinforce::new(self.clone(), venv, seed, device)?))
-    }
-}
-
-// The run layer's view of REINFORCE: iterate, and the checkpoint (both networks, both
-// optimizers, the environments mid-episode).
-impl<B: AutodiffBackend> crate::core::learner::Learner for Reinforce<B> {
-    type Policy = Mlp<B>;
-    fn iterate(&mut self) -> anyhow::Result<Metrics> {
-        Ok(Reinforce::iterate(self)?)
-    }
-    fn global_step(&self) -> usize {
-        Reinforce::global_step(self)
-    }
-    fn policy(&self) -> &Mlp<B> {
-        &self.model.actor
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        save_actor_critic(&self.model, &self.collector, self.iteration, dir)?;
-        save_optim(&self.actor_optim, &dir.join("optim_actor"))?;
-        save_optim(&self.critic_optim, &dir.join("optim_critic"))
-    }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        let d = &self.device;
-        (self.model, self.collector, self.iteration) =
-            load_actor_critic(self.model.clone(), dir, d)?;
-        self.actor_optim = load_optim(self.actor_optim.clone(), &dir.join("optim_actor"), d)?;
-        self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
-        Ok(())
-    }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.model)
-    }
-}
+// How the toy runner reads REINFORCE's settings and makes its learner (registered in
+// `src/run/train.rs`), and the run layer's view of it: iterate, and the checkpoint (both
+// networks, both optimizers, the environments mid-episode).
+crate::vec_env_rung!(ReinforceConfig, critic: true, |config, venv, seed, _total, device| {
+    Reinforce::new(config, venv, seed, device)
+});
+crate::actor_critic_learner!(Reinforce, actor_optim: "optim_actor", critic_optim: "optim_critic");
 
 #[cfg(test)]
 mod tests {

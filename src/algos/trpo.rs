@@ -31,10 +31,10 @@ use serde::{Deserialize, Serialize};
 use crate::core::actor_critic::ActorCritic;
 use crate::core::advantage::{gae, normalize};
 use crate::core::flat::{dot, flat_grads, flat_params, set_flat_params};
-use crate::core::fused::Adam;
 use crate::core::metrics::explained_variance;
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
+use crate::kernels::Adam;
 use crate::{scalar, ConfigError, Metrics};
 
 /// TRPO's hyperparameters (sb3-contrib's names where it has them).
@@ -409,63 +409,13 @@ impl<B: AutodiffBackend> Trpo<B> {
     }
 }
 
-// How the toy runner reads Trpo's settings and makes its learner (registered in
-// `src/run/train.rs`).
-impl crate::core::learner::Rung for TrpoConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        TrpoConfig::validate(self)
-    }
-    fn hidden(&self) -> &[usize] {
-        &self.hidden
-    }
-    fn has_critic(&self) -> bool {
-        true
-    }
-    fn steps_per_iteration(&self) -> usize {
-        self.num_envs * self.num_steps
-    }
-    fn learner<B: AutodiffBackend>(
-        &self,
-        env: &str,
-        seed: u64,
-        _total_timesteps: usize,
-        device: B::Device,
-    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Mlp<B>>>> {
-        let venv = crate::core::rollout::make_vec_env(env, self.num_envs)?;
-        Ok(Box::new(Trpo::new(self.clone(), venv, seed, device)?))
-    }
-}
-
-// The run layer's view of TRPO: iterate, and the checkpoint (both networks, the critic's
-// optimizer; the actor has none, its step is the natural gradient's).
-impl<B: AutodiffBackend> crate::core::learner::Learner for Trpo<B> {
-    type Policy = Mlp<B>;
-    fn iterate(&mut self) -> anyhow::Result<Metrics> {
-        Ok(Trpo::iterate(self)?)
-    }
-    fn global_step(&self) -> usize {
-        Trpo::global_step(self)
-    }
-    fn policy(&self) -> &Mlp<B> {
-        &self.model.actor
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        save_actor_critic(&self.model, &self.collector, self.iteration, dir)?;
-        save_optim(&self.critic_optim, &dir.join("optim_critic"))
-    }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::core::checkpoint::*;
-        let d = &self.device;
-        (self.model, self.collector, self.iteration) =
-            load_actor_critic(self.model.clone(), dir, d)?;
-        self.critic_optim = load_optim(self.critic_optim.clone(), &dir.join("optim_critic"), d)?;
-        Ok(())
-    }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.model)
-    }
-}
+// How the toy runner reads TRPO's settings and makes its learner (registered in
+// `src/run/train.rs`), and the run layer's view of it: iterate, and the checkpoint (both
+// networks, the critic's optimizer; the actor has none, its step is the natural gradient's).
+crate::vec_env_rung!(TrpoConfig, critic: true, |config, venv, seed, _total, device| {
+    Trpo::new(config, venv, seed, device)
+});
+crate::actor_critic_learner!(Trpo, critic_optim: "optim_critic");
 
 #[cfg(test)]
 mod tests {

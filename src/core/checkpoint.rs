@@ -179,12 +179,12 @@ pub fn damaged(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Saves `value` as JSON at `path`, atomically.
 pub fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
-    crate::run::folder::write_json(value, path)
+    crate::core::files::write_json(value, path)
 }
 
 /// Reads the JSON at `path`; an error names the file.
 pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    crate::run::folder::read_json(path)
+    crate::core::files::read_json(path)
 }
 
 /// Whether every weight of `module` is finite.

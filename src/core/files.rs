@@ -34,7 +34,7 @@ pub fn temporary(path: &Path) -> PathBuf {
 
 /// Moves the finished folder `new` to `dir`, replacing what was there; the old folder is
 /// removed only once the new one is in place (a crash in between leaves `dir.old`, which
-/// [`RunFolder::checkpoint_dir`] and readers fall back to).
+/// the run folder and readers fall back to).
 pub fn swap_in(new: &Path, dir: &Path) -> Result<()> {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(".old");

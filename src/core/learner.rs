@@ -61,3 +61,92 @@ pub trait Rung {
     where
         Self: Sized;
 }
+
+/// The [`Rung`] of a toy rung that collects from `num_envs` copies of the environment (its
+/// config has `hidden`, `num_envs` and `num_steps`), written once. The caller names the
+/// learner's constructor over the config, the vector environment, the seed, the run's budget
+/// and the device:
+///
+/// ```text
+/// vec_env_rung!(PpoConfig, critic: true, |config, venv, seed, total, device| {
+///     Ppo::new(config, venv, seed, total, device)
+/// });
+/// ```
+#[macro_export]
+macro_rules! vec_env_rung {
+    ($config:ty, critic: $critic:expr, |$c:ident, $venv:ident, $seed:ident, $total:ident, $device:ident| $make:expr) => {
+        impl $crate::core::learner::Rung for $config {
+            fn validate(&self) -> Result<(), $crate::ConfigError> {
+                <$config>::validate(self)
+            }
+            fn hidden(&self) -> &[usize] {
+                &self.hidden
+            }
+            fn has_critic(&self) -> bool {
+                $critic
+            }
+            fn steps_per_iteration(&self) -> usize {
+                self.num_envs * self.num_steps
+            }
+            fn learner<B: burn::tensor::backend::AutodiffBackend>(
+                &self,
+                env: &str,
+                $seed: u64,
+                $total: usize,
+                $device: B::Device,
+            ) -> anyhow::Result<
+                Box<dyn $crate::core::learner::Learner<Policy = $crate::core::nn::Mlp<B>>>,
+            > {
+                let $venv = $crate::core::rollout::make_vec_env(env, self.num_envs)?;
+                let $c = self.clone();
+                Ok(Box::new($make?))
+            }
+        }
+    };
+}
+
+/// The [`Learner`] of a toy learner built on the shared actor-critic (fields `model`,
+/// `collector`, `iteration`, `device`, and its `iterate` and `global_step`), written once: its
+/// policy is the actor, its checkpoint the two networks, the environments mid-episode
+/// ([`crate::core::checkpoint::save_actor_critic`]) and the optimizers named, each in its own
+/// folder:
+///
+/// ```text
+/// actor_critic_learner!(Reinforce, actor_optim: "optim_actor", critic_optim: "optim_critic");
+/// ```
+#[macro_export]
+macro_rules! actor_critic_learner {
+    ($learner:ident $(, $optim:ident: $folder:literal)*) => {
+        impl<B: burn::tensor::backend::AutodiffBackend> $crate::core::learner::Learner
+            for $learner<B>
+        {
+            type Policy = $crate::core::nn::Mlp<B>;
+            fn iterate(&mut self) -> anyhow::Result<$crate::Metrics> {
+                Ok($learner::iterate(self)?)
+            }
+            fn global_step(&self) -> usize {
+                $learner::global_step(self)
+            }
+            fn policy(&self) -> &Self::Policy {
+                &self.model.actor
+            }
+            fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+                use $crate::core::checkpoint::*;
+                save_actor_critic(&self.model, &self.collector, self.iteration, dir)?;
+                $(save_optim(&self.$optim, &dir.join($folder))?;)*
+                Ok(())
+            }
+            fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+                use $crate::core::checkpoint::*;
+                let d = &self.device;
+                (self.model, self.collector, self.iteration) =
+                    load_actor_critic(self.model.clone(), dir, d)?;
+                $(self.$optim = load_optim(self.$optim.clone(), &dir.join($folder), d)?;)*
+                Ok(())
+            }
+            fn is_finite(&self) -> bool {
+                $crate::core::checkpoint::all_finite(&self.model)
+            }
+        }
+    };
+}

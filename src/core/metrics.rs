@@ -54,3 +54,13 @@ pub fn generation_metrics(
         clipped.iter().filter(|t| **t).count() as f64 / n,
     );
 }
+
+/// The mean and the (population) standard deviation of `ys`, the band drawn over seeds.
+pub fn mean_sd(ys: &[f64]) -> (f64, f64) {
+    let n = ys.len().max(1) as f64;
+    let mean = ys.iter().sum::<f64>() / n;
+    (
+        mean,
+        (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt(),
+    )
+}

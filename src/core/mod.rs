@@ -10,7 +10,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod files;
 pub mod flat;
-pub mod fused;
 pub mod learner;
 pub mod metrics;
 pub mod nn;

@@ -12,7 +12,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
-use crate::core::fused::{self, Activation};
+use crate::kernels::{self, Activation};
 
 /// A multi-layer perceptron: `Linear → tanh → ... → Linear`.
 #[derive(Module, Debug)]
@@ -85,7 +85,7 @@ impl<B: Backend> Mlp<B> {
     /// `[batch, input] → [batch, output]`.
     ///
     /// On burn's CPU backend each layer with its `tanh` is one fused operation
-    /// ([`fused::linear`]: one pass, one autodiff node, the same numbers to the bit); elsewhere,
+    /// ([`kernels::linear`]: one pass, one autodiff node, the same numbers to the bit); elsewhere,
     /// or with the kernels off, the definition: burn's `Linear`, then [`tanh`].
     pub fn forward(&self, mut x: Tensor<B, 2>) -> Tensor<B, 2> {
         let last = self.layers.len() - 1;
@@ -96,7 +96,7 @@ impl<B: Backend> Mlp<B> {
                 Activation::Identity
             };
             let bias = layer.bias.as_ref().map(|b| b.val());
-            x = fused::linear(&x, &layer.weight.val(), bias.as_ref(), activation).unwrap_or_else(
+            x = kernels::linear(&x, &layer.weight.val(), bias.as_ref(), activation).unwrap_or_else(
                 || match activation {
                     Activation::Tanh => tanh(layer.forward(x)),
                     _ => layer.forward(x),
@@ -121,8 +121,9 @@ pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     (e + 1.0).recip() * (-2.0) + 1.0
 }
 
-/// Where [`tanh`] caps its input: `tanh(30) = 1` in f32, `exp(60)` is finite.
-pub const TANH_CAP: f32 = 30.0;
+/// Where [`tanh`] caps its input: `tanh(30) = 1` in f32, `exp(60)` is finite (one constant
+/// with the fused layer's, which lives beside it in `kernels`).
+pub use crate::kernels::TANH_CAP;
 
 /// A categorical distribution over discrete actions, given by logits `[batch, actions]`.
 pub mod categorical {

@@ -20,9 +20,57 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use super::hf::load_hf;
+use super::chat::ChatPrompt;
+use super::hf::{load_hf, HfTokenizer};
 use super::model::{Transformer, TransformerConfig};
-use super::tokenizer::{CharTokenizer, LmTokenizer, Tokenizer};
+use super::tokenizer::{CharTokenizer, Tokenizer, TokenizerError};
+
+/// Either tokenizer: what a checkpoint carries and a run uses.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LmTokenizer {
+    /// The small tasks' characters.
+    Char(CharTokenizer),
+    /// A Hugging Face checkpoint's `tokenizer.json`.
+    Hf(Box<HfTokenizer>),
+}
+
+impl LmTokenizer {
+    /// The tokenizer inside.
+    fn inner(&self) -> &dyn Tokenizer {
+        match self {
+            Self::Char(t) => t,
+            Self::Hf(t) => t.as_ref(),
+        }
+    }
+}
+
+impl Tokenizer for LmTokenizer {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        self.inner().encode(text)
+    }
+    fn decode(&self, ids: &[u32]) -> String {
+        self.inner().decode(ids)
+    }
+    fn vocab_size(&self) -> usize {
+        self.inner().vocab_size()
+    }
+    fn pad_id(&self) -> u32 {
+        self.inner().pad_id()
+    }
+    fn bos_id(&self) -> Option<u32> {
+        self.inner().bos_id()
+    }
+    fn eos_id(&self) -> u32 {
+        self.inner().eos_id()
+    }
+    fn fingerprint(&self) -> String {
+        self.inner().fingerprint()
+    }
+    fn chat(&self) -> Option<&ChatPrompt> {
+        self.inner().chat()
+    }
+}
 
 /// `tokenizer.json`: the tokenizer and the fingerprint it had when the model was saved.
 #[derive(Serialize, Deserialize)]
@@ -98,7 +146,7 @@ pub fn save_lm<B: Backend>(
         tmp.join("tokenizer.json"),
         serde_json::to_string_pretty(&saved)?,
     )?;
-    crate::run::folder::swap_in(&tmp, dir)?;
+    crate::core::files::swap_in(&tmp, dir)?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::infer::Decoder;
 use super::model::{Batch, ModelError, Transformer};
-use crate::core::fused;
+use crate::kernels;
 
 /// How completions are sampled (names as in Hugging Face `generate`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,9 +250,9 @@ pub fn completion_log_probs<B: Backend>(
         let n = rows_per_chunk.min(rows - start);
         let logits = model.logits(hidden.clone().narrow(0, start, n));
         let targets = targets.clone().narrow(0, start, n);
-        // One fused pass where the backend has the kernel (`core::fused`), else the definition.
+        // One fused pass where the backend has the kernel (`kernels`), else the definition.
         parts.push(
-            fused::selective_log_softmax(&logits, &targets, 1.0 / temperature)
+            kernels::selective_log_softmax(&logits, &targets, 1.0 / temperature)
                 .unwrap_or_else(|| selective_log_softmax(logits / temperature, targets)),
         );
     }

@@ -13,14 +13,15 @@
 //!   reshapes or transposes;
 //! * the **MLP's activation** applied in place on its product's output, and each **residual
 //!   add** done by the matrix product itself (`x += h W`);
-//! * a **vectorized `exp`** ([`exp`], shared with [`crate::core::fused`]: a polynomial the compiler turns into SIMD code);
+//! * a **vectorized `exp`** ([`exp`], shared with [`crate::kernels`]: a polynomial the compiler turns into SIMD code);
 //! * logits only for each row's **last position**, the one sampling reads;
 //! * scratch buffers sized once: **no allocation per token**;
 //! * the rows split over the CPU's threads (rayon): rows never look at each other, so each
 //!   part runs the whole step with its own cache and buffers.
 //!
 //! [`Decoder`] is what [`crate::lm::generate::generate`] calls, so GRPO's and PPO's rollouts
-//! and the held-out evaluation all use it: this path for an f32 model on burn's CPU backend, and otherwise
+//! and the held-out evaluation all use it: this path for an f32 model on burn's CPU backend
+//! (unless the kernels are off: `kernels::set_enabled(false)`, `--kernels off`), and otherwise
 //! the transformer's own tensor path (burn's kernels on wgpu and CUDA, or bf16 compute).
 //! `tests/lm_infer.rs` checks that both give the same logits within 1e-5 on the GPT-2 model,
 //! on Llama, Qwen2 and Qwen3 checkpoints, with left padding and finished rows. The book's
@@ -35,7 +36,7 @@ use rayon::prelude::*;
 
 use super::model::{rope_tables, Batch, KvCache, ModelError, Norm, Seen};
 use super::model::{Precision, Transformer};
-use crate::core::fused::{exp, gelu as gelu_tanh, silu};
+use crate::kernels::{self, exp, gelu as gelu_tanh, silu};
 
 /// Generation's forward pass, one call per step: the host path or the tensor path (module
 /// docs).
@@ -48,11 +49,11 @@ pub enum Decoder<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Decoder<'a, B> {
-    /// The fastest path for `model`: [`HostDecoder`] for an f32 model on the CPU backend,
-    /// else the tensor path. `capacity` is the longest sequence it will see (prompt and new
+    /// The fastest path for `model`: [`HostDecoder`] for an f32 model on the CPU backend with
+    /// the kernels on ([`kernels::enabled`]), else the tensor path. `capacity` is the longest sequence it will see (prompt and new
     /// tokens); the host path allocates its cache for that many positions.
     pub fn new(model: &'a Transformer<B>, rows: usize, capacity: usize) -> Self {
-        if on_host::<B>() && model.precision == Precision::F32 {
+        if kernels::enabled() && on_host::<B>() && model.precision == Precision::F32 {
             Decoder::Host(Box::new(HostDecoder::new(model, rows, capacity)))
         } else {
             Decoder::tensors(model, rows)

@@ -31,7 +31,7 @@
 //! stay in f32. The casts are autodiff operations, so gradients come back to the f32
 //! weights in f32.
 
-use crate::core::fused::{self, Activation};
+use crate::kernels::{self, Activation};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -600,8 +600,8 @@ impl<B: Backend> Transformer<B> {
             p.lower(self.wte.weight.val()),
         );
         let logits = match p {
-            // One fused product on every core (`fused::matmul_transposed`), else burn's.
-            Precision::F32 => fused::matmul_transposed(&hidden, &wte),
+            // One fused product on every core (`kernels::matmul_transposed`), else burn's.
+            Precision::F32 => kernels::matmul_transposed(&hidden, &wte),
             _ => None,
         }
         .unwrap_or_else(|| hidden.matmul(wte.transpose()));
@@ -859,7 +859,7 @@ pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// `[rows * len, d_in]` matrix product, its weights in `p`'s type. (Given the 3-d tensor,
 /// burn's CPU backend runs one small product per row and repacks the weight matrix for each:
 /// generation was 2.8x slower, measured.) In f32 on the CPU it is one fused operation
-/// ([`fused::linear`]: the product on every core, the bias and the activation in the same
+/// ([`kernels::linear`]: the product on every core, the bias and the activation in the same
 /// pass, one autodiff node); elsewhere burn's layer, then the activation's definition.
 fn rowwise<B: Backend>(
     layer: &Linear<B>,
@@ -872,7 +872,7 @@ fn rowwise<B: Backend>(
     let fused = match p {
         Precision::F32 => {
             let bias = layer.bias.as_ref().map(|b| b.val());
-            fused::linear(&x, &layer.weight.val(), bias.as_ref(), activation)
+            kernels::linear(&x, &layer.weight.val(), bias.as_ref(), activation)
         }
         _ => None,
     };
@@ -888,7 +888,7 @@ fn rowwise<B: Backend>(
         match activation {
             Activation::Identity => y,
             Activation::Tanh => crate::core::nn::tanh(y),
-            Activation::GeluTanh => fused::gelu_tanh(&y).unwrap_or_else(|| gelu_tanh(y)),
+            Activation::GeluTanh => kernels::gelu_tanh(&y).unwrap_or_else(|| gelu_tanh(y)),
         }
     });
     let d_out = y.dims()[1];

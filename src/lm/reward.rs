@@ -413,7 +413,7 @@ pub fn save_reward_model<B: Backend>(
     dir: &std::path::Path,
     model: &RewardModel<B>,
     config: &TransformerConfig,
-    tokenizer: &super::tokenizer::LmTokenizer,
+    tokenizer: &super::checkpoint::LmTokenizer,
 ) -> anyhow::Result<()> {
     super::checkpoint::save_lm(dir, &model.backbone, config, tokenizer)?;
     crate::core::checkpoint::save_module(&model.head, &dir.join("head"))
@@ -423,7 +423,7 @@ pub fn save_reward_model<B: Backend>(
 pub fn load_reward_model<B: Backend>(
     dir: &std::path::Path,
     device: &B::Device,
-) -> anyhow::Result<(RewardModel<B>, super::tokenizer::LmTokenizer)> {
+) -> anyhow::Result<(RewardModel<B>, super::checkpoint::LmTokenizer)> {
     use anyhow::Context;
     if !dir.join("head.mpk").exists() {
         anyhow::bail!(

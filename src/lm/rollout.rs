@@ -12,6 +12,22 @@ use super::sft::{encode_prompt, LmError, TokenRows};
 use super::tokenizer::Tokenizer;
 use crate::core::advantage::zero_std_groups;
 
+/// A text task as an environment: its observations are prompts and its actions completions,
+/// both `String`s (the arithmetic task, a preference task). Every language-model learner
+/// collects from one.
+pub trait TextEnv:
+    Env<ObsSpace: Space<Item = String>, ActSpace: Space<Item = String>> + Clone
+{
+}
+
+impl<E> TextEnv for E
+where
+    E: Env + Clone,
+    E::ObsSpace: Space<Item = String>,
+    E::ActSpace: Space<Item = String>,
+{
+}
+
 /// `prompts * group_size` completions and their rewards, prompt-major: rows
 /// `g * group_size .. (g + 1) * group_size` share prompt `g`.
 #[derive(Clone, Debug, Default)]
@@ -106,9 +122,7 @@ pub fn collect_completions<B, E, T>(
 ) -> Result<LmRollout, LmError>
 where
     B: Backend,
-    E: Env + Clone,
-    E::ObsSpace: Space<Item = String>,
-    E::ActSpace: Space<Item = String>,
+    E: TextEnv,
     T: Tokenizer,
 {
     // ANCHOR: grpolm_collect_completions

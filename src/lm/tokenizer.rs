@@ -105,67 +105,6 @@ impl Tokenizer for CharTokenizer {
     }
 }
 
-/// Either tokenizer: what a checkpoint carries and a run uses.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum LmTokenizer {
-    /// The small tasks' characters.
-    Char(CharTokenizer),
-    /// A Hugging Face checkpoint's `tokenizer.json`.
-    Hf(Box<crate::lm::hf::HfTokenizer>),
-}
-
-impl Tokenizer for LmTokenizer {
-    fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
-        match self {
-            Self::Char(t) => t.encode(text),
-            Self::Hf(t) => t.encode(text),
-        }
-    }
-    fn decode(&self, ids: &[u32]) -> String {
-        match self {
-            Self::Char(t) => t.decode(ids),
-            Self::Hf(t) => t.decode(ids),
-        }
-    }
-    fn vocab_size(&self) -> usize {
-        match self {
-            Self::Char(t) => t.vocab_size(),
-            Self::Hf(t) => t.vocab_size(),
-        }
-    }
-    fn pad_id(&self) -> u32 {
-        match self {
-            Self::Char(t) => t.pad_id(),
-            Self::Hf(t) => t.pad_id(),
-        }
-    }
-    fn bos_id(&self) -> Option<u32> {
-        match self {
-            Self::Char(t) => t.bos_id(),
-            Self::Hf(t) => t.bos_id(),
-        }
-    }
-    fn eos_id(&self) -> u32 {
-        match self {
-            Self::Char(t) => t.eos_id(),
-            Self::Hf(t) => t.eos_id(),
-        }
-    }
-    fn fingerprint(&self) -> String {
-        match self {
-            Self::Char(t) => t.fingerprint(),
-            Self::Hf(t) => t.fingerprint(),
-        }
-    }
-    fn chat(&self) -> Option<&crate::lm::chat::ChatPrompt> {
-        match self {
-            Self::Char(t) => t.chat(),
-            Self::Hf(t) => t.chat(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,7 +116,7 @@ impl Figure {
     pub fn mean_over(self, label: &str, xs: &[f64], runs: &[Vec<f64>]) -> Self {
         let at = |i: usize| -> Vec<f64> { runs.iter().filter_map(|r| r.get(i).copied()).collect() };
         let stats: Vec<(f64, f64)> = (0..xs.len())
-            .map(|i| crate::run::plot::mean_sd(&at(i)))
+            .map(|i| crate::core::metrics::mean_sd(&at(i)))
             .collect();
         let mean: Vec<f64> = stats.iter().map(|(m, _)| *m).collect();
         let low: Vec<f64> = stats.iter().map(|(m, s)| m - s).collect();

@@ -31,11 +31,11 @@ use crate::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
 use crate::algos::ppo_lm::{PpoLm, PpoLmConfig};
 use crate::backend::Device;
 use crate::core::learner::Learner;
-use crate::lm::checkpoint::{load_policy, save_lm};
+use crate::lm::checkpoint::{load_policy, save_lm, LmTokenizer};
 use crate::lm::model::{Precision, Transformer, TransformerConfig};
 use crate::lm::sft::Sft;
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
-use crate::lm::tokenizer::{LmTokenizer, Tokenizer};
+use crate::lm::tokenizer::Tokenizer;
 use crate::run::{drive, resume_from, Drive, Progress, RunFolder, RunState, Start};
 use crate::{ConfigError, Metrics};
 
@@ -255,7 +255,7 @@ impl LmRunConfig {
     }
     /// [`LmRunConfig::from_toml_as`] on the file at `path`.
     pub fn from_file_as(path: &Path, algo: Option<LmAlgo>) -> Result<Self> {
-        let text = crate::run::folder::read_text(path)?;
+        let text = crate::core::files::read_text(path)?;
         Self::from_toml_as(&text, algo).with_context(|| format!("in {}", path.display()))
     }
     /// The settings as TOML, each value as the user would write it, with only the tables

@@ -31,11 +31,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Barrier, Mutex};
 
+use crate::lm::rollout::TextEnv;
 use burn::collective::{finish_collective, register, CollectiveConfig, PeerId};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
-use policy_lab_envs::{Env, Space};
 use serde::{Deserialize, Serialize};
 
 use crate::algos::grpo_lm::{mean_over_peers, GrpoLm, GrpoLmConfig};
@@ -212,9 +212,7 @@ pub fn grpo_data_parallel<B, E, T>(
 ) -> Result<Transformer<B>, LmError>
 where
     B: AutodiffBackend,
-    E: Env + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned,
-    E::ObsSpace: Space<Item = String>,
-    E::ActSpace: Space<Item = String>,
+    E: TextEnv + Send + Sync + serde::Serialize + serde::de::DeserializeOwned,
     T: Tokenizer + Clone + Send + Sync,
 {
     let peers = Peers {
@@ -288,9 +286,7 @@ pub fn grpo_data_parallel_run<B, E, T>(
 ) -> anyhow::Result<Transformer<B>>
 where
     B: AutodiffBackend,
-    E: Env + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned,
-    E::ObsSpace: Space<Item = String>,
-    E::ActSpace: Space<Item = String>,
+    E: TextEnv + Send + Sync + serde::Serialize + serde::de::DeserializeOwned,
     T: Tokenizer + Clone + Send + Sync,
 {
     use crate::core::learner::Learner;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+pub use crate::core::metrics::mean_sd;
 use crate::run::figure::Figure;
 use crate::run::train::RunConfig;
 
@@ -145,16 +146,6 @@ pub fn on_grid(points: &[(f64, f64)], grid: &[f64]) -> Vec<f64> {
     grid.iter()
         .map(|x| value_at(points, *x).unwrap_or(first))
         .collect()
-}
-
-/// The mean and the (population) standard deviation of `ys`, the band drawn over seeds.
-pub fn mean_sd(ys: &[f64]) -> (f64, f64) {
-    let n = ys.len().max(1) as f64;
-    let mean = ys.iter().sum::<f64>() / n;
-    (
-        mean,
-        (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt(),
-    )
 }
 
 /// Draws `curves` into `<stem>.png` and `<stem>.svg` in the one plot style

@@ -95,10 +95,10 @@ pub fn grade(assignment: &str, checks: &[Check]) -> ! {
 /// `--heldout DIR`), prints one line per check and the score of `assignment` (public and
 /// held-out apart), writes `--json FILE` if asked, and exits (status 0 only on full marks).
 pub fn grade_with_cases(assignment: &str, checks: &[Check], case_checks: &[CaseCheck]) -> ! {
-    // The library's fused kernels (`core::fused`) stand in for some of the student's functions
+    // The library's fused kernels (`kernels`) stand in for some of the student's functions
     // on the CPU (the clipped surrogate, the selective log-softmax): off, so that the
     // student's code is what the checks and the learners run.
-    policy_lab::core::fused::set_enabled(false);
+    policy_lab::kernels::set_enabled(false);
     let options = options();
     type Run<'a> = Box<dyn Fn() -> Result<(), String> + 'a>;
     let mut plan: Vec<(String, u32, &'static str, Run)> = Vec::new();

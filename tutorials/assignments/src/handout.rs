@@ -157,14 +157,14 @@ pub fn build(repo: &Path, out: &Path, chosen: &Assignments) -> Result<Vec<Region
     Ok(regions)
 }
 
-/// The line of `src/core/fused.rs` that turns the fused kernels on by default.
-const KERNELS_ON: &str = "static ENABLED: AtomicBool = AtomicBool::new(true);";
+/// The line of `src/kernels/mod.rs` that turns the fused kernels on by default.
+const KERNELS_ON: &str = "pub const DEFAULT: bool = true;";
 
-/// Turns the library's fused kernels (`core::fused`) off by default in the handout: on the CPU
+/// Turns the library's fused kernels (`kernels`) off by default in the handout: on the CPU
 /// they stand in for some of the students' functions (`clipped_surrogate`,
 /// `selective_log_softmax`), and a student's notebook and training runs must call their code.
 fn kernels_off(out: &Path) -> Result<(), String> {
-    let file = out.join("src/core/fused.rs");
+    let file = out.join("src/kernels/mod.rs");
     let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     if !text.contains(KERNELS_ON) {
         return Err(format!(
@@ -172,7 +172,7 @@ fn kernels_off(out: &Path) -> Result<(), String> {
             file.display()
         ));
     }
-    let off = KERNELS_ON.replace("new(true)", "new(false)");
+    let off = KERNELS_ON.replace("true", "false");
     fs::write(&file, text.replace(KERNELS_ON, &off)).map_err(|e| e.to_string())
 }
 
