@@ -22,6 +22,7 @@ use policy_lab::envs::ENV_IDS;
 use policy_lab::run::evaluate::{draw_grid_policy, evaluate_with_progress};
 use policy_lab::run::folder;
 use policy_lab::run::ladder::{run_ladder, LADDER_SEEDS};
+use policy_lab::run::lm::{run_eval, run_lm, LmAlgo, LmRunConfig};
 use policy_lab::run::play::{play, AgentKind, PlayConfig, RenderMode};
 use policy_lab::run::plot::{average, draw, read_run, XAxis};
 use policy_lab::run::train::{load_policy, train_on, Algo, RunConfig};
@@ -143,28 +144,71 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
+/// `policy-lab lm ...`: one subcommand for each stage of the registry in `src/run/lm/mod.rs`
+/// (`sft`, `reward`, `grpo`, `ppo`: each with [`LmArgs`]), then `eval` and `tasks`. Written out
+/// by hand below ([`LmCommand::augment_subcommands`]) so that a stage added to the registry is
+/// a subcommand with no line here.
 enum LmCommand {
-    /// Train a fresh model on demonstrations until it reaches a partial held-out accuracy
-    /// (`sft.stop_at_accuracy`), and save it: the warm start for RL.
-    Sft(Box<LmArgs>),
-    /// GRPO from a checkpoint.
-    Grpo(Box<LmArgs>),
-    /// PPO with a value head from a checkpoint (the comparison for GRPO).
-    Ppo(Box<LmArgs>),
-    /// Train a reward model on the task's preference pairs (a hidden rater prefers even
-    /// digits) with the Bradley-Terry loss: the RLHF rung.
-    Reward(Box<LmArgs>),
+    /// A stage of the registry, with its flags.
+    Stage(LmAlgo, Box<LmArgs>),
     /// Greedy accuracy of a checkpoint on a task's held-out test problems.
-    Eval {
-        /// A run folder, its `model/` folder, or a Hugging Face checkpoint folder.
-        model: PathBuf,
-        /// The task (default: the one the run was trained on).
-        #[arg(long)]
-        task: Option<String>,
-    },
+    Eval(LmEvalArgs),
     /// List the tasks `--task` accepts.
     Tasks,
+}
+
+#[derive(Args)]
+struct LmEvalArgs {
+    /// A run folder, its `model/` folder, or a Hugging Face checkpoint folder.
+    model: PathBuf,
+    /// The task (default: the one the run was trained on).
+    #[arg(long)]
+    task: Option<String>,
+}
+
+impl clap::Subcommand for LmCommand {
+    fn augment_subcommands(mut cmd: clap::Command) -> clap::Command {
+        for algo in LmAlgo::ALL {
+            let stage = clap::Command::new(algo.name()).about(algo.about());
+            cmd = cmd.subcommand(LmArgs::augment_args(stage));
+        }
+        let eval = clap::Command::new("eval")
+            .about("Greedy accuracy of a checkpoint on a task's held-out test problems.");
+        cmd.subcommand(LmEvalArgs::augment_args(eval))
+            .subcommand(clap::Command::new("tasks").about("List the tasks `--task` accepts."))
+    }
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+    fn has_subcommand(name: &str) -> bool {
+        matches!(name, "eval" | "tasks") || stage_named(name).is_some()
+    }
+}
+
+impl clap::FromArgMatches for LmCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        match matches.subcommand() {
+            Some(("eval", m)) => Ok(LmCommand::Eval(LmEvalArgs::from_arg_matches(m)?)),
+            Some(("tasks", _)) => Ok(LmCommand::Tasks),
+            Some((name, m)) => match stage_named(name) {
+                Some(algo) => Ok(LmCommand::Stage(
+                    algo,
+                    Box::new(LmArgs::from_arg_matches(m)?),
+                )),
+                None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+            },
+            None => Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand)),
+        }
+    }
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+/// The registry's stage called `name`.
+fn stage_named(name: &str) -> Option<LmAlgo> {
+    LmAlgo::ALL.iter().copied().find(|a| a.name() == name)
 }
 
 #[derive(Args)]
@@ -431,9 +475,14 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Device { device }) => {
             let device: Device = device.parse()?;
             println!(
-                "{device}: sum(A A^T) = {} (built backends: {:?})",
+                "{device}: sum(A A^T) = {} (built backends: {:?}; CPU kernels {})",
                 check_device(device)?,
-                Device::available()
+                Device::available(),
+                if policy_lab::kernels::enabled() {
+                    "on"
+                } else {
+                    "off"
+                }
             );
         }
         Some(Command::Orchestrator { port }) => {
@@ -465,7 +514,6 @@ fn model_folder(path: &std::path::Path) -> PathBuf {
 
 fn lm_command(command: LmCommand) -> Result<()> {
     use policy_lab::lm::task::{parse_task, TASKS};
-    use policy_lab::run::lm::{run_eval, run_lm, LmAlgo, LmRunConfig};
     let (algo, args) = match command {
         LmCommand::Tasks => {
             for (name, about) in TASKS {
@@ -473,7 +521,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
             }
             return Ok(());
         }
-        LmCommand::Eval { model, task } => {
+        LmCommand::Eval(LmEvalArgs { model, task }) => {
             let model_dir = model_folder(&model);
             let run_dir = if model_dir == model {
                 model.parent().map(PathBuf::from).unwrap_or_default()
@@ -520,12 +568,9 @@ fn lm_command(command: LmCommand) -> Result<()> {
             );
             return Ok(());
         }
-        LmCommand::Sft(a) => (LmAlgo::Sft, a),
-        LmCommand::Grpo(a) => (LmAlgo::Grpo, a),
-        LmCommand::Ppo(a) => (LmAlgo::Ppo, a),
-        LmCommand::Reward(a) => (LmAlgo::Reward, a),
+        LmCommand::Stage(algo, args) => (algo, args),
     };
-    let fresh = matches!(algo, LmAlgo::Sft | LmAlgo::Reward);
+    let fresh = algo.fresh();
     if fresh
         && (args.init.is_some()
             || args.devices.is_some()
@@ -574,11 +619,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
         config.precision = p.parse().map_err(anyhow::Error::msg)?;
     }
     if let Some(n) = args.iterations {
-        match algo {
-            LmAlgo::Sft => config.sft.steps = n,
-            LmAlgo::Reward => config.reward.steps = n,
-            _ => config.rl.iterations = n,
-        }
+        config.set_budget(n);
     }
     if let (Some(count), Some(rank), Some(orchestrator), Some(address)) = (
         args.nodes,
@@ -628,33 +669,18 @@ fn lm_command(command: LmCommand) -> Result<()> {
     if let Some(start) = &summary.start {
         println!("start: held-out accuracy {:.3}", start.accuracy);
     }
-    if algo == LmAlgo::Reward {
-        println!(
-            "reward model on {}:{} prompts: held-out pair accuracy {:.3} after {} steps in {:.1}s",
-            config.task.op,
-            config.task.digits,
-            summary.end.accuracy,
-            summary.iterations,
-            summary.seconds
-        );
-        println!(
-            "wrote {}/{{config.toml, metrics.jsonl, summary.json, model/}}",
-            out.display()
-        );
-        return Ok(());
-    }
+    let over = match summary.end.problems {
+        0 => String::new(),
+        n => format!(" over {n} problems"),
+    };
     println!(
-        "{name} on {}:{}: held-out accuracy {:.3} over {} problems after {} {} in {:.1}s",
+        "{name} on {}:{}: {} {:.3}{over} after {} {} in {:.1}s",
         config.task.op,
         config.task.digits,
+        algo.measure(),
         summary.end.accuracy,
-        summary.end.problems,
         summary.iterations,
-        if algo == LmAlgo::Sft {
-            "steps"
-        } else {
-            "iterations"
-        },
+        if fresh { "steps" } else { "iterations" },
         summary.seconds
     );
     println!(

@@ -484,3 +484,39 @@ fn progress_never_passes_the_budget_and_comes_in_few_lines() {
         "{text}"
     );
 }
+
+/// The one switch of the fast CPU paths, from the command line and from the environment.
+#[test]
+fn kernels_off_on_the_command_line_or_in_the_environment_turns_them_off() {
+    let kernels = |args: &[&str], env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_policy-lab"));
+        command.args(args).env_remove("POLICY_LAB_KERNELS");
+        if let Some(value) = env {
+            command.env("POLICY_LAB_KERNELS", value);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("CPU kernels ")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let device = ["device", "--device", "cpu"];
+    assert_eq!(kernels(&device, None), "on)");
+    assert_eq!(
+        kernels(&["--kernels", "off", "device", "--device", "cpu"], None),
+        "off)"
+    );
+    assert_eq!(kernels(&device, Some("off")), "off)");
+    assert_eq!(kernels(&device, Some("0")), "off)");
+    // The command line wins over the environment.
+    assert_eq!(
+        kernels(
+            &["--kernels", "on", "device", "--device", "cpu"],
+            Some("off")
+        ),
+        "on)"
+    );
+}

@@ -1,5 +1,7 @@
 //! The algorithms of the ladder, one file each, each reading
-//! config → collect → advantages → update → metrics.
+//! config → collect → advantages → update → metrics. The toy rungs' settings implement
+//! [`crate::core::learner::Rung`], the language-model RL stages' [`RlStage`]: what the run
+//! layer needs to make their learners.
 
 pub mod grpo;
 pub mod grpo_lm;
@@ -7,3 +9,40 @@ pub mod ppo;
 pub mod ppo_lm;
 pub mod reinforce;
 pub mod trpo;
+
+use anyhow::Result;
+use burn::tensor::backend::AutodiffBackend;
+use policy_lab_envs::Arithmetic;
+
+use crate::core::learner::Learner;
+use crate::lm::checkpoint::LmTokenizer;
+use crate::lm::model::Transformer;
+use crate::lm::reward::RewardFuncs;
+use crate::ConfigError;
+
+/// What an RL stage starts from: the checkpoint's model, the task's training problems, the
+/// tokenizer (with its chat template when the run uses one) and the reward functions.
+pub struct FromInit<B: AutodiffBackend> {
+    pub model: Transformer<B>,
+    pub env: Arithmetic,
+    pub tokenizer: LmTokenizer,
+    /// The longest completion to sample, in tokens.
+    pub max_completion_length: usize,
+    pub seed: u64,
+    pub rewards: RewardFuncs<B::InnerBackend>,
+}
+
+/// Reinforcement learning on a language model from a checkpoint (GRPO, PPO):
+/// `run::lm::run_rl` runs every such stage the same way, and one line of the registry in
+/// `src/run/lm/mod.rs` makes `policy-lab lm NAME` run it.
+pub trait RlStage {
+    /// What the stage does, in a sentence (`policy-lab lm --help`).
+    const ABOUT: &'static str;
+    /// Checks the settings; a message names the key and what is allowed.
+    fn validate(&self) -> Result<(), ConfigError>;
+    /// The learner from `start`.
+    fn learner<B: AutodiffBackend>(
+        &self,
+        start: FromInit<B>,
+    ) -> Result<Box<dyn Learner<Policy = Transformer<B>>>>;
+}

@@ -517,6 +517,38 @@ struct PpoLmState<E> {
     completions: usize,
 }
 
+// How `policy-lab lm ppo` reads the settings and makes the learner (registered in
+// `src/run/lm/mod.rs`).
+impl super::RlStage for PpoLmConfig {
+    const ABOUT: &'static str =
+        "PPO with a value head from a checkpoint (the comparison for GRPO).";
+    fn validate(&self) -> Result<(), ConfigError> {
+        PpoLmConfig::validate(self)
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        start: super::FromInit<B>,
+    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Transformer<B>>>> {
+        let super::FromInit {
+            model,
+            env,
+            tokenizer,
+            max_completion_length,
+            seed,
+            rewards,
+        } = start;
+        let learner = PpoLm::new(
+            self.clone(),
+            max_completion_length,
+            model,
+            env,
+            tokenizer,
+            seed,
+        )?;
+        Ok(Box::new(learner.with_rewards(rewards)))
+    }
+}
+
 // The run layer's view of PPO on a language model: iterate, and the checkpoint (policy and
 // value head, Adam's moments, the prompt source and the sampling generator).
 impl<B, E, T> crate::core::learner::Learner for PpoLm<B, E, T>

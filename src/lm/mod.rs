@@ -16,10 +16,13 @@
 //! * [`hf`]: Hugging Face Llama, Qwen2 and Qwen3 checkpoints (safetensors, tokenizer.json)
 //!   into the same [`model::Transformer`];
 //! * [`chat`]: a checkpoint's chat template, rendered as transformers renders it;
+//! * [`stage`]: what the run layer needs of a stage that trains a fresh model (SFT, the
+//!   reward model);
 //! * [`reward`]: a learned reward model (a transformer with a scalar head) trained on
 //!   preference pairs with the Bradley-Terry loss, and a task that makes such pairs;
-//! * [`parallel`]: data-parallel GRPO over several devices (burn's all-reduce);
-//! * [`run`]: `policy-lab lm sft | grpo | ppo | eval`, each writing a run folder.
+//!
+//! The learners on top of these are `algos::grpo_lm` and `algos::ppo_lm`; data-parallel GRPO
+//! and `policy-lab lm sft | grpo | ppo | reward | eval` are the run layer's (`run::lm`).
 
 pub mod chat;
 pub mod checkpoint;
@@ -31,5 +34,6 @@ pub mod model;
 pub mod reward;
 pub mod rollout;
 pub mod sft;
+pub mod stage;
 pub mod task;
 pub mod tokenizer;

@@ -20,18 +20,22 @@
 //! odd ones ([`hidden_score`]). The policy never sees the rule; the reward model has to
 //! learn it from the pairs, and a policy trained against the reward model has to discover it.
 
+use burn::module::AutodiffModule;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
-use policy_lab_envs::{Arithmetic, EnvRng};
+use policy_lab_envs::{Arithmetic, EnvRng, Split};
 use rand::{Rng, RngExt, SeedableRng};
 
+use super::checkpoint::LmTokenizer;
+use super::error::LmError;
 use super::model::{Batch, ModelError, Transformer, TransformerConfig};
-use super::sft::{encode_prompt, LmError};
-use super::tokenizer::Tokenizer;
+use super::stage::{Evaluator, Fresh, FreshStage};
+use super::task::task_tokenizer;
+use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
 
 /// A transformer that scores a completion with one number.
 #[derive(Module, Debug)]
@@ -442,6 +446,112 @@ pub fn load_reward_model<B: Backend>(
         },
         loaded.tokenizer,
     ))
+}
+
+/// The reward model's training (`lm reward`, the `[reward]` table): Bradley-Terry steps on
+/// fresh preference pairs of the task's prompts ([`PreferenceTask`]), a fresh model of
+/// `[model]`'s shape.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardConfig {
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Preference pairs per step.
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Measure the held-out pair accuracy every this many steps.
+    pub eval_every: usize,
+    /// Held-out pairs (drawn from a seed the training never uses).
+    pub held_out_pairs: usize,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            eval_every: 50,
+            held_out_pairs: 256,
+        }
+    }
+}
+
+// How `policy-lab lm reward` reads the settings and makes the learner (registered in
+// `src/run/lm/mod.rs`): a fresh reward model, fresh preference pairs, the held-out pairs'
+// accuracy.
+impl FreshStage for RewardConfig {
+    type Learner<B: AutodiffBackend> = RewardTrainer<B, CharTokenizer>;
+    const ABOUT: &'static str = "Train a reward model on the task's preference pairs (a hidden rater prefers even digits) with the Bradley-Terry loss: the RLHF rung.";
+    const MEASURE: &'static str = "held_out_accuracy";
+
+    fn validate(&self) -> Result<(), crate::ConfigError> {
+        let check = |ok, m| crate::ConfigError::unless(ok, "reward", m);
+        check(
+            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0 && self.held_out_pairs > 0,
+            "steps, batch_size, eval_every and held_out_pairs must be at least 1",
+        )?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate must be positive",
+        )
+    }
+    fn steps(&self) -> usize {
+        self.steps
+    }
+    fn set_steps(&mut self, steps: usize) {
+        self.steps = steps;
+    }
+    fn eval_every(&self) -> usize {
+        self.eval_every
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        start: &Fresh<'_, B>,
+    ) -> anyhow::Result<Self::Learner<B>> {
+        let device = start.device;
+        let mut model: RewardModel<B> = crate::backend::seeded::<B, _>(device, start.seed, || {
+            RewardModel::new(start.shape, device)
+        });
+        model.backbone = model.backbone.with_precision(start.precision);
+        let task = PreferenceTask::new(start.env(Split::Train)?);
+        let (batch, lr) = (self.batch_size, self.learning_rate);
+        Ok(RewardTrainer::new(
+            model,
+            task_tokenizer(),
+            task,
+            batch,
+            lr,
+            start.seed,
+        ))
+    }
+    fn evaluator<B: AutodiffBackend>(
+        &self,
+        start: &Fresh<'_, B>,
+    ) -> anyhow::Result<Evaluator<Self::Learner<B>>> {
+        // Held-out pairs from another seed than any training draw (the trainer's is `seed`).
+        let held_out = PreferenceTask::new(start.env(Split::Test)?)
+            .pairs(self.held_out_pairs, start.seed.wrapping_add(0x5eed));
+        Ok(Box::new(
+            move |learner: &Self::Learner<B>, m: &mut crate::Metrics| {
+                let stats = evaluate_pairs(&learner.model.valid(), &learner.tokenizer, &held_out)?;
+                m.insert(Self::MEASURE, stats.accuracy);
+                m.insert("held_out_margin", stats.margin);
+                Ok(crate::lm::task::Accuracy {
+                    accuracy: stats.accuracy,
+                    ..Default::default()
+                })
+            },
+        ))
+    }
+    fn save<B: AutodiffBackend>(
+        learner: &Self::Learner<B>,
+        shape: &TransformerConfig,
+        tokenizer: &LmTokenizer,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        save_reward_model(dir, &learner.model, shape, tokenizer)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use rand::{Rng, RngExt};
 
 use super::generate::{generate, SamplingConfig};
 use super::model::Transformer;
-use super::sft::{encode_prompt, LmError, TokenRows};
+use super::sft::{LmError, TokenRows};
+use super::tokenizer::encode_prompt;
 use super::tokenizer::Tokenizer;
 use crate::core::advantage::zero_std_groups;
 

@@ -14,31 +14,19 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+use super::checkpoint::{save_lm, LmTokenizer};
 use super::generate::completion_log_probs;
-use super::model::Transformer;
-use super::tokenizer::{Tokenizer, TokenizerError};
+use super::model::{Transformer, TransformerConfig};
+use super::stage::{Evaluator, Fresh, FreshStage};
+use super::task::{evaluate_accuracy, task_tokenizer};
+pub use super::tokenizer::encode_prompt;
+use super::tokenizer::{CharTokenizer, Tokenizer, TokenizerError};
 use crate::core::objective::masked_mean;
 
 pub use super::error::LmError;
 
 /// Rows of token ids.
 pub type TokenRows = Vec<Vec<u32>>;
-
-/// The token ids of one prompt, BOS in front (if the tokenizer has one): how every prompt
-/// enters the model. With a chat template ([`Tokenizer::chat`]), the prompt is the user's
-/// message of a conversation rendered by the template, tokenized without adding special
-/// tokens (the template writes its own), as TRL does.
-pub fn encode_prompt(tokenizer: &impl Tokenizer, prompt: &str) -> Result<Vec<u32>, TokenizerError> {
-    if let Some(chat) = tokenizer.chat() {
-        let text = chat
-            .render(prompt)
-            .map_err(|e| TokenizerError::Other(format!("{e:#}")))?;
-        return tokenizer.encode(&text);
-    }
-    let mut ids: Vec<u32> = tokenizer.bos_id().into_iter().collect();
-    ids.extend(tokenizer.encode(prompt)?);
-    Ok(ids)
-}
 
 /// Token ids of prompts (with BOS in front) and completions (with EOS at the end).
 // ANCHOR: lm_encode_pairs
@@ -193,5 +181,111 @@ impl<B: AutodiffBackend, T: Tokenizer> crate::core::learner::Learner for Sft<B, 
     }
     fn is_finite(&self) -> bool {
         crate::core::checkpoint::all_finite(&self.model)
+    }
+}
+
+// ANCHOR: lm_sft_config
+/// The SFT warm start (`lm sft`, the `[sft]` table): a fresh model of `[model]`'s shape
+/// learns from the task's demonstrations until its held-out accuracy reaches
+/// `stop_at_accuracy`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// The most optimizer steps.
+    pub steps: usize,
+    /// Demonstrations per step.
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Measure the held-out accuracy every this many steps.
+    pub eval_every: usize,
+    /// Stop (and save) as soon as the held-out accuracy reaches this: a *partial* warm
+    /// start, which RL is then asked to improve. Above 1 (e.g. 2.0), all `steps` run.
+    pub stop_at_accuracy: f64,
+}
+// ANCHOR_END: lm_sft_config
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        Self {
+            steps: 5000,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            eval_every: 50,
+            stop_at_accuracy: 0.5,
+        }
+    }
+}
+
+// How `policy-lab lm sft` reads the settings and makes the learner (registered in
+// `src/run/lm/mod.rs`): a fresh model, the task's demonstrations, the held-out accuracy.
+impl FreshStage for SftConfig {
+    type Learner<B: AutodiffBackend> = Sft<B, CharTokenizer>;
+    const ABOUT: &'static str = "Train a fresh model on demonstrations until it reaches a partial held-out accuracy (`sft.stop_at_accuracy`), and save it: the warm start for RL.";
+    const MEASURE: &'static str = "test_accuracy";
+
+    fn validate(&self) -> Result<(), crate::ConfigError> {
+        let check = |ok, m| crate::ConfigError::unless(ok, "sft", m);
+        check(
+            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0,
+            "steps, batch_size and eval_every must be at least 1",
+        )?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate must be positive",
+        )
+    }
+    fn steps(&self) -> usize {
+        self.steps
+    }
+    fn set_steps(&mut self, steps: usize) {
+        self.steps = steps;
+    }
+    fn eval_every(&self) -> usize {
+        self.eval_every
+    }
+    fn stop_at(&self) -> f64 {
+        self.stop_at_accuracy
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        start: &Fresh<'_, B>,
+    ) -> anyhow::Result<Self::Learner<B>> {
+        let model: Transformer<B> =
+            crate::backend::seeded::<B, _>(start.device, start.seed, || {
+                start.shape.init(start.device)
+            })
+            .with_precision(start.precision);
+        let env = start.env(policy_lab_envs::Split::Train)?;
+        let (batch, lr) = (self.batch_size, self.learning_rate);
+        Ok(Sft::new(
+            model,
+            task_tokenizer(),
+            env,
+            batch,
+            lr,
+            start.seed,
+        ))
+    }
+    fn evaluator<B: AutodiffBackend>(
+        &self,
+        start: &Fresh<'_, B>,
+    ) -> anyhow::Result<Evaluator<Self::Learner<B>>> {
+        let test = start.env(policy_lab_envs::Split::Test)?;
+        Ok(Box::new(
+            move |learner: &Self::Learner<B>, m: &mut crate::Metrics| {
+                let model = learner.model.valid();
+                let accuracy = evaluate_accuracy(&model, &learner.tokenizer, &test, None)?;
+                m.insert(Self::MEASURE, accuracy.accuracy);
+                Ok(accuracy)
+            },
+        ))
+    }
+    fn save<B: AutodiffBackend>(
+        learner: &Self::Learner<B>,
+        shape: &TransformerConfig,
+        tokenizer: &LmTokenizer,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        save_lm(dir, &learner.model, shape, tokenizer)
     }
 }

@@ -7,10 +7,10 @@ use policy_lab_envs::{Arithmetic, ArithmeticConfig, Env, EnvRng, Op};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::error::LmError;
 use super::generate::{generate, SamplingConfig};
 use super::model::Transformer;
-use super::sft::{encode_prompt, LmError};
-use super::tokenizer::{CharTokenizer, Tokenizer};
+use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
 use crate::ConfigError;
 
 /// The tasks `--task` accepts: an operation, then optionally `:DIGITS`.

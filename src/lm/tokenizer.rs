@@ -105,6 +105,22 @@ impl Tokenizer for CharTokenizer {
     }
 }
 
+/// The token ids of one prompt, BOS in front (if the tokenizer has one): how every prompt
+/// enters the model. With a chat template ([`Tokenizer::chat`]), the prompt is the user's
+/// message of a conversation rendered by the template, tokenized without adding special
+/// tokens (the template writes its own), as TRL does.
+pub fn encode_prompt(tokenizer: &impl Tokenizer, prompt: &str) -> Result<Vec<u32>, TokenizerError> {
+    if let Some(chat) = tokenizer.chat() {
+        let text = chat
+            .render(prompt)
+            .map_err(|e| TokenizerError::Other(format!("{e:#}")))?;
+        return tokenizer.encode(&text);
+    }
+    let mut ids: Vec<u32> = tokenizer.bos_id().into_iter().collect();
+    ids.extend(tokenizer.encode(prompt)?);
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

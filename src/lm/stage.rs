@@ -1,0 +1,84 @@
+//! What the run layer needs of a language-model stage that trains a fresh model
+//! ([`FreshStage`]: SFT, the reward model), as the toy runner needs a [`Rung`] of a toy rung:
+//! each such stage's settings implement it in the stage's own file, and one line of the
+//! registry in `src/run/lm/mod.rs` makes `policy-lab lm NAME` run it. (RL stages from a
+//! checkpoint implement `algos::RlStage` the same way.)
+//!
+//! [`Rung`]: crate::core::learner::Rung
+
+use std::path::Path;
+
+use anyhow::Result;
+use burn::tensor::backend::AutodiffBackend;
+use policy_lab_envs::{Arithmetic, ArithmeticConfig, Split};
+
+use super::checkpoint::LmTokenizer;
+use super::model::{Precision, TransformerConfig};
+use super::task::Accuracy;
+use crate::core::learner::Learner;
+use crate::{ConfigError, Metrics};
+
+/// What a fresh stage starts from: the model's shape and number type, the task, the seed and
+/// the device.
+pub struct Fresh<'a, B: AutodiffBackend> {
+    pub shape: &'a TransformerConfig,
+    pub precision: Precision,
+    pub task: &'a ArithmeticConfig,
+    pub seed: u64,
+    pub device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> Fresh<'_, B> {
+    /// The task's environment on one split of its problems (`Split::Train` to learn from,
+    /// `Split::Test` for the held-out measures).
+    pub fn env(&self, split: Split) -> Result<Arithmetic> {
+        Ok(Arithmetic::new(ArithmeticConfig {
+            split,
+            ..self.task.clone()
+        })?)
+    }
+}
+
+/// The held-out measure of a fresh stage: called at each evaluation with the learner, it adds
+/// its metrics to the iteration's row and returns the accuracy the run's summary reports.
+pub type Evaluator<L> = Box<dyn FnMut(&L, &mut Metrics) -> Result<Accuracy>>;
+
+/// A stage that trains a fresh model of `[model]`'s shape on the task's data, for `steps`
+/// optimizer steps, measured on held-out data every `eval_every` (SFT, the reward model).
+/// `run::lm::run_fresh` runs every such stage the same way.
+pub trait FreshStage {
+    /// The learner the run layer drives.
+    type Learner<B: AutodiffBackend>: Learner;
+    /// The name of the held-out metric the run's summary reports (`test_accuracy`).
+    const MEASURE: &'static str;
+    /// What the stage does, in a sentence (`policy-lab lm --help`).
+    const ABOUT: &'static str;
+
+    /// Checks the settings; a message names the key and what is allowed.
+    fn validate(&self) -> Result<(), ConfigError>;
+    /// The most optimizer steps.
+    fn steps(&self) -> usize;
+    /// Sets the most optimizer steps (`--iterations`).
+    fn set_steps(&mut self, steps: usize);
+    /// Measure the held-out data every this many steps (and at the end).
+    fn eval_every(&self) -> usize;
+    /// Stop once the held-out measure reaches this (SFT's partial warm start); by default,
+    /// never before `steps`.
+    fn stop_at(&self) -> f64 {
+        f64::INFINITY
+    }
+    /// The learner on a fresh model of `start.shape`, seeded with `start.seed`.
+    fn learner<B: AutodiffBackend>(&self, start: &Fresh<'_, B>) -> Result<Self::Learner<B>>;
+    /// The held-out measure ([`Evaluator`]).
+    fn evaluator<B: AutodiffBackend>(
+        &self,
+        start: &Fresh<'_, B>,
+    ) -> Result<Evaluator<Self::Learner<B>>>;
+    /// Writes the model users read (with its shape and tokenizer) into the folder `dir`.
+    fn save<B: AutodiffBackend>(
+        learner: &Self::Learner<B>,
+        shape: &TransformerConfig,
+        tokenizer: &LmTokenizer,
+        dir: &Path,
+    ) -> Result<()>;
+}

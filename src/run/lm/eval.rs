@@ -1,0 +1,39 @@
+//! `policy-lab lm eval`: a checkpoint's greedy accuracy on a task's held-out problems.
+
+use std::path::Path;
+
+use anyhow::Result;
+use policy_lab_envs::{Arithmetic, ArithmeticConfig, Split};
+
+use crate::lm::checkpoint::load_policy;
+use crate::lm::task::{task_tokenizer, Accuracy};
+use crate::run::Progress;
+use crate::Metrics;
+
+/// The held-out accuracy of the checkpoint in `model_dir` on `task`.
+pub fn run_eval<B: burn::tensor::backend::Backend>(
+    model_dir: &Path,
+    task: &ArithmeticConfig,
+    device: &B::Device,
+) -> Result<Accuracy> {
+    let loaded = load_policy::<B>(model_dir, Some(&task_tokenizer()), device)?;
+    let env = Arithmetic::new(ArithmeticConfig {
+        split: Split::Test,
+        ..task.clone()
+    })?;
+    // Progress on standard error: a bar on a terminal, a line per batch elsewhere.
+    let mut err = std::io::stderr();
+    let total = env.test_problems().len();
+    let mut bar = Progress::new("eval", total, "problems", 10, total.div_ceil(256), &mut err);
+    let accuracy = crate::lm::task::evaluate_accuracy_with_progress(
+        &loaded.model,
+        &loaded.tokenizer,
+        &env,
+        None,
+        &mut |done, _| {
+            let _ = bar.update(done, &Metrics::new());
+        },
+    )?;
+    bar.finish();
+    Ok(accuracy)
+}
