@@ -9,12 +9,12 @@
 
 use policy_lab::algos::grpo::GrpoUpdate;
 use policy_lab::algos::grpo_lm::GrpoLmConfig;
+use policy_lab::algos::grpo_parallel::grpo_data_parallel;
 use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
 use policy_lab::lm::task::task_tokenizer;
 use policy_lab::lm::tokenizer::Tokenizer;
-use policy_lab::run::parallel::grpo_data_parallel;
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: run

@@ -627,7 +627,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
         args.orchestrator.clone(),
         args.node_address.clone(),
     ) {
-        config.rl.nodes = Some(policy_lab::run::parallel::Nodes {
+        config.rl.nodes = Some(policy_lab::algos::grpo_parallel::Nodes {
             count,
             rank,
             orchestrator,

@@ -10,9 +10,9 @@
 use burn::module::Module;
 use policy_lab::algos::grpo::{GrpoUpdate, LossType};
 use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
+use policy_lab::algos::grpo_parallel::{grpo_data_parallel, DataParallel};
 use policy_lab::core::flat::flat_grads;
 use policy_lab::lm::task::task_tokenizer;
-use policy_lab::run::parallel::{grpo_data_parallel, DataParallel};
 
 mod common;
 use common::{batch_and_gradient, config, largest_difference, setup, B};

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use burn::module::Module;
 use policy_lab::algos::grpo::LossType;
 use policy_lab::algos::grpo_lm::GrpoLm;
+use policy_lab::algos::grpo_parallel::{DataParallel, Nodes};
 use policy_lab::core::flat::flat_grads;
 use policy_lab::lm::task::task_tokenizer;
-use policy_lab::run::parallel::{DataParallel, Nodes};
 
 mod common;
 use common::{batch_and_gradient, config, free_port, largest_difference, setup, B};
@@ -100,7 +100,9 @@ fn node(rank: u32, orchestrator: u16, address: u16, out: &Path) {
                     config(loss_type, 2),
                     s.max_len,
                     // As the run layer does: the parameters numbered alike in every process.
-                    policy_lab::run::parallel::number_parameters(s.model.clone().fork(&device)),
+                    policy_lab::algos::grpo_parallel::number_parameters(
+                        s.model.clone().fork(&device),
+                    ),
                     s.env.clone(),
                     task_tokenizer(),
                     1,
@@ -135,12 +137,13 @@ fn node_role() {
     }
 }
 
-/// Node `rank` of 2 in a 3-iteration run that checkpoints after iteration 1, where node 1
-/// cannot begin its checkpoint: writes how the run ended (`ok` or the error) to `out`.
+/// Node `rank` of 2 in a 3-iteration run driven as every run is (`run::drive`), with a
+/// checkpoint after each iteration, where node 1 cannot finish its first checkpoint (writing
+/// the model users read fails): writes how the run ended (`ok` or the error) to `out`.
 fn failing_node(rank: u32, orchestrator: u16, address: u16, out: &Path) {
-    use policy_lab::run::parallel::{grpo_data_parallel_run, AfterIteration, Peers};
+    use policy_lab::algos::grpo_parallel::{GrpoPeers, Peers};
+    use policy_lab::run::{drive, Drive, Progress, RunFolder, RunState, Start};
     let s = setup();
-    let folder = out.with_extension("checkpoint");
     let peers = Peers {
         config: config(LossType::Grpo, 2),
         max_completion_length: s.max_len,
@@ -156,25 +159,34 @@ fn failing_node(rank: u32, orchestrator: u16, address: u16, out: &Path) {
             address: format!("ws://127.0.0.1:{address}"),
         }),
     };
-    let ended = grpo_data_parallel_run(
-        peers,
-        None,
-        0,
-        3,
-        |it, _, _| {
-            Ok(AfterIteration {
-                checkpoint: it == 1,
-                stop: false,
-            })
-        },
-        |_| match rank {
-            1 => anyhow::bail!("no space left on the device (injected)"),
-            _ => Ok(folder.clone()),
-        },
-        |_, _, _| Ok(()),
-    );
+    let ended = (|| -> anyhow::Result<()> {
+        let mut learner = GrpoPeers::start(peers)?;
+        let run = out.with_extension("run");
+        let mut folder = RunFolder::open(&run, Start::New, "", "(no resume)".into())?;
+        let mut sink = std::io::sink();
+        let mut progress = Progress::new("grpo", 3, "iterations", 1, 3, &mut sink);
+        drive(
+            &mut learner,
+            &mut folder,
+            RunState::default(),
+            Vec::new(),
+            Drive {
+                config_toml: "",
+                checkpoint_every: 1,
+                done: &|_, it| it >= 3,
+                position: &|_, it| it,
+                after: &mut |_, _, _| Ok(()),
+                save_policy: &|_, _| match rank {
+                    1 => anyhow::bail!("no space left on the device (injected)"),
+                    _ => Ok(()),
+                },
+            },
+            &mut progress,
+        )?;
+        Ok(())
+    })();
     let text = match ended {
-        Ok(_) => "ok".to_string(),
+        Ok(()) => "ok".to_string(),
         Err(e) => format!("{e:#}"),
     };
     std::fs::write(out, text).unwrap();
@@ -262,14 +274,16 @@ fn grpo_args(out: &Path) -> Vec<String> {
     .collect()
 }
 
-/// metrics.jsonl's rows without the wall-clock column.
+/// metrics.jsonl's rows without the wall-clock columns.
 fn rows(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
         .map(|l| {
             let mut row: serde_json::Value = serde_json::from_str(l).unwrap();
-            row.as_object_mut().unwrap().remove("time");
+            let row_mut = row.as_object_mut().unwrap();
+            row_mut.remove("time");
+            row_mut.remove("SPS");
             row
         })
         .collect()

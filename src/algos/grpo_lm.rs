@@ -14,7 +14,7 @@
 //!    parts whose gradients add up to the whole batch's;
 //! 4. **metrics** under TRL's names.
 //!
-//! Data-parallel training ([`crate::run::parallel`]) runs one learner per device: each
+//! Data-parallel training ([`crate::algos::grpo_parallel`]) runs one learner per device: each
 //! collects its share of the groups, and [`GrpoLm::update`] averages the gradients over the
 //! peers (burn's all-reduce) before each step.
 
@@ -99,7 +99,7 @@ pub struct GrpoLm<B: AutodiffBackend, E, T> {
     /// Completions generated so far.
     pub completions: usize,
     pub iteration: usize,
-    /// This learner's place among data-parallel peers ([`crate::run::parallel`]), if any.
+    /// This learner's place among data-parallel peers ([`crate::algos::grpo_parallel`]), if any.
     peer: Option<PeerId>,
     /// What scores a completion: the task's reward, reward models, or both, weighted.
     rewards: RewardFuncs<B::InnerBackend>,
@@ -157,7 +157,7 @@ where
 
     /// Makes this learner the data-parallel peer `peer`: its gradients are averaged with the
     /// other peers' at every step. Register the peer with burn's collective first, on the
-    /// inner backend (see [`crate::run::parallel`]).
+    /// inner backend (see [`crate::algos::grpo_parallel`]).
     pub fn with_peer(mut self, peer: PeerId) -> Self {
         self.peer = Some(peer);
         self
@@ -447,7 +447,24 @@ impl super::RlStage for GrpoLmConfig {
             max_completion_length,
             seed,
             rewards,
+            devices,
+            nodes,
         } = start;
+        // Several devices or machines: the peers, as one learner (reward models are refused
+        // there by `rl`'s validation).
+        if devices.len() > 1 || nodes.is_some() {
+            let peers = super::grpo_parallel::Peers {
+                config: self.clone(),
+                max_completion_length,
+                model,
+                env,
+                tokenizer,
+                seed,
+                devices,
+                nodes,
+            };
+            return Ok(Box::new(super::grpo_parallel::GrpoPeers::start(peers)?));
+        }
         let learner = GrpoLm::new(
             self.clone(),
             max_completion_length,

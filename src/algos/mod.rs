@@ -5,6 +5,7 @@
 
 pub mod grpo;
 pub mod grpo_lm;
+pub mod grpo_parallel;
 pub mod ppo;
 pub mod ppo_lm;
 pub mod reinforce;
@@ -21,7 +22,8 @@ use crate::lm::reward::RewardFuncs;
 use crate::ConfigError;
 
 /// What an RL stage starts from: the checkpoint's model, the task's training problems, the
-/// tokenizer (with its chat template when the run uses one) and the reward functions.
+/// tokenizer (with its chat template when the run uses one), the reward functions, and the
+/// devices (more than one, or `nodes`: data-parallel, [`grpo_parallel`]).
 pub struct FromInit<B: AutodiffBackend> {
     pub model: Transformer<B>,
     pub env: Arithmetic,
@@ -30,6 +32,9 @@ pub struct FromInit<B: AutodiffBackend> {
     pub max_completion_length: usize,
     pub seed: u64,
     pub rewards: RewardFuncs<B::InnerBackend>,
+    pub devices: Vec<B::Device>,
+    /// This process's place among several machines, for a run over them.
+    pub nodes: Option<grpo_parallel::Nodes>,
 }
 
 /// Reinforcement learning on a language model from a checkpoint (GRPO, PPO):

@@ -536,7 +536,14 @@ impl super::RlStage for PpoLmConfig {
             max_completion_length,
             seed,
             rewards,
+            devices,
+            nodes,
         } = start;
+        if devices.len() > 1 || nodes.is_some() {
+            anyhow::bail!(
+                "rl: data parallelism (devices > 1 or nodes) is implemented for GRPO only"
+            );
+        }
         let learner = PpoLm::new(
             self.clone(),
             max_completion_length,

@@ -35,6 +35,14 @@ pub trait Learner {
 
     /// Whether every weight is finite; a learner whose weights are not is never saved.
     fn is_finite(&self) -> bool;
+
+    /// Whether to stop after this iteration, given this process's wish (`stop`: Ctrl-C). A
+    /// learner spread over several processes (data-parallel GRPO over machines) asks them
+    /// all, so that every one stops after the same iteration, and hears here of one that
+    /// failed (an error). Alone, the wish is the answer.
+    fn agree_to_stop(&mut self, stop: bool) -> Result<bool> {
+        Ok(stop)
+    }
 }
 
 /// A toy-environment algorithm as the runner (`run::train`) sees its settings: each rung's

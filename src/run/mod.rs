@@ -1,8 +1,8 @@
 //! The run layer: every run, toy or language model, goes through here. It owns the run
 //! folder ([`folder`]), drives a [`Learner`] (iterate, log, checkpoint, stop), answers
 //! Ctrl-C ([`interrupt`]) and shows progress ([`progress`]). The runners built on it:
-//! [`train`] (the toy environments), [`lm`] (language models: SFT, GRPO, PPO, and
-//! [`parallel`] data-parallel GRPO), the main job ([`ladder`]), and what reads runs
+//! [`train`] (the toy environments), [`lm`] (language models: SFT, the reward model, GRPO
+//! (data-parallel too), PPO), the main job ([`ladder`]), and what reads runs
 //! ([`evaluate`], [`plot`], [`play`]).
 //!
 //! The loop of [`drive`], for any algorithm:
@@ -12,6 +12,7 @@
 //!     metrics = learner.iterate()
 //!     after(iteration, metrics)             e.g. the held-out accuracy of a language model
 //!     folder.log(metrics)                   a non-finite metric stops the run, naming it
+//!     stop = learner.agree_to_stop(Ctrl-C)  every process of a run over machines agrees
 //!     every checkpoint_every iterations, at the end, and on Ctrl-C:
 //!         refuse non-finite weights, save the learner, the policy and where the loop stood
 //!     on Ctrl-C: stop with exit status 130 and "resume with ..."
@@ -23,7 +24,6 @@ pub mod folder;
 pub mod interrupt;
 pub mod ladder;
 pub mod lm;
-pub mod parallel;
 pub mod play;
 pub mod plot;
 pub mod progress;
@@ -88,7 +88,7 @@ pub fn drive<L: Learner + ?Sized>(
         folder.log(it, &m)?;
         progress.update((how.position)(learner, it), &m)?;
         history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
-        let stop = interrupt::requested();
+        let stop = learner.agree_to_stop(interrupt::requested())?;
         if it.is_multiple_of(how.checkpoint_every) || (how.done)(learner, it) || stop {
             checkpoint(learner, folder, it, seconds(), &how)?;
         }

@@ -369,7 +369,7 @@ pub struct RlConfig {
     pub iterations: usize,
     /// Measure the held-out accuracy every this many iterations (and at the start and end).
     pub eval_every: usize,
-    /// Data-parallel GRPO over this many devices (`run::parallel`): `cuda` devices 0, 1, ...;
+    /// Data-parallel GRPO over this many devices (`algos::grpo_parallel`): `cuda` devices 0, 1, ...;
     /// on `cpu`, peers that share the cores (for testing). 1 is one device.
     pub devices: usize,
     /// Write each prompt as a conversation with the checkpoint's chat template (TRL's
@@ -386,9 +386,9 @@ pub struct RlConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reward_weights: Option<Vec<f32>>,
     /// Data-parallel GRPO over several machines: this process's place among them
-    /// (`[rl.nodes]`, [`crate::run::parallel::Nodes`]); each node uses its `devices`.
+    /// (`[rl.nodes]`, [`crate::algos::grpo_parallel::Nodes`]); each node uses its `devices`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub nodes: Option<crate::run::parallel::Nodes>,
+    pub nodes: Option<crate::algos::grpo_parallel::Nodes>,
 }
 
 impl Default for RlConfig {
@@ -439,7 +439,7 @@ impl RlConfig {
             !parallel || algo == LmAlgo::Grpo,
             "data parallelism (devices > 1 or nodes) is implemented for GRPO only",
         )?;
-        let peers = crate::run::parallel::Nodes::world(self.devices, self.nodes.as_ref());
+        let peers = crate::algos::grpo_parallel::Nodes::world(self.devices, self.nodes.as_ref());
         check(
             num_groups.is_multiple_of(peers),
             &format!(

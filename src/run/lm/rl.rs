@@ -12,13 +12,13 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use policy_lab_envs::{Arithmetic, Split};
 
-use super::{check_precision, finish, open_folder, LmAlgo, LmRunConfig, LmSummary, RlConfig};
+use super::{check_precision, finish, open_folder, LmRunConfig, LmSummary, RlConfig};
 use crate::algos::{FromInit, RlStage};
 use crate::lm::checkpoint::{load_policy, save_lm, LmTokenizer};
 use crate::lm::model::Transformer;
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use crate::lm::tokenizer::Tokenizer;
-use crate::run::{drive, resume_from, Drive, Progress, RunFolder, RunState, Start};
+use crate::run::{drive, resume_from, Drive, Progress, RunFolder, Start};
 use crate::Metrics;
 
 /// The RL stage `stage` (the settings of `config.algo`'s table) from the checkpoint in
@@ -78,19 +78,6 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     let max_len = config.max_completion_length();
     let n = config.rl.iterations;
     let shape = loaded.config.clone();
-    if config.data_parallel() {
-        return run_data_parallel(
-            config,
-            &config_toml,
-            loaded,
-            train_env,
-            &test_env,
-            devices,
-            folder,
-            start,
-            progress,
-        );
-    }
     let rewards = reward_funcs::<B::InnerBackend>(&config.rl, &tokenizer, device)?;
     let resumable = config.algo.resumable();
     let resumable: Vec<&str> = resumable.iter().map(String::as_str).collect();
@@ -101,6 +88,8 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
         max_completion_length: max_len,
         seed: config.seed,
         rewards,
+        devices: devices.to_vec(),
+        nodes: config.rl.nodes.clone(),
     })?;
     let (state, history) = resume_from(
         &mut folder,
@@ -211,128 +200,4 @@ fn model_dir(path: &Path) -> PathBuf {
     } else {
         path.to_path_buf()
     }
-}
-
-/// Data-parallel GRPO (`devices > 1`) in the run folder, as every run: logged and checked,
-/// checkpointed every `checkpoint_every` iterations and on Ctrl-C (each peer saves its own
-/// prompt stream and generator into `resume/peer{k}/`), and resumed exactly.
-#[allow(clippy::too_many_arguments)]
-fn run_data_parallel<B: AutodiffBackend>(
-    config: &LmRunConfig,
-    config_toml: &str,
-    loaded: crate::lm::checkpoint::LoadedLm<B>,
-    train_env: Arithmetic,
-    test_env: &Arithmetic,
-    devices: &[B::Device],
-    mut folder: RunFolder,
-    start: Start,
-    progress: &mut (dyn Write + Send),
-) -> Result<LmSummary> {
-    use crate::run::parallel::{grpo_data_parallel_run, AfterIteration, Peers};
-    if config.algo != LmAlgo::Grpo {
-        bail!("data parallelism (devices > 1 or nodes) is implemented for GRPO only");
-    }
-    let resumable = config.algo.resumable();
-    let resumable: Vec<&str> = resumable.iter().map(String::as_str).collect();
-    let tokenizer = loaded.tokenizer.clone();
-    let shape = loaded.config.clone();
-    let n = config.rl.iterations;
-    // Where a resumed run stands: its checkpoint, and the rows it keeps.
-    let (resume, state, mut history) = match start {
-        Start::Resume => {
-            let (ckpt, state, rows) = folder.resume_at(config_toml, &resumable)?;
-            (Some(ckpt), state, rows)
-        }
-        _ => (None, RunState::default(), Vec::new()),
-    };
-    let start_accuracy = start_accuracy(
-        &loaded.model.valid(),
-        &tokenizer,
-        test_env,
-        &mut folder,
-        &mut history,
-    )?;
-    crate::run::interrupt::install();
-    let started = std::time::Instant::now();
-    let seconds = |s: &RunState| s.seconds + started.elapsed().as_secs_f64();
-    let mut last = start_accuracy.clone();
-    let mut bar = Progress::new("grpo", n, "iterations", 20, n, progress);
-    let folder = std::sync::Mutex::new(folder);
-    let history = std::sync::Mutex::new(history);
-    let peers = Peers {
-        config: config.grpo.clone(),
-        max_completion_length: config.max_completion_length(),
-        model: loaded.model,
-        env: train_env,
-        tokenizer: tokenizer.clone(),
-        seed: config.seed,
-        devices: devices.to_vec(),
-        nodes: config.rl.nodes.clone(),
-    };
-    let model = grpo_data_parallel_run(
-        peers,
-        resume.as_deref(),
-        state.iterations,
-        n,
-        |it, mut m, model| {
-            m.insert("iteration", it as f64);
-            m.insert("global_step", m["completions_seen"]);
-            m.insert("time", seconds(&state));
-            if it % config.rl.eval_every == 0 || it == n {
-                last = evaluate_accuracy(&model.valid(), &tokenizer, test_env, None)?;
-                m.insert("test_accuracy", last.accuracy);
-            }
-            let mut folder = folder.lock().unwrap();
-            folder.log(it, &m)?;
-            bar.update(it, &m)?;
-            history
-                .lock()
-                .unwrap()
-                .push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
-            let stop = crate::run::interrupt::requested();
-            if !(it % config.checkpoint_every == 0 || it == n || stop) {
-                return Ok(AfterIteration::default());
-            }
-            if !crate::core::checkpoint::all_finite(model) {
-                bail!(
-                    "after update {it} the network's weights are not finite (the run \
-                     diverged: try a smaller learning rate); nothing was saved. {}",
-                    folder.newest_checkpoint()
-                );
-            }
-            Ok(AfterIteration {
-                checkpoint: true,
-                stop,
-            })
-        },
-        |_| folder.lock().unwrap().begin_checkpoint(),
-        |it, model, stopping| {
-            let mut folder = folder.lock().unwrap();
-            let done = RunState {
-                iterations: it,
-                seconds: seconds(&state),
-                rows: None,
-            };
-            folder.finish_checkpoint(done, config_toml)?;
-            save_lm(&folder.dir().join("model"), model, &shape, &tokenizer)?;
-            // Stopping: asked here (Ctrl-C) or on another node.
-            if stopping {
-                return Err(crate::run::Interrupted {
-                    iteration: it,
-                    resume: folder.resume_command().to_string(),
-                }
-                .into());
-            }
-            Ok(())
-        },
-    )?;
-    bar.finish();
-    let mut folder = folder.into_inner().unwrap();
-    save_lm(&folder.dir().join("model"), &model, &shape, &tokenizer)?;
-    let driven = crate::run::Driven {
-        iterations: n,
-        seconds: seconds(&state),
-        history: history.into_inner().unwrap(),
-    };
-    finish(&mut folder, Some(start_accuracy), last, &driven)
 }
