@@ -429,54 +429,6 @@ struct GrpoLmState<E> {
     iteration: usize,
 }
 
-// How `policy-lab lm grpo` reads the settings and makes the learner (registered in
-// `src/run/lm/mod.rs`).
-impl super::RlStage for GrpoLmConfig {
-    const ABOUT: &'static str = "GRPO from a checkpoint.";
-    fn validate(&self) -> Result<(), ConfigError> {
-        GrpoLmConfig::validate(self)
-    }
-    fn learner<B: AutodiffBackend>(
-        &self,
-        start: super::FromInit<B>,
-    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Transformer<B>>>> {
-        let super::FromInit {
-            model,
-            env,
-            tokenizer,
-            max_completion_length,
-            seed,
-            rewards,
-            devices,
-            nodes,
-        } = start;
-        // Several devices or machines: the peers, as one learner (reward models are refused
-        // there by `rl`'s validation).
-        if devices.len() > 1 || nodes.is_some() {
-            let peers = super::grpo_parallel::Peers {
-                config: self.clone(),
-                max_completion_length,
-                model,
-                env,
-                tokenizer,
-                seed,
-                devices,
-                nodes,
-            };
-            return Ok(Box::new(super::grpo_parallel::GrpoPeers::start(peers)?));
-        }
-        let learner = GrpoLm::new(
-            self.clone(),
-            max_completion_length,
-            model,
-            env,
-            tokenizer,
-            seed,
-        )?;
-        Ok(Box::new(learner.with_rewards(rewards)))
-    }
-}
-
 // The run layer's view of GRPO on a language model: iterate, and the checkpoint (the model,
 // its frozen reference when the KL term needs one, Adam's moments, the prompt source and
 // the sampling generator).

@@ -1,5 +1,6 @@
 //! Data-parallel GRPO with burn's collective operations: one replica of the learner per
-//! device, each on its own thread.
+//! device, each on its own thread, and all of them one [`Learner`] to the run layer
+//! ([`GrpoPeers`]), which `lm grpo --devices N` (or `--nodes`) drives like every other run.
 //!
 //! ```text
 //!            peer 0 (device 0)                      peer 1 (device 1)
@@ -33,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 
-use crate::lm::rollout::TextEnv;
 use burn::collective::{finish_collective, register, CollectiveConfig, PeerId};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use super::grpo_lm::{mean_over_peers, GrpoLm, GrpoLmConfig};
 use crate::core::learner::Learner;
 use crate::lm::model::Transformer;
+use crate::lm::rollout::TextEnv;
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
 use crate::{ConfigError, Metrics};
@@ -543,6 +544,55 @@ impl<B: AutodiffBackend> Drop for GrpoPeers<B> {
         if let Some(session) = self.session.take() {
             let _ = session.join();
         }
+    }
+}
+
+// How `policy-lab lm grpo` reads the settings and makes the learner (registered in
+// `src/run/lm/mod.rs`): a `GrpoLm`, or on several devices or machines its peers. (Here rather
+// than in `grpo_lm.rs`, which the peers build on.)
+impl super::RlStage for GrpoLmConfig {
+    const ABOUT: &'static str = "GRPO from a checkpoint.";
+    fn validate(&self) -> Result<(), ConfigError> {
+        GrpoLmConfig::validate(self)
+    }
+    fn learner<B: AutodiffBackend>(
+        &self,
+        start: super::FromInit<B>,
+    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Transformer<B>>>> {
+        let super::FromInit {
+            model,
+            env,
+            tokenizer,
+            max_completion_length,
+            seed,
+            rewards,
+            devices,
+            nodes,
+        } = start;
+        // Several devices or machines: the peers, as one learner (reward models are refused
+        // there by `rl`'s validation).
+        if devices.len() > 1 || nodes.is_some() {
+            let peers = Peers {
+                config: self.clone(),
+                max_completion_length,
+                model,
+                env,
+                tokenizer,
+                seed,
+                devices,
+                nodes,
+            };
+            return Ok(Box::new(GrpoPeers::start(peers)?));
+        }
+        let learner = GrpoLm::new(
+            self.clone(),
+            max_completion_length,
+            model,
+            env,
+            tokenizer,
+            seed,
+        )?;
+        Ok(Box::new(learner.with_rewards(rewards)))
     }
 }
 
