@@ -9,7 +9,7 @@
 
 use policy_lab::algos::grpo::GrpoUpdate;
 use policy_lab::algos::grpo_lm::GrpoLmConfig;
-use policy_lab::algos::grpo_parallel::grpo_data_parallel;
+use policy_lab::algos::grpo_parallel::{grpo_data_parallel, Peers};
 use policy_lab::backend::Cpu;
 use policy_lab::envs::{Arithmetic, ArithmeticConfig};
 use policy_lab::lm::model::{Transformer, TransformerConfig};
@@ -45,23 +45,23 @@ fn main() -> anyhow::Result<()> {
     };
     let devices = policy_lab::backend::devices::<Cpu>(2);
     let max_len = env.config().completion_limit();
-    grpo_data_parallel(
+    let peers = Peers {
         config,
-        max_len,
+        max_completion_length: max_len,
         model,
         env,
         tokenizer,
-        1,
+        seed: 1,
         devices,
-        5,
-        |it, m, _model| {
-            println!(
-                "iteration {it}: mean reward {:.3} over {} completions (both devices)",
-                m["reward"], m["completions_seen"]
-            );
-            Ok(())
-        },
-    )?;
+        nodes: None,
+    };
+    grpo_data_parallel(peers, 5, |it, m, _model| {
+        println!(
+            "iteration {it}: mean reward {:.3} over {} completions (both devices)",
+            m["reward"], m["completions_seen"]
+        );
+        Ok(())
+    })?;
     // ANCHOR_END: run
     Ok(())
 }

@@ -10,7 +10,7 @@
 use burn::module::Module;
 use policy_lab::algos::grpo::{GrpoUpdate, LossType};
 use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
-use policy_lab::algos::grpo_parallel::{grpo_data_parallel, DataParallel};
+use policy_lab::algos::grpo_parallel::{grpo_data_parallel, DataParallel, Peers};
 use policy_lab::core::flat::flat_grads;
 use policy_lab::lm::task::task_tokenizer;
 
@@ -65,45 +65,36 @@ fn two_peers_take_the_single_device_step_and_a_run_works() {
         ..GrpoLmConfig::default()
     };
     let mut seen = Vec::new();
-    grpo_data_parallel(
+    let peers = |config| Peers {
         config,
-        max_len,
-        model.clone(),
-        env.clone(),
-        tok.clone(),
-        1,
-        vec![Default::default(); 2],
-        3,
-        |it, m, _| {
-            assert!(m["reward"].is_finite() && m["loss"].is_finite());
-            seen.push((it, m["completions_seen"]));
-            Ok(())
-        },
-    )
+        max_completion_length: max_len,
+        model: model.clone(),
+        env: env.clone(),
+        tokenizer: tok.clone(),
+        seed: 1,
+        devices: vec![Default::default(); 2],
+        nodes: None,
+    };
+    grpo_data_parallel(peers(config), 3, |it, m, _| {
+        assert!(m["reward"].is_finite() && m["loss"].is_finite());
+        seen.push((it, m["completions_seen"]));
+        Ok(())
+    })
     .unwrap();
     assert_eq!(seen, vec![(1, 32.0), (2, 64.0), (3, 96.0)]);
 
     // A batch that does not split evenly is refused.
-    let err = grpo_data_parallel(
-        GrpoLmConfig {
-            update: GrpoUpdate {
-                num_groups: 3,
-                ..GrpoUpdate::default()
-            },
-            ..GrpoLmConfig::default()
+    let uneven = GrpoLmConfig {
+        update: GrpoUpdate {
+            num_groups: 3,
+            ..GrpoUpdate::default()
         },
-        max_len,
-        model,
-        env,
-        tok,
-        1,
-        vec![Default::default(); 2],
-        1,
-        |_, _, _| Ok(()),
-    )
-    .err()
-    .unwrap()
-    .to_string();
+        ..GrpoLmConfig::default()
+    };
+    let err = grpo_data_parallel(peers(uneven), 1, |_, _, _| Ok(()))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("num_groups (3) must be a multiple of the number of devices (2)"),
         "{err}"

@@ -38,10 +38,13 @@ use burn::collective::{finish_collective, register, CollectiveConfig, PeerId};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
+use policy_lab_envs::Arithmetic;
 use serde::{Deserialize, Serialize};
 
 use super::grpo_lm::{mean_over_peers, GrpoLm, GrpoLmConfig};
+use super::{FromInit, LmLearner};
 use crate::core::learner::Learner;
+use crate::lm::checkpoint::LmTokenizer;
 use crate::lm::model::Transformer;
 use crate::lm::rollout::TextEnv;
 use crate::lm::sft::LmError;
@@ -196,21 +199,14 @@ impl<B: AutodiffBackend> DataParallel<B> {
     }
 }
 
-/// `iterations` of data-parallel GRPO from `model`: each of the `devices.len()` peers
+/// `iterations` of data-parallel GRPO from `peers.model`: each of the `devices.len()` peers
 /// collects `num_groups / peers` groups with its own seed (`seed + peer`), and the
 /// gradients are averaged before every step. `on_iteration(iteration, metrics, model)` runs
 /// after each iteration, with the metrics averaged over the peers (counts summed) and peer
 /// 0's model. Returns peer 0's final model. (`lm grpo --devices N` drives [`GrpoPeers`]
 /// through the run layer instead, which also checkpoints, resumes and spans machines.)
-#[allow(clippy::too_many_arguments)]
 pub fn grpo_data_parallel<B, E, T>(
-    config: GrpoLmConfig,
-    max_completion_length: usize,
-    model: Transformer<B>,
-    env: E,
-    tokenizer: T,
-    seed: u64,
-    devices: Vec<B::Device>,
+    peers: Peers<B, E, T>,
     iterations: usize,
     mut on_iteration: impl FnMut(usize, Metrics, &Transformer<B>) -> Result<(), LmError>,
 ) -> Result<Transformer<B>, LmError>
@@ -219,16 +215,6 @@ where
     E: TextEnv + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
     T: Tokenizer + Clone + Send + Sync + 'static,
 {
-    let peers = Peers {
-        config,
-        max_completion_length,
-        model,
-        env,
-        tokenizer,
-        seed,
-        devices,
-        nodes: None,
-    };
     let stopped = |e: anyhow::Error| match e.downcast::<LmError>() {
         Ok(lm) => lm,
         Err(other) => LmError::Stopped(format!("{other:#}")),
@@ -241,7 +227,7 @@ where
     Ok(learner.policy().clone())
 }
 
-/// What every peer starts from.
+/// What every peer starts from (the arguments of [`GrpoLm::new`], and the devices).
 pub struct Peers<B: AutodiffBackend, E, T> {
     pub config: GrpoLmConfig,
     pub max_completion_length: usize,
@@ -253,6 +239,22 @@ pub struct Peers<B: AutodiffBackend, E, T> {
     pub devices: Vec<B::Device>,
     /// With several machines: this process's place among them.
     pub nodes: Option<Nodes>,
+}
+
+impl<B: AutodiffBackend> Peers<B, Arithmetic, LmTokenizer> {
+    /// The peers of an RL stage's start (`lm grpo --devices N`, `--nodes`).
+    pub fn of(config: GrpoLmConfig, start: FromInit<B>) -> Self {
+        Self {
+            config,
+            max_completion_length: start.max_completion_length,
+            model: start.model,
+            env: start.env,
+            tokenizer: start.tokenizer,
+            seed: start.seed,
+            devices: start.devices,
+            nodes: start.nodes,
+        }
+    }
 }
 
 /// What [`GrpoPeers`] asks of its peers, each on its own thread.
@@ -552,47 +554,22 @@ impl<B: AutodiffBackend> Drop for GrpoPeers<B> {
 // than in `grpo_lm.rs`, which the peers build on.)
 impl super::RlStage for GrpoLmConfig {
     const ABOUT: &'static str = "GRPO from a checkpoint.";
-    fn validate(&self) -> Result<(), ConfigError> {
-        GrpoLmConfig::validate(self)
-    }
-    fn learner<B: AutodiffBackend>(
-        &self,
-        start: super::FromInit<B>,
-    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Transformer<B>>>> {
-        let super::FromInit {
-            model,
-            env,
-            tokenizer,
-            max_completion_length,
-            seed,
-            rewards,
-            devices,
-            nodes,
-        } = start;
+    fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> anyhow::Result<LmLearner<B>> {
         // Several devices or machines: the peers, as one learner (reward models are refused
         // there by `rl`'s validation).
-        if devices.len() > 1 || nodes.is_some() {
-            let peers = Peers {
-                config: self.clone(),
-                max_completion_length,
-                model,
-                env,
-                tokenizer,
-                seed,
-                devices,
-                nodes,
-            };
-            return Ok(Box::new(GrpoPeers::start(peers)?));
+        if start.devices.len() > 1 || start.nodes.is_some() {
+            return Ok(Box::new(GrpoPeers::start(Peers::of(self.clone(), start))?));
         }
-        let learner = GrpoLm::new(
-            self.clone(),
-            max_completion_length,
-            model,
-            env,
-            tokenizer,
-            seed,
+        let (c, s) = (self.clone(), start);
+        let grpo = GrpoLm::new(
+            c,
+            s.max_completion_length,
+            s.model,
+            s.env,
+            s.tokenizer,
+            s.seed,
         )?;
-        Ok(Box::new(learner.with_rewards(rewards)))
+        Ok(Box::new(grpo.with_rewards(s.rewards)))
     }
 }
 

@@ -19,7 +19,6 @@ use crate::core::learner::Learner;
 use crate::lm::checkpoint::LmTokenizer;
 use crate::lm::model::Transformer;
 use crate::lm::reward::RewardFuncs;
-use crate::ConfigError;
 
 /// What an RL stage starts from: the checkpoint's model, the task's training problems, the
 /// tokenizer (with its chat template when the run uses one), the reward functions, and the
@@ -37,17 +36,16 @@ pub struct FromInit<B: AutodiffBackend> {
     pub nodes: Option<grpo_parallel::Nodes>,
 }
 
-/// Reinforcement learning on a language model from a checkpoint (GRPO, PPO):
+/// A learner of a language model, as the run layer drives it.
+pub type LmLearner<B> = Box<dyn Learner<Policy = Transformer<B>>>;
+
+/// Reinforcement learning on a language model from a checkpoint (GRPO, PPO), its settings
+/// checked by their own `validate`:
 /// `run::lm::run_rl` runs every such stage the same way, and one line of the registry in
 /// `src/run/lm/mod.rs` makes `policy-lab lm NAME` run it.
 pub trait RlStage {
     /// What the stage does, in a sentence (`policy-lab lm --help`).
     const ABOUT: &'static str;
-    /// Checks the settings; a message names the key and what is allowed.
-    fn validate(&self) -> Result<(), ConfigError>;
     /// The learner from `start`.
-    fn learner<B: AutodiffBackend>(
-        &self,
-        start: FromInit<B>,
-    ) -> Result<Box<dyn Learner<Policy = Transformer<B>>>>;
+    fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> Result<LmLearner<B>>;
 }

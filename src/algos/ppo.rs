@@ -319,7 +319,6 @@ impl<B: AutodiffBackend> Ppo<B> {
         let values = self.model.critic.forward(mb.obs.clone());
         let c = &self.config;
         kernels::ppo_loss(&logits, &values, mb.targets(), c.coefficients())
-            .map(|(loss, parts)| (loss, LossParts::from(parts)))
             .unwrap_or_else(|| loss(logits, values, mb, c))
     }
 }
@@ -378,36 +377,11 @@ impl<B: Backend> Minibatch<B> {
     }
 }
 
-/// What the loss of a minibatch reports besides itself (for the metrics).
-#[derive(Clone, Debug, PartialEq)]
-pub struct LossParts {
-    pub pg_loss: f32,
-    pub v_loss: f32,
-    /// The mean entropy of the policy at the minibatch's states.
-    pub entropy: f32,
-    /// `log pi(a|s) - log pi_old(a|s)` and its `exp`, the ratio (PPO-1), per sample.
-    pub logratio: Vec<f32>,
-    pub ratio: Vec<f32>,
-}
-
-impl From<kernels::PpoLossParts> for LossParts {
-    fn from(p: kernels::PpoLossParts) -> Self {
-        let kernels::PpoLossParts {
-            pg_loss,
-            v_loss,
-            entropy,
-            logratio,
-            ratio,
-        } = p;
-        LossParts {
-            pg_loss,
-            v_loss,
-            entropy,
-            logratio,
-            ratio,
-        }
-    }
-}
+/// What the loss of a minibatch reports besides itself (for the metrics): the surrogate's and
+/// the value loss's means, the mean entropy of the policy at the minibatch's states, and per
+/// sample `log pi(a|s) - log pi_old(a|s)` and its `exp`, the ratio (PPO-1). The fused loss
+/// ([`kernels::ppo_loss`]) returns the same struct.
+pub use kernels::PpoLossParts as LossParts;
 
 // ANCHOR: ppo_loss
 /// PPO's loss (PPO-5) on a minibatch, from the actor's `logits: [len, actions]` and the

@@ -27,6 +27,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::ppo::{value_loss, PpoUpdate, UpdateStats};
+use super::{FromInit, LmLearner};
 use crate::core::advantage::{gae, normalize};
 use crate::core::metrics::explained_variance;
 use crate::core::metrics::generation_metrics;
@@ -522,37 +523,22 @@ struct PpoLmState<E> {
 impl super::RlStage for PpoLmConfig {
     const ABOUT: &'static str =
         "PPO with a value head from a checkpoint (the comparison for GRPO).";
-    fn validate(&self) -> Result<(), ConfigError> {
-        PpoLmConfig::validate(self)
-    }
-    fn learner<B: AutodiffBackend>(
-        &self,
-        start: super::FromInit<B>,
-    ) -> anyhow::Result<Box<dyn crate::core::learner::Learner<Policy = Transformer<B>>>> {
-        let super::FromInit {
-            model,
-            env,
-            tokenizer,
-            max_completion_length,
-            seed,
-            rewards,
-            devices,
-            nodes,
-        } = start;
-        if devices.len() > 1 || nodes.is_some() {
-            anyhow::bail!(
-                "rl: data parallelism (devices > 1 or nodes) is implemented for GRPO only"
-            );
-        }
-        let learner = PpoLm::new(
-            self.clone(),
-            max_completion_length,
-            model,
-            env,
-            tokenizer,
-            seed,
+    fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> anyhow::Result<LmLearner<B>> {
+        let one_device = start.devices.len() == 1 && start.nodes.is_none();
+        anyhow::ensure!(
+            one_device,
+            "rl: data parallelism is implemented for GRPO only"
+        );
+        let (c, s) = (self.clone(), start);
+        let ppo = PpoLm::new(
+            c,
+            s.max_completion_length,
+            s.model,
+            s.env,
+            s.tokenizer,
+            s.seed,
         )?;
-        Ok(Box::new(learner.with_rewards(rewards)))
+        Ok(Box::new(ppo.with_rewards(s.rewards)))
     }
 }
 

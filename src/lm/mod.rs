@@ -16,6 +16,7 @@
 //! * [`hf`]: Hugging Face Llama, Qwen2 and Qwen3 checkpoints (safetensors, tokenizer.json)
 //!   into the same [`model::Transformer`];
 //! * [`chat`]: a checkpoint's chat template, rendered as transformers renders it;
+//! * [`trainer`]: the one learner of those stages, AdamW steps on fresh batches of a lesson;
 //! * [`stage`]: what the run layer needs of a stage that trains a fresh model (SFT, the
 //!   reward model);
 //! * [`reward`]: a learned reward model (a transformer with a scalar head) trained on
@@ -37,3 +38,4 @@ pub mod sft;
 pub mod stage;
 pub mod task;
 pub mod tokenizer;
+pub mod trainer;

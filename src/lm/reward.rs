@@ -23,7 +23,6 @@
 use burn::module::AutodiffModule;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
@@ -36,6 +35,7 @@ use super::model::{Batch, ModelError, Transformer, TransformerConfig};
 use super::stage::{Evaluator, Fresh, FreshStage};
 use super::task::task_tokenizer;
 use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
+use super::trainer::{Lesson, Trainer};
 
 /// A transformer that scores a completion with one number.
 #[derive(Module, Debug)]
@@ -207,54 +207,32 @@ impl PreferenceTask {
     }
 }
 
-/// Trains a [`RewardModel`] on fresh pairs of a [`PreferenceTask`], one AdamW step per batch.
-pub struct RewardTrainer<B: AutodiffBackend, T> {
-    pub model: RewardModel<B>,
-    optim: burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, RewardModel<B>, B>,
+/// The reward model's [`Lesson`]: fresh pairs of a [`PreferenceTask`], their loss eq. (RM-2);
+/// its metrics are the batch's [`PairStats`] (before the step). `policy-lab lm reward` trains
+/// on it with a [`Trainer`].
+pub struct Preferences<T> {
     pub tokenizer: T,
     pub task: PreferenceTask,
-    rng: EnvRng,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub steps: usize,
 }
 
-impl<B: AutodiffBackend, T: Tokenizer> RewardTrainer<B, T> {
-    pub fn new(
-        model: RewardModel<B>,
-        tokenizer: T,
-        task: PreferenceTask,
-        batch_size: usize,
-        learning_rate: f64,
-        seed: u64,
-    ) -> Self {
-        Self {
-            model,
-            optim: AdamWConfig::new().with_weight_decay(0.0).init(),
-            tokenizer,
-            task,
-            rng: EnvRng::seed_from_u64(seed),
-            batch_size,
-            learning_rate,
-            steps: 0,
-        }
-    }
-
-    /// One step of eq. (RM-2) on `batch_size` fresh pairs; returns the batch's statistics
-    /// (before the step).
-    pub fn step(&mut self) -> Result<PairStats, LmError> {
-        let pairs: Vec<Preference> = (0..self.batch_size)
-            .map(|_| self.task.pair(&mut self.rng))
-            .collect();
-        let (chosen, rejected) = pair_scores(&self.model, &self.tokenizer, &pairs)?;
-        let stats = stats(chosen.clone().detach(), rejected.clone().detach());
+impl<B: AutodiffBackend, T: Tokenizer> Lesson<B> for Preferences<T> {
+    type Model = RewardModel<B>;
+    fn loss(
+        &self,
+        model: &RewardModel<B>,
+        n: usize,
+        rng: &mut EnvRng,
+    ) -> Result<(Tensor<B, 1>, crate::Metrics), LmError> {
+        let pairs: Vec<Preference> = (0..n).map(|_| self.task.pair(rng)).collect();
+        let (chosen, rejected) = pair_scores(model, &self.tokenizer, &pairs)?;
+        let s = stats(chosen.clone().detach(), rejected.clone().detach());
         let loss = bradley_terry_loss(chosen, rejected, None);
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self
-            .optim
-            .step(self.learning_rate, self.model.clone(), grads);
-        self.steps += 1;
-        Ok(stats)
+        let metrics = [
+            ("loss", s.loss),
+            ("accuracy", s.accuracy),
+            ("margin", s.margin),
+        ];
+        Ok((loss, crate::Metrics::from(metrics)))
     }
 }
 
@@ -363,53 +341,6 @@ impl<B: Backend> RewardFuncs<B> {
     }
 }
 
-/// What the trainer keeps besides the model and the optimizer (`state.json`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct TrainerState {
-    rng: EnvRng,
-    steps: usize,
-}
-
-impl<B: AutodiffBackend, T: Tokenizer> crate::core::learner::Learner for RewardTrainer<B, T> {
-    type Policy = RewardModel<B>;
-    fn iterate(&mut self) -> anyhow::Result<crate::Metrics> {
-        let stats = self.step()?;
-        let mut m = crate::Metrics::new();
-        m.insert("loss", stats.loss);
-        m.insert("accuracy", stats.accuracy);
-        m.insert("margin", stats.margin);
-        m.insert("step", self.steps as f64);
-        m.insert("global_step", (self.steps * self.batch_size) as f64);
-        Ok(m)
-    }
-    fn global_step(&self) -> usize {
-        self.steps * self.batch_size
-    }
-    fn policy(&self) -> &RewardModel<B> {
-        &self.model
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        let state = TrainerState {
-            rng: self.rng.clone(),
-            steps: self.steps,
-        };
-        crate::core::checkpoint::save_model_optim_state(dir, &self.model, &self.optim, &state)
-    }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        let (model, optim, s): (_, _, TrainerState) =
-            crate::core::checkpoint::load_model_optim_state(
-                dir,
-                self.model.clone(),
-                self.optim.clone(),
-            )?;
-        (self.model, self.optim, self.rng, self.steps) = (model, optim, s.rng, s.steps);
-        Ok(())
-    }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.model)
-    }
-}
-
 /// Saves a reward model into the folder `dir`: its backbone as a language-model checkpoint
 /// (`model.json`, `shape.json`, `tokenizer.json`, [`crate::lm::checkpoint::save_lm`]) and its
 /// head (`head.mpk`).
@@ -465,6 +396,21 @@ pub struct RewardConfig {
     pub held_out_pairs: usize,
 }
 
+impl RewardConfig {
+    /// Checks the settings; a message names the key and what is allowed.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let check = |ok, m| crate::ConfigError::unless(ok, "reward", m);
+        check(
+            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0 && self.held_out_pairs > 0,
+            "steps, batch_size, eval_every and held_out_pairs must be at least 1",
+        )?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate must be positive",
+        )
+    }
+}
+
 impl Default for RewardConfig {
     fn default() -> Self {
         Self {
@@ -481,21 +427,10 @@ impl Default for RewardConfig {
 // `src/run/lm/mod.rs`): a fresh reward model, fresh preference pairs, the held-out pairs'
 // accuracy.
 impl FreshStage for RewardConfig {
-    type Learner<B: AutodiffBackend> = RewardTrainer<B, CharTokenizer>;
+    type Learner<B: AutodiffBackend> = Trainer<B, Preferences<CharTokenizer>>;
     const ABOUT: &'static str = "Train a reward model on the task's preference pairs (a hidden rater prefers even digits) with the Bradley-Terry loss: the RLHF rung.";
     const MEASURE: &'static str = "held_out_accuracy";
 
-    fn validate(&self) -> Result<(), crate::ConfigError> {
-        let check = |ok, m| crate::ConfigError::unless(ok, "reward", m);
-        check(
-            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0 && self.held_out_pairs > 0,
-            "steps, batch_size, eval_every and held_out_pairs must be at least 1",
-        )?;
-        check(
-            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
-            "learning_rate must be positive",
-        )
-    }
     fn steps(&self) -> usize {
         self.steps
     }
@@ -514,16 +449,12 @@ impl FreshStage for RewardConfig {
             RewardModel::new(start.shape, device)
         });
         model.backbone = model.backbone.with_precision(start.precision);
-        let task = PreferenceTask::new(start.env(Split::Train)?);
+        let lesson = Preferences {
+            tokenizer: task_tokenizer(),
+            task: PreferenceTask::new(start.env(Split::Train)?),
+        };
         let (batch, lr) = (self.batch_size, self.learning_rate);
-        Ok(RewardTrainer::new(
-            model,
-            task_tokenizer(),
-            task,
-            batch,
-            lr,
-            start.seed,
-        ))
+        Ok(Trainer::new(model, lesson, batch, lr, start.seed))
     }
     fn evaluator<B: AutodiffBackend>(
         &self,
@@ -534,7 +465,8 @@ impl FreshStage for RewardConfig {
             .pairs(self.held_out_pairs, start.seed.wrapping_add(0x5eed));
         Ok(Box::new(
             move |learner: &Self::Learner<B>, m: &mut crate::Metrics| {
-                let stats = evaluate_pairs(&learner.model.valid(), &learner.tokenizer, &held_out)?;
+                let model = learner.model.valid();
+                let stats = evaluate_pairs(&model, &learner.lesson.tokenizer, &held_out)?;
                 m.insert(Self::MEASURE, stats.accuracy);
                 m.insert("held_out_margin", stats.margin);
                 Ok(crate::lm::task::Accuracy {
@@ -607,7 +539,11 @@ mod tests {
         };
         let task = PreferenceTask::new(Arithmetic::new(env_config.clone()).unwrap());
         let held_out = PreferenceTask::new(Arithmetic::new(env_config).unwrap()).pairs(256, 999);
-        let mut trainer = RewardTrainer::new(model, tokenizer.clone(), task, 32, 1e-3, 1);
+        let lesson = Preferences {
+            tokenizer: tokenizer.clone(),
+            task,
+        };
+        let mut trainer = Trainer::new(model, lesson, 32, 1e-3, 1);
         let before = evaluate_pairs(&trainer.model, &tokenizer, &held_out).unwrap();
         for _ in 0..300 {
             trainer.step().unwrap();

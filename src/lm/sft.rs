@@ -21,6 +21,7 @@ use super::stage::{Evaluator, Fresh, FreshStage};
 use super::task::{evaluate_accuracy, task_tokenizer};
 pub use super::tokenizer::encode_prompt;
 use super::tokenizer::{CharTokenizer, Tokenizer, TokenizerError};
+use super::trainer::{Lesson, Trainer};
 use crate::core::objective::masked_mean;
 
 pub use super::error::LmError;
@@ -85,102 +86,26 @@ pub fn inference<B: AutodiffBackend>(model: &Transformer<B>) -> Transformer<B::I
     model.valid()
 }
 
-/// Supervised fine-tuning as a [`crate::core::learner::Learner`], so that `policy-lab lm sft` runs,
-/// checkpoints and resumes as every other run does: one iteration is one optimizer step on
-/// `batch_size` demonstrations drawn from `env` (eq. above: the completion tokens' mean
-/// negative log-likelihood).
-pub struct Sft<B: AutodiffBackend, T> {
-    pub model: Transformer<B>,
-    optim: burn::optim::adaptor::OptimizerAdaptor<burn::optim::AdamW, Transformer<B>, B>,
+/// SFT's [`Lesson`]: demonstrations of `env` (its training split), their loss [`sft_loss`]
+/// (the completion tokens' mean negative log-likelihood). `policy-lab lm sft` trains on it
+/// with a [`Trainer`].
+pub struct Demonstrations<T> {
     pub tokenizer: T,
-    env: policy_lab_envs::Arithmetic,
-    rng: policy_lab_envs::EnvRng,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    /// Optimizer steps done.
-    pub steps: usize,
+    pub env: policy_lab_envs::Arithmetic,
 }
 
-impl<B: AutodiffBackend, T: Tokenizer> Sft<B, T> {
-    /// SFT of `model` on demonstrations of `env` (its training split), `batch_size` a step.
-    pub fn new(
-        model: Transformer<B>,
-        tokenizer: T,
-        env: policy_lab_envs::Arithmetic,
-        batch_size: usize,
-        learning_rate: f64,
-        seed: u64,
-    ) -> Self {
-        use rand::SeedableRng;
-        Self {
-            model,
-            optim: AdamWConfig::new().with_weight_decay(0.0).init(),
-            tokenizer,
-            env,
-            rng: policy_lab_envs::EnvRng::seed_from_u64(seed),
-            batch_size,
-            learning_rate,
-            steps: 0,
-        }
-    }
-
-    /// One optimizer step on a fresh batch of demonstrations; returns its loss.
-    pub fn step(&mut self) -> Result<f64, LmError> {
-        let pairs: Vec<(String, String)> = (0..self.batch_size)
-            .map(|_| self.env.demonstration(&mut self.rng))
-            .collect();
-        let loss = sft_loss(&self.model, &self.tokenizer, &pairs)?;
-        let value = crate::scalar(&loss);
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self
-            .optim
-            .step(self.learning_rate, self.model.clone(), grads);
-        self.steps += 1;
-        Ok(value)
-    }
-}
-
-/// What SFT keeps besides the model and the optimizer (`state.json`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SftState {
-    rng: policy_lab_envs::EnvRng,
-    steps: usize,
-}
-
-impl<B: AutodiffBackend, T: Tokenizer> crate::core::learner::Learner for Sft<B, T> {
-    type Policy = Transformer<B>;
-    fn iterate(&mut self) -> anyhow::Result<crate::Metrics> {
-        let loss = self.step()?;
-        let mut m = crate::Metrics::new();
-        m.insert("loss", loss);
-        m.insert("step", self.steps as f64);
-        m.insert("global_step", (self.steps * self.batch_size) as f64);
-        Ok(m)
-    }
-    fn global_step(&self) -> usize {
-        self.steps * self.batch_size
-    }
-    fn policy(&self) -> &Transformer<B> {
-        &self.model
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        let state = SftState {
-            rng: self.rng.clone(),
-            steps: self.steps,
-        };
-        crate::core::checkpoint::save_model_optim_state(dir, &self.model, &self.optim, &state)
-    }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
-        let (model, optim, s): (_, _, SftState) = crate::core::checkpoint::load_model_optim_state(
-            dir,
-            self.model.clone(),
-            self.optim.clone(),
-        )?;
-        (self.model, self.optim, self.rng, self.steps) = (model, optim, s.rng, s.steps);
-        Ok(())
-    }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.model)
+impl<B: AutodiffBackend, T: Tokenizer> Lesson<B> for Demonstrations<T> {
+    type Model = Transformer<B>;
+    fn loss(
+        &self,
+        model: &Transformer<B>,
+        n: usize,
+        rng: &mut policy_lab_envs::EnvRng,
+    ) -> Result<(Tensor<B, 1>, crate::Metrics), LmError> {
+        let pairs: Vec<(String, String)> = (0..n).map(|_| self.env.demonstration(rng)).collect();
+        let loss = sft_loss(model, &self.tokenizer, &pairs)?;
+        let metrics = crate::Metrics::from([("loss", crate::scalar(&loss))]);
+        Ok((loss, metrics))
     }
 }
 
@@ -204,6 +129,21 @@ pub struct SftConfig {
 }
 // ANCHOR_END: lm_sft_config
 
+impl SftConfig {
+    /// Checks the settings; a message names the key and what is allowed.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let check = |ok, m| crate::ConfigError::unless(ok, "sft", m);
+        check(
+            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0,
+            "steps, batch_size and eval_every must be at least 1",
+        )?;
+        check(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "learning_rate must be positive",
+        )
+    }
+}
+
 impl Default for SftConfig {
     fn default() -> Self {
         Self {
@@ -219,21 +159,10 @@ impl Default for SftConfig {
 // How `policy-lab lm sft` reads the settings and makes the learner (registered in
 // `src/run/lm/mod.rs`): a fresh model, the task's demonstrations, the held-out accuracy.
 impl FreshStage for SftConfig {
-    type Learner<B: AutodiffBackend> = Sft<B, CharTokenizer>;
+    type Learner<B: AutodiffBackend> = Trainer<B, Demonstrations<CharTokenizer>>;
     const ABOUT: &'static str = "Train a fresh model on demonstrations until it reaches a partial held-out accuracy (`sft.stop_at_accuracy`), and save it: the warm start for RL.";
     const MEASURE: &'static str = "test_accuracy";
 
-    fn validate(&self) -> Result<(), crate::ConfigError> {
-        let check = |ok, m| crate::ConfigError::unless(ok, "sft", m);
-        check(
-            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0,
-            "steps, batch_size and eval_every must be at least 1",
-        )?;
-        check(
-            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
-            "learning_rate must be positive",
-        )
-    }
     fn steps(&self) -> usize {
         self.steps
     }
@@ -256,15 +185,12 @@ impl FreshStage for SftConfig {
             })
             .with_precision(start.precision);
         let env = start.env(policy_lab_envs::Split::Train)?;
-        let (batch, lr) = (self.batch_size, self.learning_rate);
-        Ok(Sft::new(
-            model,
-            task_tokenizer(),
+        let lesson = Demonstrations {
+            tokenizer: task_tokenizer(),
             env,
-            batch,
-            lr,
-            start.seed,
-        ))
+        };
+        let (batch, lr) = (self.batch_size, self.learning_rate);
+        Ok(Trainer::new(model, lesson, batch, lr, start.seed))
     }
     fn evaluator<B: AutodiffBackend>(
         &self,
@@ -274,7 +200,7 @@ impl FreshStage for SftConfig {
         Ok(Box::new(
             move |learner: &Self::Learner<B>, m: &mut crate::Metrics| {
                 let model = learner.model.valid();
-                let accuracy = evaluate_accuracy(&model, &learner.tokenizer, &test, None)?;
+                let accuracy = evaluate_accuracy(&model, &learner.lesson.tokenizer, &test, None)?;
                 m.insert(Self::MEASURE, accuracy.accuracy);
                 Ok(accuracy)
             },

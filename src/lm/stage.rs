@@ -16,7 +16,7 @@ use super::checkpoint::LmTokenizer;
 use super::model::{Precision, TransformerConfig};
 use super::task::Accuracy;
 use crate::core::learner::Learner;
-use crate::{ConfigError, Metrics};
+use crate::Metrics;
 
 /// What a fresh stage starts from: the model's shape and number type, the task, the seed and
 /// the device.
@@ -44,7 +44,8 @@ impl<B: AutodiffBackend> Fresh<'_, B> {
 pub type Evaluator<L> = Box<dyn FnMut(&L, &mut Metrics) -> Result<Accuracy>>;
 
 /// A stage that trains a fresh model of `[model]`'s shape on the task's data, for `steps`
-/// optimizer steps, measured on held-out data every `eval_every` (SFT, the reward model).
+/// optimizer steps, measured on held-out data every `eval_every` (SFT, the reward model); its
+/// settings are checked by their own `validate`.
 /// `run::lm::run_fresh` runs every such stage the same way.
 pub trait FreshStage {
     /// The learner the run layer drives.
@@ -54,8 +55,6 @@ pub trait FreshStage {
     /// What the stage does, in a sentence (`policy-lab lm --help`).
     const ABOUT: &'static str;
 
-    /// Checks the settings; a message names the key and what is allowed.
-    fn validate(&self) -> Result<(), ConfigError>;
     /// The most optimizer steps.
     fn steps(&self) -> usize;
     /// Sets the most optimizer steps (`--iterations`).

@@ -9,29 +9,25 @@ use std::path::Path;
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{check_precision, finish, open_folder, LmRunConfig, LmSummary};
+use super::{check_precision, finish, open_folder, LmRunConfig, LmSummary, Out};
 use crate::lm::checkpoint::LmTokenizer;
-use crate::lm::reward::RewardConfig;
 use crate::lm::sft::SftConfig;
 use crate::lm::stage::{Fresh, FreshStage};
 use crate::lm::task::{task_tokenizer, Accuracy};
 use crate::lm::tokenizer::Tokenizer;
 use crate::run::{drive, resume_from, Drive, Progress, Start};
 
-/// The stage `stage` (the settings of `config.algo`'s table) on a fresh model, in the run
-/// folder `out` (`start`: a new run, a replacement, or going on from the newest checkpoint),
+/// The stage `stage` (the settings of `config.algo`'s table) on a fresh model, into `out`,
 /// on `device`.
 pub fn run_fresh<B: AutodiffBackend, S: FreshStage>(
     config: &LmRunConfig,
     stage: &S,
     device: &B::Device,
-    out: &Path,
-    start: Start,
-    progress: &mut (dyn Write + Send),
+    out: Out,
 ) -> Result<LmSummary> {
     config.validate()?;
     check_precision::<B>(config.precision, device)?;
-    let (mut folder, config_toml) = open_folder(config, out, start)?;
+    let (mut folder, config_toml) = open_folder(config, &out)?;
     let tokenizer = task_tokenizer();
     let shape = config.transformer(tokenizer.vocab_size());
     let fresh = Fresh::<B> {
@@ -45,7 +41,13 @@ pub fn run_fresh<B: AutodiffBackend, S: FreshStage>(
     let mut evaluate = stage.evaluator(&fresh)?;
     let resumable = config.algo.resumable();
     let resumable: Vec<&str> = resumable.iter().map(String::as_str).collect();
-    let (state, history) = resume_from(&mut folder, &mut learner, &config_toml, &resumable, start)?;
+    let (state, history) = resume_from(
+        &mut folder,
+        &mut learner,
+        &config_toml,
+        &resumable,
+        out.start,
+    )?;
     // The measure last taken (a resumed run's, from its rows), and whether it reached the
     // stopping point.
     let measured = |row: &crate::run::MetricsRow| row.get(S::MEASURE).copied();
@@ -57,7 +59,7 @@ pub fn run_fresh<B: AutodiffBackend, S: FreshStage>(
     let lm_tokenizer = LmTokenizer::Char(tokenizer);
     let (steps, every) = (stage.steps(), stage.eval_every());
     let name = config.algo.name();
-    let mut bar = Progress::new(name, steps, "steps", 20, steps, progress);
+    let mut bar = Progress::new(name, steps, "steps", 20, steps, out.progress);
     let driven = drive(
         &mut learner,
         &mut folder,
@@ -92,19 +94,10 @@ pub fn run_sft<B: AutodiffBackend>(
     start: Start,
     progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
-    run_fresh::<B, SftConfig>(config, &config.sft, device, out, start, progress)
-}
-
-/// A reward model trained on the task's preference pairs (`lm::reward`), its held-out pair
-/// accuracy measured along the way ([`run_fresh`] of `config.reward`); the model goes to
-/// `out/model` (`lm::reward::load_reward_model` reads it). The summary's accuracy is the
-/// held-out pair accuracy.
-pub fn run_reward<B: AutodiffBackend>(
-    config: &LmRunConfig,
-    device: &B::Device,
-    out: &Path,
-    start: Start,
-    progress: &mut (dyn Write + Send),
-) -> Result<LmSummary> {
-    run_fresh::<B, RewardConfig>(config, &config.reward, device, out, start, progress)
+    let out = Out {
+        dir: out,
+        start,
+        progress,
+    };
+    run_fresh::<B, SftConfig>(config, &config.sft, device, out)
 }

@@ -49,7 +49,7 @@ use crate::run::{Driven, RunFolder, Start};
 use crate::ConfigError;
 
 pub use eval::run_eval;
-pub use fresh::{run_fresh, run_reward, run_sft};
+pub use fresh::{run_fresh, run_sft};
 
 // ANCHOR: lm_stage_registry
 // The stages `policy-lab lm` knows: a variant (`lm sft`), its table in the TOML settings
@@ -79,9 +79,6 @@ impl Fresh {
     fn measure<S: FreshStage>() -> &'static str {
         S::MEASURE
     }
-    fn validate<S: FreshStage>(stage: &S) -> Result<(), ConfigError> {
-        stage.validate()
-    }
     fn set_steps<S: FreshStage>(stage: &mut S, _: &mut RlConfig, steps: usize) {
         stage.set_steps(steps);
     }
@@ -89,18 +86,17 @@ impl Fresh {
         format!("{table}.steps")
     }
     fn run<B: AutodiffBackend, S: FreshStage>(
-        config: &LmRunConfig,
-        stage: &S,
-        out: &Path,
-        start: Start,
-        progress: &mut (dyn Write + Send),
+        c: &LmRunConfig,
+        s: &S,
+        out: Out,
     ) -> Result<LmSummary> {
-        run_fresh::<B, S>(config, stage, &Default::default(), out, start, progress)
+        run_fresh::<B, S>(c, s, &Default::default(), out)
     }
     fn run_from<B: AutodiffBackend, S: FreshStage>(
         config: &LmRunConfig,
         _: &S,
-        _: From<'_, B>,
+        _: (&Path, &[B::Device]),
+        _: Out,
     ) -> Result<LmSummary> {
         bail!(
             "run_rl needs an RL stage (grpo, ppo); `{}` trains a fresh model (run_fresh)",
@@ -123,48 +119,34 @@ impl Rl {
     fn measure<S: RlStage>() -> &'static str {
         "test_accuracy"
     }
-    fn validate<S: RlStage>(stage: &S) -> Result<(), ConfigError> {
-        stage.validate()
-    }
     fn set_steps<S: RlStage>(_: &mut S, rl: &mut RlConfig, iterations: usize) {
         rl.iterations = iterations;
     }
     fn resumable(_: &str) -> String {
         "rl.iterations".into()
     }
-    fn run<B: AutodiffBackend, S: RlStage>(
-        config: &LmRunConfig,
-        stage: &S,
-        out: &Path,
-        start: Start,
-        progress: &mut (dyn Write + Send),
-    ) -> Result<LmSummary> {
-        let init = config
-            .init
-            .as_ref()
-            .context("RL starts from a model (init)")?;
-        let devices = crate::backend::devices::<B>(config.rl.devices);
-        rl::run_stage::<B, S>(config, stage, init, &devices, out, start, progress)
+    fn run<B: AutodiffBackend, S: RlStage>(c: &LmRunConfig, s: &S, out: Out) -> Result<LmSummary> {
+        let init = c.init.as_ref().context("RL starts from a model (init)")?;
+        let devices = crate::backend::devices::<B>(c.rl.devices);
+        rl::run_stage::<B, S>(c, s, (init, &devices), out)
     }
     fn run_from<B: AutodiffBackend, S: RlStage>(
-        config: &LmRunConfig,
-        stage: &S,
-        from: From<'_, B>,
+        c: &LmRunConfig,
+        s: &S,
+        from: (&Path, &[B::Device]),
+        out: Out,
     ) -> Result<LmSummary> {
-        let From(init, devices, out, start, progress) = from;
-        rl::run_stage::<B, S>(config, stage, init, devices, out, start, progress)
+        rl::run_stage::<B, S>(c, s, from, out)
     }
 }
 
-/// Where [`run_rl`] starts: the checkpoint, the devices, the run folder, how to start it, and
-/// where progress goes.
-struct From<'a, B: AutodiffBackend>(
-    &'a Path,
-    &'a [B::Device],
-    &'a Path,
-    Start,
-    &'a mut (dyn Write + Send),
-);
+/// Where a run goes: its folder, how it starts there (a new run, a replacement, or going on
+/// from the newest checkpoint), and where its progress goes.
+pub struct Out<'a> {
+    pub dir: &'a Path,
+    pub start: Start,
+    pub progress: &'a mut (dyn Write + Send),
+}
 
 /// Writes, from the list of stages: the `LmAlgo` enum, `LmRunConfig` (the shared settings and
 /// one table per stage), which tables each stage reads, and the `match`es that reach the
@@ -286,7 +268,7 @@ macro_rules! lm_stages {
             /// The chosen stage's own checks.
             fn validate_stage(&self) -> Result<(), ConfigError> {
                 match self.algo {
-                    $(LmAlgo::$variant => $kind::validate(&self.$field)),*
+                    $(LmAlgo::$variant => self.$field.validate()),*
                 }
             }
             /// Sets the stage's budget: a fresh stage's most steps, or RL's iterations.
@@ -309,21 +291,16 @@ macro_rules! lm_stages {
             start: Start,
             progress: &mut (dyn Write + Send),
         ) -> Result<LmSummary> {
-            let from = From::<B>(init, devices, out, start, progress);
+            let out = Out { dir: out, start, progress };
             match config.algo {
-                $(LmAlgo::$variant => $kind::run_from::<B, $config>(config, &config.$field, from)),*
+                $(LmAlgo::$variant => $kind::run_from::<B, $config>(config, &config.$field, (init, devices), out)),*
             }
         }
 
         /// [`run_lm`] on backend `B`: the chosen stage's runner.
-        fn run_lm_on<B: AutodiffBackend>(
-            config: &LmRunConfig,
-            out: &Path,
-            start: Start,
-            progress: &mut (dyn Write + Send),
-        ) -> Result<LmSummary> {
+        fn run_lm_on<B: AutodiffBackend>(config: &LmRunConfig, out: Out) -> Result<LmSummary> {
             match config.algo {
-                $(LmAlgo::$variant => $kind::run::<B, $config>(config, &config.$field, out, start, progress)),*
+                $(LmAlgo::$variant => $kind::run::<B, $config>(config, &config.$field, out)),*
             }
         }
     };
@@ -585,7 +562,7 @@ pub fn run_lm(
     progress: &mut (dyn Write + Send),
 ) -> Result<LmSummary> {
     crate::backend::on_backend!(config.device, B => {
-        run_lm_on::<B>(config, out, start, progress)
+        run_lm_on::<B>(config, Out { dir: out, start, progress })
     })?
 }
 
@@ -613,14 +590,11 @@ pub fn supports_precision(device: Device, precision: Precision) -> Result<bool> 
 }
 
 /// Opens the run folder of an `lm` run for `config` (see [`RunFolder::open`]).
-fn open_folder(config: &LmRunConfig, out: &Path, start: Start) -> Result<(RunFolder, String)> {
+fn open_folder(config: &LmRunConfig, out: &Out) -> Result<(RunFolder, String)> {
     let config_toml = config.to_toml();
-    let resume = format!(
-        "policy-lab lm {} --resume {}",
-        config.algo.name(),
-        out.display()
-    );
-    let folder = RunFolder::open(out, start, &config_toml, resume)?;
+    let name = config.algo.name();
+    let resume = format!("policy-lab lm {name} --resume {}", out.dir.display());
+    let folder = RunFolder::open(out.dir, out.start, &config_toml, resume)?;
     Ok((folder, config_toml))
 }
 

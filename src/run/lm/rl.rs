@@ -4,7 +4,6 @@
 //! driven by [`crate::run::drive`] with the held-out accuracy measured along the way; and
 //! data-parallel GRPO over several devices or machines.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -12,27 +11,23 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use policy_lab_envs::{Arithmetic, Split};
 
-use super::{check_precision, finish, open_folder, LmRunConfig, LmSummary, RlConfig};
+use super::{check_precision, finish, open_folder, LmRunConfig, LmSummary, Out, RlConfig};
 use crate::algos::{FromInit, RlStage};
 use crate::lm::checkpoint::{load_policy, save_lm, LmTokenizer};
 use crate::lm::model::Transformer;
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use crate::lm::tokenizer::Tokenizer;
-use crate::run::{drive, resume_from, Drive, Progress, RunFolder, Start};
+use crate::run::{drive, resume_from, Drive, Progress, RunFolder};
 use crate::Metrics;
 
 /// The RL stage `stage` (the settings of `config.algo`'s table) from the checkpoint in
-/// `init`, with the held-out accuracy measured along the way, in the run folder `out`
-/// (`start`: a new run, a replacement, or going on from the newest checkpoint), on `devices`
-/// (more than one: data-parallel GRPO, one peer per device).
+/// `init`, with the held-out accuracy measured along the way, into `out`, on `devices` (more
+/// than one: data-parallel GRPO, one peer per device).
 pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     config: &LmRunConfig,
     stage: &S,
-    init: &Path,
-    devices: &[B::Device],
-    out: &Path,
-    start: Start,
-    progress: &mut (dyn Write + Send),
+    (init, devices): (&Path, &[B::Device]),
+    out: Out,
 ) -> Result<LmSummary> {
     let device = devices.first().context("run_rl needs a device")?;
     config.validate()?;
@@ -71,7 +66,7 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
             loaded.config.max_seq_len
         );
     }
-    let (mut folder, config_toml) = open_folder(config, out, start)?;
+    let (mut folder, config_toml) = open_folder(config, &out)?;
     let name = config.algo.name();
     let train_env = config.env(Split::Train)?;
     let test_env = config.env(Split::Test)?;
@@ -96,19 +91,19 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
         learner.as_mut(),
         &config_toml,
         &resumable,
-        start,
+        out.start,
     )?;
     let mut history = history;
     let policy = learner.policy().valid();
     let start_accuracy = start_accuracy(&policy, &tokenizer, &test_env, &mut folder, &mut history)?;
     drop(policy);
     writeln!(
-        progress,
+        out.progress,
         "start: held-out accuracy {:.3} on {} problems",
         start_accuracy.accuracy, start_accuracy.problems
     )?;
     let mut last = start_accuracy.clone();
-    let mut bar = Progress::new(name, n, "iterations", 20, n, progress);
+    let mut bar = Progress::new(name, n, "iterations", 20, n, out.progress);
     let driven = drive(
         learner.as_mut(),
         &mut folder,
