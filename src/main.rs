@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use policy_lab::backend::Inference;
 use policy_lab::backend::{check_device, Device};
 use policy_lab::envs::ENV_IDS;
-use policy_lab::run::evaluate::{draw_grid_policy, evaluate_with_progress};
+use policy_lab::run::evaluate::{draw_grid_policy, play as play_policy, Play};
 use policy_lab::run::folder;
 use policy_lab::run::ladder::{run_ladder, LADDER_SEEDS};
 use policy_lab::run::lm::{run_eval, run_lm, LmAlgo, LmRunConfig};
@@ -426,11 +426,18 @@ fn run(cli: Cli) -> Result<()> {
             let mut sink = std::io::stderr();
             let mut bar = Progress::new("eval", episodes, "episodes", 10, episodes, &mut sink);
             let mut returns = Metrics::new();
-            let eval =
-                evaluate_with_progress(&policy, &mut env, episodes, seed, &device, &mut |n, r| {
+            let eval = play_policy(
+                &policy,
+                &mut env,
+                episodes,
+                seed,
+                Play::Greedy,
+                &device,
+                &mut |n, r| {
                     returns.insert("episodic_return", r);
                     let _ = bar.update(n, &returns);
-                })?;
+                },
+            )?;
             bar.finish();
             println!(
                 "{} ({} on {}): mean return {:.3} over {episodes} episodes{}",

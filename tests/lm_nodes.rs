@@ -142,7 +142,7 @@ fn node_role() {
 /// the model users read fails): writes how the run ended (`ok` or the error) to `out`.
 fn failing_node(rank: u32, orchestrator: u16, address: u16, out: &Path) {
     use policy_lab::algos::grpo_parallel::{GrpoPeers, Peers};
-    use policy_lab::run::{drive, Drive, Progress, RunFolder, RunState, Start};
+    use policy_lab::run::{drive, Budget, Drive, Progress, RunFolder, RunState, Start};
     let s = setup();
     let peers = Peers {
         config: config(LossType::Grpo, 2),
@@ -168,19 +168,11 @@ fn failing_node(rank: u32, orchestrator: u16, address: u16, out: &Path) {
         drive(
             &mut learner,
             &mut folder,
-            RunState::default(),
-            Vec::new(),
-            Drive {
-                config_toml: "",
-                checkpoint_every: 1,
-                done: &|_, it| it >= 3,
-                position: &|_, it| it,
-                after: &mut |_, _, _| Ok(()),
-                save_policy: &|_, _| match rank {
-                    1 => anyhow::bail!("no space left on the device (injected)"),
-                    _ => Ok(()),
-                },
-            },
+            (RunState::default(), Vec::new()),
+            Drive::new("", 1, Budget::Iterations(3)).save_policy(|_, _| match rank {
+                1 => anyhow::bail!("no space left on the device (injected)"),
+                _ => Ok(()),
+            }),
             &mut progress,
         )?;
         Ok(())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use policy_lab::core::learner::Learner;
-use policy_lab::run::{drive, Drive, Progress, RunFolder, RunState, Start};
+use policy_lab::run::{drive, Budget, Drive, Progress, RunFolder, RunState, Start};
 use policy_lab::Metrics;
 
 /// A learner whose one weight counts its iterations; it can be told to produce a NaN loss,
@@ -86,22 +86,15 @@ fn run(learner: &mut Counter, dir: &Path, start: Start) -> Result<usize> {
     let driven = drive(
         learner,
         &mut folder,
-        state,
-        rows,
-        Drive {
-            config_toml: CONFIG,
-            checkpoint_every: 2,
-            done: &|_, it| it >= 6,
-            position: &|_, it| it,
-            after: &mut |_, _, _| Ok(()),
+        (state, rows),
+        Drive::new(CONFIG, 2, Budget::Iterations(6))
             // The run folder knows a policy by the name `policy.mpk`.
-            save_policy: &|l, dir| {
+            .save_policy(|l: &Counter, dir| {
                 Ok(std::fs::write(
                     dir.join("policy.mpk"),
                     l.weight.to_string(),
                 )?)
-            },
-        },
+            }),
         &mut progress,
     )?;
     Ok(driven.iterations)

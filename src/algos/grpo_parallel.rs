@@ -560,16 +560,8 @@ impl super::RlStage for GrpoLmConfig {
         if start.devices.len() > 1 || start.nodes.is_some() {
             return Ok(Box::new(GrpoPeers::start(Peers::of(self.clone(), start))?));
         }
-        let (c, s) = (self.clone(), start);
-        let grpo = GrpoLm::new(
-            c,
-            s.max_completion_length,
-            s.model,
-            s.env,
-            s.tokenizer,
-            s.seed,
-        )?;
-        Ok(Box::new(grpo.with_rewards(s.rewards)))
+        let (grpo, rewards) = start.one(self.clone(), GrpoLm::new)?;
+        Ok(Box::new(grpo.with_rewards(rewards)))
     }
 }
 

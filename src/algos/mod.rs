@@ -19,6 +19,7 @@ use crate::core::learner::Learner;
 use crate::lm::checkpoint::LmTokenizer;
 use crate::lm::model::Transformer;
 use crate::lm::reward::RewardFuncs;
+use crate::ConfigError;
 
 /// What an RL stage starts from: the checkpoint's model, the task's training problems, the
 /// tokenizer (with its chat template when the run uses one), the reward functions, and the
@@ -34,6 +35,33 @@ pub struct FromInit<B: AutodiffBackend> {
     pub devices: Vec<B::Device>,
     /// This process's place among several machines, for a run over them.
     pub nodes: Option<grpo_parallel::Nodes>,
+}
+
+impl<B: AutodiffBackend> FromInit<B> {
+    /// A learner on one device, made by `new(config, max_completion_length, model, env,
+    /// tokenizer, seed)` (a learner's constructor), and the reward functions to give it.
+    pub fn one<C, L>(
+        self,
+        config: C,
+        new: impl FnOnce(
+            C,
+            usize,
+            Transformer<B>,
+            Arithmetic,
+            LmTokenizer,
+            u64,
+        ) -> Result<L, ConfigError>,
+    ) -> Result<(L, RewardFuncs<B::InnerBackend>)> {
+        let Self {
+            model,
+            env,
+            tokenizer,
+            max_completion_length: max,
+            seed,
+            ..
+        } = self;
+        Ok((new(config, max, model, env, tokenizer, seed)?, self.rewards))
+    }
 }
 
 /// A learner of a language model, as the run layer drives it.

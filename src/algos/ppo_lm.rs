@@ -529,16 +529,8 @@ impl super::RlStage for PpoLmConfig {
             one_device,
             "rl: data parallelism is implemented for GRPO only"
         );
-        let (c, s) = (self.clone(), start);
-        let ppo = PpoLm::new(
-            c,
-            s.max_completion_length,
-            s.model,
-            s.env,
-            s.tokenizer,
-            s.seed,
-        )?;
-        Ok(Box::new(ppo.with_rewards(s.rewards)))
+        let (ppo, rewards) = start.one(self.clone(), PpoLm::new)?;
+        Ok(Box::new(ppo.with_rewards(rewards)))
     }
 }
 

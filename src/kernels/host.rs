@@ -69,6 +69,30 @@ pub(super) fn finish_unary<S: UnaryGrad>(
     )
 }
 
+/// What a kernel with `N` inputs keeps for its backward step, and that step: from the
+/// output's gradient in `grads`, it registers the gradient of each input that wants one.
+pub(super) trait NodeGrad<const N: usize>: Clone + std::fmt::Debug + Send + 'static {
+    fn backward(ops: Ops<Self, N>, grads: &mut Gradients);
+}
+
+/// The backward step of a kernel with `N` inputs whose state is `S` ([`NodeGrad`]).
+#[derive(Debug)]
+pub(super) struct NodeBackward<S>(std::marker::PhantomData<S>);
+
+impl<S> NodeBackward<S> {
+    pub(super) fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<S: NodeGrad<N>, const N: usize> Backward<NdArray, N> for NodeBackward<S> {
+    type State = S;
+
+    fn backward(self, ops: Ops<S, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        S::backward(ops, grads);
+    }
+}
+
 /// A tensor's primitive when its backend is burn-ndarray, with or without autodiff.
 pub(super) enum Host {
     Plain(NdArrayTensor),

@@ -1,6 +1,5 @@
 //! A linear layer with its activation, and the matrix product under it, as one operation.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
@@ -125,7 +124,7 @@ fn product<B: Backend>(
                 activation,
             };
             let (x_node, w_node) = (x.node, w.node);
-            let backward = LinearBackward;
+            let backward = NodeBackward::<LinearState>::new();
             from_host(match b {
                 Some(b) => finish(
                     backward.prepare::<NoCheckpointing>([x_node, w_node, b.node]),
@@ -185,21 +184,8 @@ struct LinearState {
     activation: Activation,
 }
 
-#[derive(Debug)]
-struct LinearBackward;
-
-impl Backward<NdArray, 2> for LinearBackward {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        linear_backward(ops, grads);
-    }
-}
-
-impl Backward<NdArray, 3> for LinearBackward {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+impl<const N: usize> NodeGrad<N> for LinearState {
+    fn backward(ops: Ops<Self, N>, grads: &mut Gradients) {
         linear_backward(ops, grads);
     }
 }

@@ -1,6 +1,5 @@
 //! PPO's whole minibatch loss (PPO-5) as one operation, with both inputs' gradients.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
@@ -85,7 +84,8 @@ pub fn ppo_loss<B: Backend>(
         logratio,
         ratio: ratio.clone(),
     };
-    let prep = PpoLossBackward.prepare::<NoCheckpointing>([x.node.clone(), v.node.clone()]);
+    let prep = NodeBackward::<PpoLossState>::new()
+        .prepare::<NoCheckpointing>([x.node.clone(), v.node.clone()]);
     let state = || PpoLossState {
         n,
         k,
@@ -251,13 +251,8 @@ struct PpoLossState {
     coefficients: PpoCoefficients,
 }
 
-#[derive(Debug)]
-struct PpoLossBackward;
-
-impl Backward<NdArray, 2> for PpoLossBackward {
-    type State = PpoLossState;
-
-    fn backward(self, ops: Ops<PpoLossState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+impl NodeGrad<2> for PpoLossState {
+    fn backward(ops: Ops<Self, 2>, grads: &mut Gradients) {
         let s = ops.state;
         let [parent_logits, parent_values] = ops.parents;
         let g = slice(&values(&grads.consume::<NdArray>(&ops.node)))[0];

@@ -408,6 +408,29 @@ impl Weights {
         Ok(Self { tensors })
     }
 
+    /// One linear layer made of the checkpoint's projections `names` (each `NAME.weight` of
+    /// `[out, d_in]`, and `NAME.bias` if `bias`), side by side: its `[d_in, Σ out]` weight
+    /// ([`Self::linear_weight`]) and its bias, the biases one after another.
+    fn projection(
+        &mut self,
+        names: &[String],
+        outs: &[usize],
+        d_in: usize,
+        bias: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let weights: Vec<String> = names.iter().map(|n| format!("{n}.weight")).collect();
+        let weights: Vec<&str> = weights.iter().map(String::as_str).collect();
+        let w = self.linear_weight(&weights, outs, d_in)?;
+        if !bias {
+            return Ok((w, None));
+        }
+        let mut b = Vec::with_capacity(outs.iter().sum());
+        for (name, &out) in names.iter().zip(outs) {
+            b.extend(self.take(&format!("{name}.bias"), &[out])?);
+        }
+        Ok((w, Some(b)))
+    }
+
     /// Takes the tensor `name`, which must have the shape `shape`.
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let (found, values) = self
@@ -478,27 +501,10 @@ impl Weights {
         for (l, block) in model.blocks.iter_mut().enumerate() {
             let p = format!("model.layers.{l}");
             let attn = |n: &str| format!("{p}.self_attn.{n}");
-            let names = [
-                attn("q_proj.weight"),
-                attn("k_proj.weight"),
-                attn("v_proj.weight"),
-            ];
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let w = self.linear_weight(&names, &[q, kv, kv], d)?;
-            let bias = if config.qkv_bias {
-                let mut b = self.take(&attn("q_proj.bias"), &[q])?;
-                b.extend(self.take(&attn("k_proj.bias"), &[kv])?);
-                b.extend(self.take(&attn("v_proj.bias"), &[kv])?);
-                Some(b)
-            } else {
-                None
-            };
+            let qkv = [attn("q_proj"), attn("k_proj"), attn("v_proj")];
+            let (w, bias) = self.projection(&qkv, &[q, kv, kv], d, config.qkv_bias)?;
             set_linear(&mut block.qkv, w, [d, q + 2 * kv], bias);
-            let w = self.linear_weight(&[&attn("o_proj.weight")], &[d], q)?;
-            let bias = config
-                .attn_out_bias
-                .then(|| self.take(&attn("o_proj.bias"), &[d]))
-                .transpose()?;
+            let (w, bias) = self.projection(&[attn("o_proj")], &[d], q, config.attn_out_bias)?;
             set_linear(&mut block.proj, w, [q, d], bias);
             for (norm, name) in [(&mut block.q_norm, "q_norm"), (&mut block.k_norm, "k_norm")] {
                 if let Some(norm) = norm {
@@ -508,24 +514,10 @@ impl Weights {
             }
 
             let mlp = |n: &str| format!("{p}.mlp.{n}");
-            let w = self.linear_weight(
-                &[&mlp("gate_proj.weight"), &mlp("up_proj.weight")],
-                &[ff, ff],
-                d,
-            )?;
-            let bias = if config.mlp_bias {
-                let mut b = self.take(&mlp("gate_proj.bias"), &[ff])?;
-                b.extend(self.take(&mlp("up_proj.bias"), &[ff])?);
-                Some(b)
-            } else {
-                None
-            };
+            let gate_up = [mlp("gate_proj"), mlp("up_proj")];
+            let (w, bias) = self.projection(&gate_up, &[ff, ff], d, config.mlp_bias)?;
             set_linear(&mut block.fc, w, [d, 2 * ff], bias);
-            let w = self.linear_weight(&[&mlp("down_proj.weight")], &[d], ff)?;
-            let bias = config
-                .mlp_bias
-                .then(|| self.take(&mlp("down_proj.bias"), &[d]))
-                .transpose()?;
+            let (w, bias) = self.projection(&[mlp("down_proj")], &[d], ff, config.mlp_bias)?;
             set_linear(&mut block.fc_out, w, [ff, d], bias);
 
             set_norm(

@@ -55,7 +55,15 @@ pub fn evaluate<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> policy_lab_envs::Result<Evaluation> {
-    evaluate_with_progress(actor, env, episodes, seed, device, &mut |_, _| {})
+    play(
+        actor,
+        env,
+        episodes,
+        seed,
+        Play::Greedy,
+        device,
+        &mut |_, _| {},
+    )
 }
 
 /// [`evaluate`], with each action drawn from the policy (a generator seeded with `seed`):
@@ -68,39 +76,13 @@ pub fn evaluate_sampled<B: Backend>(
     seed: u64,
     device: &B::Device,
 ) -> policy_lab_envs::Result<Evaluation> {
-    play(
-        actor,
-        env,
-        episodes,
-        seed,
-        Play::Sampled(seed),
-        device,
-        &mut |_, _| {},
-    )
+    let how = Play::Sampled(seed);
+    play(actor, env, episodes, seed, how, device, &mut |_, _| {})
 }
 
-/// [`evaluate`], calling `after_episode(episodes done, its return)` after each episode (for
-/// a progress bar).
-pub fn evaluate_with_progress<B: Backend>(
-    actor: &Mlp<B>,
-    env: &mut AnyEnv,
-    episodes: usize,
-    seed: u64,
-    device: &B::Device,
-    after_episode: &mut dyn FnMut(usize, f64),
-) -> policy_lab_envs::Result<Evaluation> {
-    play(
-        actor,
-        env,
-        episodes,
-        seed,
-        Play::Greedy,
-        device,
-        after_episode,
-    )
-}
-
-/// Plays `episodes` episodes, each action chosen as `how` says.
+/// Plays `episodes` episodes, each action chosen as `how` says ([`evaluate`],
+/// [`evaluate_sampled`]), calling `after_episode(episodes done, its return)` after each
+/// episode (for a progress bar).
 pub fn play<B: Backend>(
     actor: &Mlp<B>,
     env: &mut AnyEnv,

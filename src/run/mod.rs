@@ -38,21 +38,82 @@ pub use progress::Progress;
 use crate::core::learner::Learner;
 use crate::Metrics;
 
-/// How [`drive`] runs a learner.
+/// How much a run does: iterations, or environment steps (the learner's global step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    Iterations(usize),
+    Steps(usize),
+}
+
+/// The hook [`drive`] calls after each iteration, before its row is logged (it may add
+/// metrics): `(iteration, metrics, learner)`.
+pub type After<'a, L> = Box<dyn FnMut(usize, &mut Metrics, &L) -> Result<()> + 'a>;
+
+/// The hook that saves what users read besides the resume state (`policy.mpk`, a `model/`
+/// folder) into the run folder, at each checkpoint: `(learner, run folder)`.
+pub type SavePolicy<'a, L> = Box<dyn Fn(&L, &std::path::Path) -> Result<()> + 'a>;
+
+/// How [`drive`] runs a learner: made by [`Drive::new`], with the hooks a run needs added.
 pub struct Drive<'a, L: Learner + ?Sized> {
     /// The run's settings as written in `config.toml` (frozen into every checkpoint).
     pub config_toml: &'a str,
     /// Write a checkpoint every this many iterations (and at the end).
     pub checkpoint_every: usize,
-    /// Whether the budget is spent (environment steps, or iterations).
-    pub done: &'a dyn Fn(&L, usize) -> bool,
-    /// Where the progress bar stands: `(done, total)` in the budget's unit.
-    pub position: &'a dyn Fn(&L, usize) -> usize,
-    /// Called after each iteration, before its row is logged (may add metrics).
-    pub after: &'a mut dyn FnMut(usize, &mut Metrics, &L) -> Result<()>,
-    /// Saves what users read besides the resume state (`policy.mpk`, a `model/` folder),
-    /// into the run folder, at each checkpoint.
-    pub save_policy: &'a dyn Fn(&L, &std::path::Path) -> Result<()>,
+    pub budget: Budget,
+    /// Whether to stop before the budget is spent (checked after each iteration).
+    pub stop_early: Box<dyn Fn() -> bool + 'a>,
+    pub after: After<'a, L>,
+    pub save_policy: SavePolicy<'a, L>,
+}
+
+impl<'a, L: Learner + ?Sized> Drive<'a, L> {
+    /// A run of `budget` with `config.toml`'s text `config_toml`, a checkpoint every
+    /// `checkpoint_every` iterations, and no hooks.
+    pub fn new(config_toml: &'a str, checkpoint_every: usize, budget: Budget) -> Self {
+        Self {
+            config_toml,
+            checkpoint_every,
+            budget,
+            stop_early: Box::new(|| false),
+            after: Box::new(|_, _, _| Ok(())),
+            save_policy: Box::new(|_, _| Ok(())),
+        }
+    }
+    /// With `after` called after each iteration ([`After`]).
+    pub fn after(self, after: impl FnMut(usize, &mut Metrics, &L) -> Result<()> + 'a) -> Self {
+        let after = Box::new(after);
+        Self { after, ..self }
+    }
+    /// With `save` writing what users read into the run folder at each checkpoint
+    /// ([`SavePolicy`]).
+    pub fn save_policy(self, save: impl Fn(&L, &std::path::Path) -> Result<()> + 'a) -> Self {
+        let save_policy = Box::new(save);
+        Self {
+            save_policy,
+            ..self
+        }
+    }
+    /// Stopping as soon as `stop` says so (after an iteration, which is checkpointed).
+    pub fn stop_early(self, stop: impl Fn() -> bool + 'a) -> Self {
+        let stop_early = Box::new(stop);
+        Self { stop_early, ..self }
+    }
+    /// Whether the budget is spent after `it` iterations, or the run asked to stop.
+    fn done(&self, learner: &L, it: usize) -> bool {
+        (self.stop_early)() || self.position(learner, it) >= self.total()
+    }
+    /// Where the progress bar stands, in the budget's unit.
+    fn position(&self, learner: &L, it: usize) -> usize {
+        match self.budget {
+            Budget::Iterations(_) => it,
+            Budget::Steps(_) => learner.global_step(),
+        }
+    }
+    fn total(&self) -> usize {
+        match self.budget {
+            Budget::Iterations(n) | Budget::Steps(n) => n,
+        }
+    }
 }
 
 /// Where a run ended.
@@ -63,14 +124,14 @@ pub struct Driven {
     pub history: Vec<MetricsRow>,
 }
 
-/// Runs `learner` in `folder` from `state` (zero for a new run) until `how.done`, logging
-/// every iteration and checkpointing as the module docs say.
+/// Runs `learner` in `folder` from `state` (zero for a new run, with the rows kept so far:
+/// what [`resume_from`] returns) until its budget is spent, logging every iteration and
+/// checkpointing as the module docs say.
 pub fn drive<L: Learner + ?Sized>(
     learner: &mut L,
     folder: &mut RunFolder,
-    state: RunState,
-    mut history: Vec<MetricsRow>,
-    how: Drive<'_, L>,
+    (state, mut history): (RunState, Vec<MetricsRow>),
+    mut how: Drive<'_, L>,
     progress: &mut Progress<'_>,
 ) -> Result<Driven> {
     interrupt::install();
@@ -78,7 +139,7 @@ pub fn drive<L: Learner + ?Sized>(
     let seconds = || state.seconds + started.elapsed().as_secs_f64();
     let mut it = state.iterations;
     // ANCHOR: run_drive
-    while !(how.done)(learner, it) {
+    while !how.done(learner, it) {
         let mut m = learner.iterate()?;
         it += 1;
         m.insert("iteration", it as f64);
@@ -86,10 +147,10 @@ pub fn drive<L: Learner + ?Sized>(
         m.insert("SPS", learner.global_step() as f64 / seconds().max(1e-9));
         (how.after)(it, &mut m, learner)?;
         folder.log(it, &m)?;
-        progress.update((how.position)(learner, it), &m)?;
+        progress.update(how.position(learner, it), &m)?;
         history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
         let stop = learner.agree_to_stop(interrupt::requested())?;
-        if it.is_multiple_of(how.checkpoint_every) || (how.done)(learner, it) || stop {
+        if it.is_multiple_of(how.checkpoint_every) || how.done(learner, it) || stop {
             checkpoint(learner, folder, it, seconds(), &how)?;
         }
         if stop {

@@ -35,7 +35,7 @@ use crate::core::learner::{Learner, Rung};
 use crate::core::nn::Mlp;
 use crate::run::evaluate::{evaluate, evaluate_sampled, Evaluation};
 use crate::run::folder::{read_text, write_atomic};
-use crate::run::{drive, resume_from, Drive, Progress, RunFolder, Start};
+use crate::run::{drive, resume_from, Budget, Drive, Progress, RunFolder, Start};
 use crate::ConfigError;
 
 pub use crate::run::MetricsRow;
@@ -282,19 +282,13 @@ pub fn train<B: AutodiffBackend>(
         expected_iterations(config),
         progress,
     );
+    let every = config.checkpoint_every;
     let driven = drive(
         learner.as_mut(),
         &mut folder,
-        state,
-        history,
-        Drive {
-            config_toml: &config_toml,
-            checkpoint_every: config.checkpoint_every,
-            done: &|l, _| l.global_step() >= total,
-            position: &|l, _| l.global_step(),
-            after: &mut |_, _, _| Ok(()),
-            save_policy: &|l, dir| save_policy(l.policy(), dir),
-        },
+        (state, history),
+        Drive::<dyn Learner<Policy = Mlp<B>>>::new(&config_toml, every, Budget::Steps(total))
+            .save_policy(|l, dir| save_policy(l.policy(), dir)),
         &mut bar,
     )?;
     bar.finish();

@@ -15,7 +15,7 @@ use crate::lm::sft::SftConfig;
 use crate::lm::stage::{Fresh, FreshStage};
 use crate::lm::task::{task_tokenizer, Accuracy};
 use crate::lm::tokenizer::Tokenizer;
-use crate::run::{drive, resume_from, Drive, Progress, Start};
+use crate::run::{drive, resume_from, Budget, Drive, Progress, Start};
 
 /// The stage `stage` (the settings of `config.algo`'s table) on a fresh model, into `out`,
 /// on `device`.
@@ -63,22 +63,21 @@ pub fn run_fresh<B: AutodiffBackend, S: FreshStage>(
     let driven = drive(
         &mut learner,
         &mut folder,
-        state,
-        history,
-        Drive {
-            config_toml: &config_toml,
-            checkpoint_every: config.checkpoint_every,
-            done: &|_, it| it >= steps || reached.get(),
-            position: &|_, it| it,
-            after: &mut |it, m, l| {
-                if it % every == 0 || it == steps {
-                    last = evaluate(l, m)?;
-                    reached.set(last.accuracy >= stage.stop_at());
-                }
-                Ok(())
-            },
-            save_policy: &|l, dir| S::save(l, &shape, &lm_tokenizer, &dir.join("model")),
-        },
+        (state, history),
+        Drive::new(
+            &config_toml,
+            config.checkpoint_every,
+            Budget::Iterations(steps),
+        )
+        .stop_early(|| reached.get())
+        .after(|it, m, l| {
+            if it % every == 0 || it == steps {
+                last = evaluate(l, m)?;
+                reached.set(last.accuracy >= stage.stop_at());
+            }
+            Ok(())
+        })
+        .save_policy(|l, dir| S::save(l, &shape, &lm_tokenizer, &dir.join("model"))),
         &mut bar,
     )?;
     bar.finish();

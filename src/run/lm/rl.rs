@@ -13,11 +13,12 @@ use policy_lab_envs::{Arithmetic, Split};
 
 use super::{check_precision, finish, open_folder, LmRunConfig, LmSummary, Out, RlConfig};
 use crate::algos::{FromInit, RlStage};
+use crate::core::learner::Learner;
 use crate::lm::checkpoint::{load_policy, save_lm, LmTokenizer};
 use crate::lm::model::Transformer;
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use crate::lm::tokenizer::Tokenizer;
-use crate::run::{drive, resume_from, Drive, Progress, RunFolder};
+use crate::run::{drive, resume_from, Budget, Drive, Progress, RunFolder};
 use crate::Metrics;
 
 /// The RL stage `stage` (the settings of `config.algo`'s table) from the checkpoint in
@@ -104,27 +105,26 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     )?;
     let mut last = start_accuracy.clone();
     let mut bar = Progress::new(name, n, "iterations", 20, n, out.progress);
+    let every = config.checkpoint_every;
     let driven = drive(
         learner.as_mut(),
         &mut folder,
-        state,
-        history,
-        Drive {
-            config_toml: &config_toml,
-            checkpoint_every: config.checkpoint_every,
-            done: &|_, it| it >= n,
-            position: &|_, it| it,
-            after: &mut |it, m, l| {
-                // The task is one step per completion: environment steps are completions.
-                m.insert("global_step", m["completions_seen"]);
-                if it % config.rl.eval_every == 0 || it == n {
-                    last = evaluate_accuracy(&l.policy().valid(), &tokenizer, &test_env, None)?;
-                    m.insert("test_accuracy", last.accuracy);
-                }
-                Ok(())
-            },
-            save_policy: &|l, dir| save_lm(&dir.join("model"), l.policy(), &shape, &tokenizer),
-        },
+        (state, history),
+        Drive::<dyn Learner<Policy = Transformer<B>>>::new(
+            &config_toml,
+            every,
+            Budget::Iterations(n),
+        )
+        .after(|it, m, l| {
+            // The task is one step per completion: environment steps are completions.
+            m.insert("global_step", m["completions_seen"]);
+            if it % config.rl.eval_every == 0 || it == n {
+                last = evaluate_accuracy(&l.policy().valid(), &tokenizer, &test_env, None)?;
+                m.insert("test_accuracy", last.accuracy);
+            }
+            Ok(())
+        })
+        .save_policy(|l, dir| save_lm(&dir.join("model"), l.policy(), &shape, &tokenizer)),
         &mut bar,
     )?;
     bar.finish();
