@@ -432,23 +432,14 @@ struct GrpoLmState<E> {
 // The run layer's view of GRPO on a language model: iterate, and the checkpoint (the model,
 // its frozen reference when the KL term needs one, Adam's moments, the prompt source and
 // the sampling generator).
-impl<B, E, T> crate::core::learner::Learner for GrpoLm<B, E, T>
+impl<B, E, T> GrpoLm<B, E, T>
 where
     B: AutodiffBackend,
     E: TextEnv + serde::Serialize + serde::de::DeserializeOwned,
     T: Tokenizer,
 {
-    type Policy = Transformer<B>;
-    fn iterate(&mut self) -> anyhow::Result<Metrics> {
-        Ok(GrpoLm::iterate(self)?)
-    }
-    fn global_step(&self) -> usize {
-        self.completions
-    }
-    fn policy(&self) -> &Transformer<B> {
-        &self.model
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+    /// Writes the learner's whole state into the folder `dir` (its `Learner::save`).
+    pub fn save_state(&self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
         save_module(&self.model, &dir.join("model"))?;
         if let Some(reference) = &self.reference {
@@ -463,7 +454,8 @@ where
         };
         save_json(&state, &dir.join("state.json"))
     }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+    /// Restores what [`Self::save_state`] wrote into `dir` (its `Learner::load`).
+    pub fn load_state(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
         let device = self.model.devices()[0].clone();
         self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
@@ -476,10 +468,9 @@ where
         (self.completions, self.iteration) = (s.completions, s.iteration);
         Ok(())
     }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.model)
-    }
 }
+
+super::lm_learner!(GrpoLm, policy: model, weights: model);
 
 /// The metric name of a reward function's mean (TRL's `rewards/<name>/mean`); the hidden
 /// rater's score under its own name.

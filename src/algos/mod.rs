@@ -77,3 +77,39 @@ pub trait RlStage {
     /// The learner from `start`.
     fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> Result<LmLearner<B>>;
 }
+
+/// The [`Learner`] of a language-model RL learner (`GrpoLm`, `PpoLm`: generic over the
+/// backend, the text environment and the tokenizer, counting its `completions`), written
+/// once: its policy is the model at `policy`, its weights (checked finite) those at `weights`,
+/// and its checkpoint what its own `save_state` and `load_state` write and read.
+macro_rules! lm_learner {
+    ($learner:ident, policy: $($policy:ident).+, weights: $weights:ident) => {
+        impl<B, E, T> crate::core::learner::Learner for $learner<B, E, T>
+        where
+            B: AutodiffBackend,
+            E: TextEnv + serde::Serialize + serde::de::DeserializeOwned,
+            T: Tokenizer,
+        {
+            type Policy = Transformer<B>;
+            fn iterate(&mut self) -> anyhow::Result<Metrics> {
+                Ok($learner::iterate(self)?)
+            }
+            fn global_step(&self) -> usize {
+                self.completions
+            }
+            fn policy(&self) -> &Transformer<B> {
+                &self.$($policy).+
+            }
+            fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+                self.save_state(dir)
+            }
+            fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+                self.load_state(dir)
+            }
+            fn is_finite(&self) -> bool {
+                crate::core::checkpoint::all_finite(&self.$weights)
+            }
+        }
+    };
+}
+use lm_learner;

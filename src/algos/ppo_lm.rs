@@ -536,23 +536,14 @@ impl super::RlStage for PpoLmConfig {
 
 // The run layer's view of PPO on a language model: iterate, and the checkpoint (policy and
 // value head, Adam's moments, the prompt source and the sampling generator).
-impl<B, E, T> crate::core::learner::Learner for PpoLm<B, E, T>
+impl<B, E, T> PpoLm<B, E, T>
 where
     B: AutodiffBackend,
     E: TextEnv + serde::Serialize + serde::de::DeserializeOwned,
     T: Tokenizer,
 {
-    type Policy = Transformer<B>;
-    fn iterate(&mut self) -> anyhow::Result<Metrics> {
-        Ok(PpoLm::iterate(self)?)
-    }
-    fn global_step(&self) -> usize {
-        self.completions
-    }
-    fn policy(&self) -> &Transformer<B> {
-        &self.nets.policy
-    }
-    fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+    /// Writes the learner's whole state into the folder `dir` (its `Learner::save`).
+    pub fn save_state(&self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
         save_module(&self.nets, &dir.join("networks"))?;
         save_optim(&self.optim, &dir.join("optim"))?;
@@ -563,7 +554,8 @@ where
         };
         save_json(&state, &dir.join("state.json"))
     }
-    fn load(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+    /// Restores what [`Self::save_state`] wrote into `dir` (its `Learner::load`).
+    pub fn load_state(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
         use crate::core::checkpoint::*;
         let device = self.nets.devices()[0].clone();
         self.nets = load_module(self.nets.clone(), &dir.join("networks"), &device)?;
@@ -572,7 +564,6 @@ where
         (self.env, self.rng, self.completions) = (s.env, s.rng, s.completions);
         Ok(())
     }
-    fn is_finite(&self) -> bool {
-        crate::core::checkpoint::all_finite(&self.nets)
-    }
 }
+
+super::lm_learner!(PpoLm, policy: nets.policy, weights: nets);
