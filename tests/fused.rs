@@ -367,10 +367,8 @@ fn fused_ppo_loss_gives_the_definitions_loss_parts_and_gradients_to_the_bit() {
         config.update.clip_vloss = clip_vloss;
         let run = |fused_path: bool| {
             let (loss, parts) = if fused_path {
-                let (loss, parts) =
-                    kernels::ppo_loss(&logits, &state_values, mb.targets(), config.coefficients())
-                        .expect("Autodiff<NdArray> has the kernel");
-                (loss, ppo::LossParts::from(parts))
+                kernels::ppo_loss(&logits, &state_values, mb.targets(), config.coefficients())
+                    .expect("Autodiff<NdArray> has the kernel")
             } else {
                 ppo::loss(logits.clone(), state_values.clone(), &mb, &config)
             };

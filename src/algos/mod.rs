@@ -74,6 +74,8 @@ pub type LmLearner<B> = Box<dyn Learner<Policy = Transformer<B>>>;
 pub trait RlStage {
     /// What the stage does, in a sentence (`policy-lab lm --help`).
     const ABOUT: &'static str;
+    /// The name of the held-out metric the run's summary reports.
+    const MEASURE: &'static str = "test_accuracy";
     /// The learner from `start`.
     fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> Result<LmLearner<B>>;
 }

@@ -21,6 +21,9 @@ use super::host::*;
 /// m = beta_1 m + (1 - beta_1) g,        v = beta_2 v + (1 - beta_2) g^2
 /// c = sqrt(1 - beta_2^t),               p -= lr (m c / (1 - beta_1^t)) / (sqrt(v) + epsilon c)
 /// ```
+///
+/// Definition: `burn::optim::Adam`. Held to it by `tests/fused.rs`,
+/// `fused_adam_takes_burns_steps_to_the_bit_and_loads_burns_checkpoints`.
 #[derive(Clone)]
 pub struct Adam {
     beta_1: f32,

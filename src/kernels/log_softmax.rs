@@ -19,6 +19,9 @@ use super::scalar::*;
 /// ```
 ///
 /// `logits: [n, t, vocab]`, `targets: [n, t, 1]` → `[n, t, 1]`.
+///
+/// Definition: `lm::generate::selective_log_softmax`. Held to it by `tests/fused.rs`,
+/// `fused_selective_log_softmax_gives_the_definitions_values_and_gradients_within_1e_6`.
 pub fn selective_log_softmax<B: Backend>(
     logits: &Tensor<B, 3>,
     targets: &Tensor<B, 3, Int>,

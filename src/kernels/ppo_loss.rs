@@ -24,6 +24,9 @@ use super::surrogate::{surrogate, surrogate_grad};
 /// and both gradients are the definition's to the bit and a run's learning curve does not move
 /// (`tests/fused.rs`). `None` unless both inputs are tracked on `Autodiff<NdArray>` and the
 /// minibatch's targets are constants.
+///
+/// Definition: `algos::ppo::loss`. Held to it by `tests/fused.rs`,
+/// `fused_ppo_loss_gives_the_definitions_loss_parts_and_gradients_to_the_bit`.
 pub fn ppo_loss<B: Backend>(
     logits: &Tensor<B, 2>,
     state_values: &Tensor<B, 2>,

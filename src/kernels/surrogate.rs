@@ -27,6 +27,9 @@ use super::host::*;
 /// library's `exp`, ties going to the unclipped side as `min_pair` sends them, the range's
 /// ends inside it as `clamp`'s backward has them), so the gradient is the same to the bit and
 /// a run's learning curve does not move.
+///
+/// Definition: `core::objective::clipped_surrogate` of `core::objective::ratio`. Held to it
+/// by `tests/fused.rs`, `fused_clipped_surrogate_gives_the_definitions_values_and_gradients_to_the_bit`.
 pub fn clipped_surrogate<B: Backend, const D: usize>(
     logp: &Tensor<B, D>,
     old_logp: &Tensor<B, D>,

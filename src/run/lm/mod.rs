@@ -117,7 +117,7 @@ impl Rl {
         S::ABOUT
     }
     fn measure<S: RlStage>() -> &'static str {
-        "test_accuracy"
+        S::MEASURE
     }
     fn set_steps<S: RlStage>(_: &mut S, rl: &mut RlConfig, iterations: usize) {
         rl.iterations = iterations;
