@@ -24,6 +24,8 @@ use policy_lab::kernels::{self, Activation};
 use policy_lab::lm::generate::{completion_log_probs, selective_log_softmax};
 use policy_lab::lm::model::{gelu_tanh, Transformer, TransformerConfig};
 
+mod common;
+
 /// The kernels' switch is one per process: tests that use them take turns.
 static SWITCH: Mutex<()> = Mutex::new(());
 
@@ -733,40 +735,16 @@ fn generation_takes_the_definitions_path_with_the_kernels_off_and_gives_the_same
 /// within 1e-5 of each other after 2 iterations.
 #[test]
 fn grpo_on_a_language_model_gives_the_same_run_with_the_kernels_on_and_off() {
-    use policy_lab::algos::grpo::GrpoUpdate;
-    use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
-    use policy_lab::envs::{Arithmetic, ArithmeticConfig};
+    use policy_lab::algos::grpo::LossType;
+    use policy_lab::algos::grpo_lm::GrpoLm;
     use policy_lab::lm::task::task_tokenizer;
-    use policy_lab::lm::tokenizer::Tokenizer;
     let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    let tokenizer = task_tokenizer();
-    let start = policy_lab::backend::seeded::<Cpu, _>(&Default::default(), 4, || {
-        TransformerConfig::new(tokenizer.vocab_size())
-            .with_d_model(32)
-            .with_n_layers(2)
-            .with_n_heads(4)
-            .with_d_ff(64)
-            .with_max_seq_len(16)
-            .init(&Default::default())
-    });
+    // The data-parallel tests' tiny model and task (`tests/common`), 4 groups of 4.
+    let s = common::setup();
     let (on, off) = on_and_off(|| {
-        let env = Arithmetic::new(ArithmeticConfig {
-            digits: 1,
-            test_size: 10,
-            ..ArithmeticConfig::default()
-        })
-        .unwrap();
-        let config = GrpoLmConfig {
-            update: GrpoUpdate {
-                num_generations: 4,
-                num_groups: 4,
-                ..GrpoUpdate::default()
-            },
-            ..GrpoLmConfig::default()
-        };
-        let limit = env.config().completion_limit();
-        let model = start.clone();
-        let mut grpo = GrpoLm::new(config, limit, model, env, tokenizer.clone(), 7).unwrap();
+        let config = common::config(LossType::Grpo, 4);
+        let (model, env) = (s.model.clone(), s.env.clone());
+        let mut grpo = GrpoLm::new(config, s.max_len, model, env, task_tokenizer(), 7).unwrap();
         let metrics: Vec<policy_lab::Metrics> = (0..2).map(|_| grpo.iterate().unwrap()).collect();
         (metrics, flat_params(&grpo.model))
     });

@@ -32,7 +32,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use super::checkpoint::LmTokenizer;
 use super::error::LmError;
 use super::model::{Batch, ModelError, Transformer, TransformerConfig};
-use super::stage::{Evaluator, Fresh, FreshStage};
+use super::stage::{check_training, Evaluator, Fresh, FreshStage};
 use super::task::task_tokenizer;
 use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
 use super::trainer::{Lesson, Trainer};
@@ -399,15 +399,13 @@ pub struct RewardConfig {
 impl RewardConfig {
     /// Checks the settings; a message names the key and what is allowed.
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
-        let check = |ok, m| crate::ConfigError::unless(ok, "reward", m);
-        check(
-            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0 && self.held_out_pairs > 0,
-            "steps, batch_size, eval_every and held_out_pairs must be at least 1",
-        )?;
-        check(
-            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
-            "learning_rate must be positive",
-        )
+        let counts = [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("eval_every", self.eval_every),
+            ("held_out_pairs", self.held_out_pairs),
+        ];
+        check_training("reward", &counts, self.learning_rate)
     }
 }
 

@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use super::checkpoint::{save_lm, LmTokenizer};
 use super::generate::completion_log_probs;
 use super::model::{Transformer, TransformerConfig};
-use super::stage::{Evaluator, Fresh, FreshStage};
+use super::stage::{check_training, Evaluator, Fresh, FreshStage};
 use super::task::{evaluate_accuracy, task_tokenizer};
 pub use super::tokenizer::encode_prompt;
 use super::tokenizer::{CharTokenizer, Tokenizer, TokenizerError};
@@ -109,7 +109,6 @@ impl<B: AutodiffBackend, T: Tokenizer> Lesson<B> for Demonstrations<T> {
     }
 }
 
-// ANCHOR: lm_sft_config
 /// The SFT warm start (`lm sft`, the `[sft]` table): a fresh model of `[model]`'s shape
 /// learns from the task's demonstrations until its held-out accuracy reaches
 /// `stop_at_accuracy`.
@@ -127,20 +126,16 @@ pub struct SftConfig {
     /// start, which RL is then asked to improve. Above 1 (e.g. 2.0), all `steps` run.
     pub stop_at_accuracy: f64,
 }
-// ANCHOR_END: lm_sft_config
 
 impl SftConfig {
     /// Checks the settings; a message names the key and what is allowed.
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
-        let check = |ok, m| crate::ConfigError::unless(ok, "sft", m);
-        check(
-            self.steps > 0 && self.batch_size > 0 && self.eval_every > 0,
-            "steps, batch_size and eval_every must be at least 1",
-        )?;
-        check(
-            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
-            "learning_rate must be positive",
-        )
+        let counts = [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("eval_every", self.eval_every),
+        ];
+        check_training("sft", &counts, self.learning_rate)
     }
 }
 

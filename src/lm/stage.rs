@@ -14,7 +14,7 @@ use policy_lab_envs::{Arithmetic, ArithmeticConfig, Split};
 
 use super::checkpoint::LmTokenizer;
 use super::model::{Precision, TransformerConfig};
-use super::task::Accuracy;
+use super::task::{task_env, Accuracy};
 use crate::core::learner::Learner;
 use crate::Metrics;
 
@@ -32,10 +32,7 @@ impl<B: AutodiffBackend> Fresh<'_, B> {
     /// The task's environment on one split of its problems (`Split::Train` to learn from,
     /// `Split::Test` for the held-out measures).
     pub fn env(&self, split: Split) -> Result<Arithmetic> {
-        Ok(Arithmetic::new(ArithmeticConfig {
-            split,
-            ..self.task.clone()
-        })?)
+        Ok(task_env(self.task, split)?)
     }
 }
 
@@ -80,4 +77,23 @@ pub trait FreshStage {
         tokenizer: &LmTokenizer,
         dir: &Path,
     ) -> Result<()>;
+}
+
+/// Checks what every fresh stage's settings have: each of `counts` (`(key, value)`) at least
+/// 1, and a positive learning rate; a message names the table and the keys.
+pub fn check_training(
+    table: &str,
+    counts: &[(&str, usize)],
+    learning_rate: f64,
+) -> Result<(), crate::ConfigError> {
+    let keys: Vec<&str> = counts.iter().map(|(key, _)| *key).collect();
+    let keys = match keys.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    let counted = counts.iter().all(|(_, n)| *n > 0);
+    crate::ConfigError::unless(counted, table, &format!("{keys} must be at least 1"))?;
+    let rate = learning_rate > 0.0 && learning_rate.is_finite();
+    crate::ConfigError::unless(rate, table, "learning_rate must be positive")
 }

@@ -19,6 +19,18 @@ pub const TASKS: [(&str, &str); 2] = [
     ("mul", "multiplication, e.g. mul:2 is 12*34= -> 408"),
 ];
 
+/// The task `task` on one split of its problems (`Split::Train` to learn from, `Split::Test`
+/// for the held-out measures).
+pub fn task_env(
+    task: &ArithmeticConfig,
+    split: policy_lab_envs::Split,
+) -> Result<Arithmetic, policy_lab_envs::EnvError> {
+    Arithmetic::new(ArithmeticConfig {
+        split,
+        ..task.clone()
+    })
+}
+
 /// One tokenizer for every arithmetic task: a token per character of prompts and answers.
 pub fn task_tokenizer() -> CharTokenizer {
     CharTokenizer::new(COMPLETION_CHARSET)

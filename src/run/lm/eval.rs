@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::Result;
-use policy_lab_envs::{Arithmetic, ArithmeticConfig, Split};
+use policy_lab_envs::{ArithmeticConfig, Split};
 
 use crate::lm::checkpoint::load_policy;
-use crate::lm::task::{task_tokenizer, Accuracy};
+use crate::lm::task::{task_env, task_tokenizer, Accuracy};
 use crate::run::Progress;
 use crate::Metrics;
 
@@ -17,10 +17,7 @@ pub fn run_eval<B: burn::tensor::backend::Backend>(
     device: &B::Device,
 ) -> Result<Accuracy> {
     let loaded = load_policy::<B>(model_dir, Some(&task_tokenizer()), device)?;
-    let env = Arithmetic::new(ArithmeticConfig {
-        split: Split::Test,
-        ..task.clone()
-    })?;
+    let env = task_env(task, Split::Test)?;
     // Progress on standard error: a bar on a terminal, a line per batch elsewhere.
     let mut err = std::io::stderr();
     let total = env.test_problems().len();

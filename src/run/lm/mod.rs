@@ -128,7 +128,7 @@ impl Rl {
     fn run<B: AutodiffBackend, S: RlStage>(c: &LmRunConfig, s: &S, out: Out) -> Result<LmSummary> {
         let init = c.init.as_ref().context("RL starts from a model (init)")?;
         let devices = crate::backend::devices::<B>(c.rl.devices);
-        rl::run_stage::<B, S>(c, s, (init, &devices), out)
+        Self::run_from::<B, S>(c, s, (init, &devices), out)
     }
     fn run_from<B: AutodiffBackend, S: RlStage>(
         c: &LmRunConfig,
@@ -530,10 +530,7 @@ impl LmRunConfig {
     /// The task's environment on one split of its problems (`Split::Train` for RL and SFT,
     /// `Split::Test` for the held-out accuracy).
     pub fn env(&self, split: Split) -> Result<Arithmetic> {
-        Ok(Arithmetic::new(ArithmeticConfig {
-            split,
-            ..self.task.clone()
-        })?)
+        Ok(crate::lm::task::task_env(&self.task, split)?)
     }
 }
 
