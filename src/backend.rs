@@ -122,28 +122,17 @@ pub fn smoke_test<B: Backend>(device: &B::Device) -> f32 {
 /// `on_backend!(config.device, B => train::<B>(config, ..))`. This is the one place where a
 /// [`Device`] value becomes a backend type. It gives `Ok(body)`, or
 /// `Err(DeviceError::NotBuilt)` for a backend this build does not include.
+#[rustfmt::skip] // one line a backend, as a table
 macro_rules! on_backend {
     ($device:expr, $B:ident => $body:expr) => {
         match $device {
-            $crate::backend::Device::Cpu => {
-                type $B = $crate::backend::Cpu;
-                Ok($body)
-            }
+            $crate::backend::Device::Cpu => { type $B = $crate::backend::Cpu; Ok($body) }
             #[cfg(feature = "flex")]
-            $crate::backend::Device::Flex => {
-                type $B = $crate::backend::Flex;
-                Ok($body)
-            }
+            $crate::backend::Device::Flex => { type $B = $crate::backend::Flex; Ok($body) }
             #[cfg(feature = "wgpu")]
-            $crate::backend::Device::Wgpu => {
-                type $B = $crate::backend::Wgpu;
-                Ok($body)
-            }
+            $crate::backend::Device::Wgpu => { type $B = $crate::backend::Wgpu; Ok($body) }
             #[cfg(feature = "cuda")]
-            $crate::backend::Device::Cuda => {
-                type $B = $crate::backend::Cuda;
-                Ok($body)
-            }
+            $crate::backend::Device::Cuda => { type $B = $crate::backend::Cuda; Ok($body) }
             #[allow(unreachable_patterns)]
             other => Err($crate::backend::DeviceError::NotBuilt(other.name())),
         }

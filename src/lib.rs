@@ -50,4 +50,23 @@ impl ConfigError {
             Err(ConfigError(format!("{table}: {msg}")))
         }
     }
+
+    /// The network every toy rung learns: `hidden` lists positive layer sizes.
+    pub fn check_hidden(table: &str, hidden: &[usize]) -> Result<(), ConfigError> {
+        let ok = !hidden.is_empty() && hidden.iter().all(|h| *h > 0);
+        Self::unless(ok, table, "hidden must list positive layer sizes")
+    }
+
+    /// The checks that every rung collecting `num_steps` steps of `num_envs` environment copies
+    /// shares: at least one of each, and [`ConfigError::check_hidden`].
+    pub fn check_rollout(
+        table: &str,
+        num_envs: usize,
+        num_steps: usize,
+        hidden: &[usize],
+    ) -> Result<(), ConfigError> {
+        let ok = num_envs >= 1 && num_steps >= 1;
+        Self::unless(ok, table, "num_envs and num_steps must be at least 1")?;
+        Self::check_hidden(table, hidden)
+    }
 }

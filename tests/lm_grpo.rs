@@ -120,7 +120,7 @@ fn gradient_accumulation_gives_the_gradient_of_the_whole_batch() {
         let (mut rollout, _) = sampler.collect().unwrap();
         // Completions of different lengths, so that the parts' token counts differ, and
         // rewards that differ within each group (a fresh model earns none).
-        for i in 0..rollout.len() {
+        for i in 0..rollout.completions() {
             rollout.tokens[i].truncate(1 + i % 5);
             rollout.logp[i].truncate(1 + i % 5);
             rollout.rewards[i] = (i % 3) as f32;

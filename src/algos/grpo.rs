@@ -135,10 +135,7 @@ impl GrpoConfig {
             self.max_completion_length != Some(0),
             "max_completion_length must be at least 1",
         )?;
-        check(
-            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
-            "hidden must list positive layer sizes",
-        )?;
+        ConfigError::check_hidden("grpo", &self.hidden)?;
         self.update.validate()
     }
 }

@@ -208,7 +208,7 @@ where
             Ok::<_, LmError>(r)
         };
         let mut rollout = collect(&mut self.rng)?;
-        self.completions += rollout.len();
+        self.completions += rollout.completions();
         let first = rollout.clone();
         // With dynamic sampling, keep only groups whose rewards differ (at most four
         // batches' worth of tries), as `grpo.rs` does.
@@ -222,7 +222,7 @@ where
             };
             while informative(&rollout) < c.update.num_groups && tries < 4 {
                 let more = collect(&mut self.rng)?;
-                self.completions += more.len();
+                self.completions += more.completions();
                 rollout = rollout.merge_informative(more, g, c.update.num_groups);
                 tries += 1;
             }
@@ -277,7 +277,7 @@ where
         // ANCHOR: gpus_whole_counts
         let tokens: usize = rollout.tokens.iter().map(Vec::len).sum();
         let mut whole = WholeBatch {
-            sequences: rollout.len() as f32,
+            sequences: rollout.completions() as f32,
             tokens: tokens as f32,
         };
         if let Some(peer) = self.peer {
@@ -293,12 +293,12 @@ where
             };
         }
         // ANCHOR_END: gpus_whole_counts
-        let n = rollout.len();
+        let n = rollout.completions();
         let size = n.div_ceil(c.gradient_accumulation_steps.min(n).max(1));
         let mut parts = Vec::new();
         for start in (0..n).step_by(size.max(1)) {
             let rows = rollout.rows(start..(start + size).min(n));
-            let (len, t) = (rows.len(), rows.max_len());
+            let (len, t) = (rows.completions(), rows.max_len());
             let old_logp = Tensor::<B, 2>::from_data(
                 TensorData::new(rows.padded(&rows.logp), [len, t]),
                 &device,

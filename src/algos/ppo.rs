@@ -21,7 +21,7 @@ use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::core::actor_critic::ActorCritic;
+use crate::core::actor_critic::{self, ActorCritic};
 use crate::core::advantage::{gae, normalize};
 use crate::core::metrics::explained_variance;
 use crate::core::nn::{categorical, gradient_step};
@@ -150,15 +150,8 @@ impl PpoConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(
-            self.num_envs >= 1 && self.num_steps >= 1,
-            "num_envs and num_steps must be at least 1",
-        )?;
+        ConfigError::check_rollout("ppo", self.num_envs, self.num_steps, &self.hidden)?;
         check(self.ent_coef.is_finite(), "ent_coef must be finite")?;
-        check(
-            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
-            "hidden must list positive layer sizes",
-        )?;
         self.update
             .validate(self.batch_size(), "num_envs * num_steps")
     }
@@ -198,15 +191,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let collector = Collector::new(venv, seed);
-        let model = crate::backend::seeded::<B, _>(&device, seed, || {
-            ActorCritic::new(
-                collector.obs_dim(),
-                collector.num_actions(),
-                &config.hidden,
-                &device,
-            )
-        });
+        let (collector, model) = actor_critic::start(venv, &config.hidden, seed, &device);
         // ANCHOR: ppo_adam
         let optim = Adam::new().with_epsilon(1e-5).init();
         let num_iterations = total_timesteps.div_ceil(config.batch_size()).max(1);
@@ -220,11 +205,6 @@ impl<B: AutodiffBackend> Ppo<B> {
             iteration: 0,
             num_iterations,
         })
-    }
-
-    /// Environment steps taken so far.
-    pub fn global_step(&self) -> usize {
-        self.collector.global_step
     }
 
     /// One iteration: collect, advantages, update, metrics.

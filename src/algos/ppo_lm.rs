@@ -238,7 +238,7 @@ where
             &mut self.rng,
         )?;
         let reward_means = self.rewards.rescore(&mut rollout, &self.tokenizer)?;
-        self.completions += rollout.len();
+        self.completions += rollout.completions();
 
         // 2. Advantages by GAE over each completion's tokens (eq. GAE-1, GAE-2).
         let values = inference
@@ -247,7 +247,7 @@ where
         let (advantages, returns, values) = token_gae(&rollout, values, &c);
 
         // 3. Update: epochs of shuffled minibatches of completions.
-        let (n, t) = (rollout.len(), rollout.max_len());
+        let (n, t) = (rollout.completions(), rollout.max_len());
         let device = self.nets.policy.devices()[0].clone();
         let matrix = |rows: &[usize], x: &[f32]| {
             let data: Vec<f32> = rows
@@ -337,7 +337,7 @@ fn token_gae<B: Backend>(
     values: Tensor<B, 2>,
     c: &PpoUpdate,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (n, t) = (rollout.len(), rollout.max_len());
+    let (n, t) = (rollout.completions(), rollout.max_len());
     let values: Vec<f32> = values.into_data().to_vec().expect("f32 values");
     let c_len = values.len() / n.max(1);
     // `gae` takes time-major arrays (step k of copy i at k * copies + i): token j of

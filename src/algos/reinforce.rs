@@ -16,7 +16,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::core::actor_critic::ActorCritic;
+use crate::core::actor_critic::{self, ActorCritic};
 use crate::core::advantage::{discounted_returns, normalize};
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::rollout::{critic_values, obs_and_actions, tensor1, Collector, Rollout, VecEnv};
@@ -67,10 +67,7 @@ impl Default for ReinforceConfig {
 impl ReinforceConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, msg: &str| ConfigError::unless(ok, "reinforce", msg);
-        check(
-            self.num_envs >= 1 && self.num_steps >= 1,
-            "num_envs and num_steps must be at least 1",
-        )?;
+        ConfigError::check_rollout("reinforce", self.num_envs, self.num_steps, &self.hidden)?;
         check(
             self.learning_rate > 0.0
                 && self.vf_learning_rate > 0.0
@@ -78,11 +75,7 @@ impl ReinforceConfig {
                 && self.vf_learning_rate.is_finite(),
             "learning rates must be positive and finite",
         )?;
-        check((0.0..=1.0).contains(&self.gamma), "gamma must be in [0, 1]")?;
-        check(
-            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
-            "hidden must list positive layer sizes",
-        )
+        check((0.0..=1.0).contains(&self.gamma), "gamma must be in [0, 1]")
     }
 }
 
@@ -106,15 +99,7 @@ impl<B: AutodiffBackend> Reinforce<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let collector = Collector::new(venv, seed);
-        let model = crate::backend::seeded::<B, _>(&device, seed, || {
-            ActorCritic::new(
-                collector.obs_dim(),
-                collector.num_actions(),
-                &config.hidden,
-                &device,
-            )
-        });
+        let (collector, model) = actor_critic::start(venv, &config.hidden, seed, &device);
         Ok(Self {
             config,
             model,
@@ -124,11 +109,6 @@ impl<B: AutodiffBackend> Reinforce<B> {
             device,
             iteration: 0,
         })
-    }
-
-    /// Environment steps taken so far.
-    pub fn global_step(&self) -> usize {
-        self.collector.global_step
     }
 
     /// One iteration: collect, advantages, update, metrics. Each step is a method of its

@@ -28,7 +28,7 @@ use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::core::actor_critic::ActorCritic;
+use crate::core::actor_critic::{self, ActorCritic};
 use crate::core::advantage::{gae, normalize};
 use crate::core::flat::{dot, flat_grads, flat_params, set_flat_params};
 use crate::core::metrics::explained_variance;
@@ -84,10 +84,7 @@ impl Default for TrpoConfig {
 impl TrpoConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, msg: &str| ConfigError::unless(ok, "trpo", msg);
-        check(
-            self.num_envs >= 1 && self.num_steps >= 1,
-            "num_envs and num_steps must be at least 1",
-        )?;
+        ConfigError::check_rollout("trpo", self.num_envs, self.num_steps, &self.hidden)?;
         check(
             self.target_kl > 0.0 && self.target_kl.is_finite(),
             "target_kl must be > 0 and finite",
@@ -108,10 +105,6 @@ impl TrpoConfig {
         check(
             (0.0..=1.0).contains(&self.gamma) && (0.0..=1.0).contains(&self.gae_lambda),
             "gamma and gae_lambda must be in [0, 1]",
-        )?;
-        check(
-            !self.hidden.is_empty() && self.hidden.iter().all(|h| *h > 0),
-            "hidden must list positive layer sizes",
         )
     }
 }
@@ -242,15 +235,7 @@ impl<B: AutodiffBackend> Trpo<B> {
         device: B::Device,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let collector = Collector::new(venv, seed);
-        let model = crate::backend::seeded::<B, _>(&device, seed, || {
-            ActorCritic::new(
-                collector.obs_dim(),
-                collector.num_actions(),
-                &config.hidden,
-                &device,
-            )
-        });
+        let (collector, model) = actor_critic::start(venv, &config.hidden, seed, &device);
         Ok(Self {
             config,
             model,
@@ -259,11 +244,6 @@ impl<B: AutodiffBackend> Trpo<B> {
             device,
             iteration: 0,
         })
-    }
-
-    /// Environment steps taken so far.
-    pub fn global_step(&self) -> usize {
-        self.collector.global_step
     }
 
     /// One iteration: collect, advantages, natural-gradient step, critic, metrics.

@@ -5,6 +5,7 @@
 use burn::module::Module;
 
 use crate::core::nn::Mlp;
+use crate::core::rollout::{Collector, VecEnv};
 
 // ANCHOR: ac_actor_critic
 /// The actor (a categorical policy over the actions) and the critic (a state value), two
@@ -24,3 +25,18 @@ impl<B: burn::tensor::backend::Backend> ActorCritic<B> {
     }
 }
 // ANCHOR_END: ac_actor_critic
+
+/// Where every toy learner starts: the collector over `venv` and a fresh actor-critic sized
+/// for its observations and actions, both drawn from the one `seed` (as CleanRL's `--seed`).
+pub fn start<B: burn::tensor::backend::Backend>(
+    venv: VecEnv,
+    hidden: &[usize],
+    seed: u64,
+    device: &B::Device,
+) -> (Collector, ActorCritic<B>) {
+    let collector = Collector::new(venv, seed);
+    let model = crate::backend::seeded::<B, _>(device, seed, || {
+        ActorCritic::new(collector.obs_dim(), collector.num_actions(), hidden, device)
+    });
+    (collector, model)
+}

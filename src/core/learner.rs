@@ -114,7 +114,7 @@ macro_rules! vec_env_rung {
 }
 
 /// The [`Learner`] of a toy learner built on the shared actor-critic (fields `model`,
-/// `collector`, `iteration`, `device`, and its `iterate` and `global_step`), written once: its
+/// `collector`, `iteration`, `device`, and its `iterate`), written once, with its `global_step`: its
 /// policy is the actor, its checkpoint the two networks, the environments mid-episode
 /// ([`crate::core::checkpoint::save_actor_critic`]) and the optimizers named, each in its own
 /// folder:
@@ -125,6 +125,13 @@ macro_rules! vec_env_rung {
 #[macro_export]
 macro_rules! actor_critic_learner {
     ($learner:ident $(, $optim:ident: $folder:literal)*) => {
+        impl<B: burn::tensor::backend::AutodiffBackend> $learner<B> {
+            /// Environment steps taken so far.
+            pub fn global_step(&self) -> usize {
+                self.collector.global_step
+            }
+        }
+
         impl<B: burn::tensor::backend::AutodiffBackend> $crate::core::learner::Learner
             for $learner<B>
         {
@@ -133,7 +140,7 @@ macro_rules! actor_critic_learner {
                 Ok($learner::iterate(self)?)
             }
             fn global_step(&self) -> usize {
-                $learner::global_step(self)
+                self.collector.global_step
             }
             fn policy(&self) -> &Self::Policy {
                 &self.model.actor

@@ -46,11 +46,9 @@ pub struct LmRollout {
 }
 
 impl LmRollout {
-    pub fn len(&self) -> usize {
+    /// How many completions (rows) the batch holds.
+    pub fn completions(&self) -> usize {
         self.prompts.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.prompts.is_empty()
     }
     /// The longest completion in the batch.
     pub fn max_len(&self) -> usize {
@@ -195,6 +193,6 @@ mod tests {
         let b = rollout(&[0.0, 0.0], 8);
         let m = a.merge_informative(b, 2, 3);
         assert_eq!(m.rewards, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
-        assert_eq!(m.len(), 6);
+        assert_eq!(m.completions(), 6);
     }
 }

@@ -11,9 +11,10 @@
 //! the student changed (for assignment (a), `src/core/advantage.rs`). Each is laid over a copy
 //! of the handout and built; the grading machinery (`tutorials/assignments/` but the student
 //! files) is never taken from a submission. A check that runs past `--timeout` seconds (60 by
-//! default) or crashes scores 0 and costs only itself; a submission that does not build
-//! scores 0 with the compiler's message. Writes `OUT/<student>/results.json` and
-//! `OUT/class.csv`. The builds share `OUT/target` (or `CARGO_TARGET_DIR`), so burn is
+//! default) or crashes scores 0 and costs only itself; `--jobs N` checks run side by side (by
+//! default one per core, so that the checks of a submission that loops wait out their limits
+//! together). A submission that does not build scores 0 with the compiler's message. Writes
+//! `OUT/<student>/results.json` and `OUT/class.csv`. The builds share `OUT/target` (or `CARGO_TARGET_DIR`), so burn is
 //! compiled once; keep that folder for grading only: the handout and every submission are
 //! the same crates to cargo, told apart by their files' times, and every submission is
 //! copied afresh so that it is built again. They are laid out one after another in the same
@@ -34,12 +35,14 @@ struct Options {
     assignment: String,
     heldout: Option<PathBuf>,
     timeout: Duration,
+    /// Checks run at a time (`--jobs`, by default one per core).
+    jobs: usize,
     out: PathBuf,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "{why}\nusage: class --handout DIR --submissions DIR --assignment NAME [--heldout DIR] [--timeout SECONDS] --out DIR"
+        "{why}\nusage: class --handout DIR --submissions DIR --assignment NAME [--heldout DIR] [--timeout SECONDS] [--jobs N] --out DIR"
     );
     std::process::exit(2)
 }
@@ -48,6 +51,7 @@ fn options() -> Options {
     let (mut handout, mut submissions, mut assignment, mut heldout, mut out) =
         (None, None, None, None, None);
     let mut timeout = Duration::from_secs(60);
+    let mut jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args
@@ -65,6 +69,13 @@ fn options() -> Options {
                         .unwrap_or_else(|_| usage("--timeout takes whole seconds")),
                 )
             }
+            "--jobs" => {
+                jobs = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .unwrap_or_else(|| usage("--jobs takes a count of at least 1"))
+            }
             "--out" => out = Some(PathBuf::from(value)),
             _ => usage(&format!("unknown argument {arg}")),
         }
@@ -75,6 +86,7 @@ fn options() -> Options {
         assignment: assignment.unwrap_or_else(|| usage("--assignment is required")),
         heldout,
         timeout,
+        jobs,
         out: out.unwrap_or_else(|| usage("--out is required")),
     }
 }
@@ -244,9 +256,9 @@ fn grade_one(o: &Options, checks: &[(u64, String)], submission: &Path) -> std::i
             return Ok(json!({"score": 0, "output": format!("{note}{why}"), "tests": zero(&why)}))
         }
     };
-    let mut tests = Vec::new();
-    let mut score = 0;
-    for (i, (points, name)) in checks.iter().enumerate() {
+    // One check: its own process under the time limit, its result from the JSON it writes.
+    let run_check = |i: usize| -> std::io::Result<Value> {
+        let (points, name) = &checks[i];
         let json_path = std::path::absolute(work.join(format!("check-{i}.json")))?;
         let mut check = Command::new(&grader);
         check
@@ -263,14 +275,32 @@ fn grade_one(o: &Options, checks: &[(u64, String)], submission: &Path) -> std::i
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
         let failed = |output: String| json!({"name": name, "score": 0, "max_score": points, "output": output});
-        let test = match (outcome, written) {
+        Ok(match (outcome, written) {
             (Some(_), Some(results)) => results["tests"][0].clone(),
             (Some((_, text)), None) => failed(format!("the check crashed:\n{}", tail(&text, 20))),
             (None, _) => failed(format!("did not finish within {} s", o.timeout.as_secs())),
-        };
-        score += test["score"].as_u64().unwrap_or(0);
-        tests.push(test);
+        })
+    };
+    // `--jobs` checks at a time: each worker takes the next check not yet taken.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<std::io::Result<Value>>>> =
+        checks.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..o.jobs.min(checks.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= checks.len() {
+                    break;
+                }
+                *results[i].lock().unwrap() = Some(run_check(i));
+            });
+        }
+    });
+    let mut tests = Vec::new();
+    for result in results {
+        tests.push(result.into_inner().unwrap().expect("every check ran")?);
     }
+    let score: u64 = tests.iter().map(|t| t["score"].as_u64().unwrap_or(0)).sum();
     Ok(json!({"score": score, "output": note, "tests": tests}))
 }
 
