@@ -8,6 +8,7 @@
 //! cargo bench --bench lm_bench -- grpo-vs-ppo [steps]
 //! cargo bench --bench lm_bench -- logprobs [vocab] [rows]
 //! cargo bench --bench lm_bench -- accumulation [vocab] [parts]
+//! cargo bench --bench lm_bench -- smollm2 [rows] [reps]      (after scripts/get_smollm2.sh)
 //!
 //! The model is GPT-2-like: 4 layers, width 128, 4 heads, MLP 512, a context of 32, the
 //! arithmetic task's 17-token vocabulary, freshly initialized (seed 0). `LM_BENCH_SHAPE=
@@ -30,6 +31,10 @@
 //!   without gradients (the reference), and the step time.
 //! * `plot-sweep`: draws `runs/bench/lm_sweep.csv` (written by `scripts/bench_lm.sh sweep`)
 //!   into `runs/bench/lm_sweep.{png,svg}`: policy-lab's speed over Hugging Face's at each size.
+//! * `smollm2`: SmolLM2-135M-Instruct from its GGUF file (f32 master weights): `rows` copies
+//!   of the chat-templated prompt "What is 23 + 58?", 64 new tokens each, greedy (EOS never
+//!   stops a row); prints `tokens_per_second` (mean of `reps`) and the peak heap above the
+//!   loaded model. `scripts/smollm2_bench.py` runs transformers and llama.cpp the same way.
 //! * `accumulation`: one GRPO iteration (16 prompts x 8, up to 8 new tokens) on a model with
 //!   a `vocab`-token vocabulary (default 32,000), with `gradient_accumulation_steps` 1 and
 //!   `parts` (default 4): peak heap memory and step time of each.
@@ -138,9 +143,10 @@ fn main() {
         "logprobs" => bench_logprobs(n.unwrap_or(32_000), m.unwrap_or(64)),
         "accumulation" => bench_accumulation(n.unwrap_or(32_000), m.unwrap_or(4)),
         "plot-sweep" => plot_sweep(),
+        "smollm2" => bench_smollm2(n.unwrap_or(1), m.unwrap_or(3)),
         other => panic!(
-            "lm_bench runs generate, grpo, grpo-vs-ppo, logprobs, accumulation or plot-sweep, \
-             not {other}"
+            "lm_bench runs generate, grpo, grpo-vs-ppo, logprobs, accumulation, smollm2 or \
+             plot-sweep, not {other}"
         ),
     }
 }
@@ -184,6 +190,45 @@ fn bench_generate<B: Backend>(rows: usize, reps: usize) {
     let tps: Vec<f64> = (0..reps).map(|_| run()).collect();
     let mean = tps.iter().sum::<f64>() / reps as f64;
     println!("generate rows={rows} new_tokens=8 reps={reps} tokens_per_second={mean:.0}");
+}
+
+fn bench_smollm2(rows: usize, reps: usize) {
+    use policy_lab::lm::tokenizer::encode_prompt;
+    let cache = std::env::var("POLICY_LAB_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/policy-lab")
+        });
+    let path = cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let mut hf =
+        policy_lab::lm::gguf_model::load_gguf::<burn::backend::NdArray>(&path, &Default::default())
+            .unwrap_or_else(|e| panic!("{e:#} (bash scripts/get_smollm2.sh fetches it)"));
+    hf.tokenizer.use_chat_template(None).unwrap();
+    let prompt = encode_prompt(&hf.tokenizer, "What is 23 + 58?").unwrap();
+    let prompts = vec![prompt; rows];
+    let sampling = SamplingConfig::greedy(64);
+    let mut rng = policy_lab::envs::EnvRng::seed_from_u64(0);
+    let before = IN_USE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let mut run = || {
+        let start = Instant::now();
+        let out = generate(
+            &hf.model,
+            &prompts,
+            hf.tokenizer.pad_id(),
+            u32::MAX,
+            &sampling,
+            &mut rng,
+        )
+        .unwrap();
+        let tokens: usize = out.tokens.iter().map(Vec::len).sum();
+        tokens as f64 / start.elapsed().as_secs_f64()
+    };
+    run(); // warm-up
+    let tps: Vec<f64> = (0..reps).map(|_| run()).collect();
+    let mean = tps.iter().sum::<f64>() / reps as f64;
+    let peak = (PEAK.load(Ordering::Relaxed) - before) as f64 / (1 << 20) as f64;
+    println!("smollm2 rows={rows} new_tokens=64 reps={reps} tokens_per_second={mean:.1} peak_MiB_above_model={peak:.0}");
 }
 
 fn bench_grpo<A: burn::tensor::backend::AutodiffBackend>(steps: usize) {

@@ -10,7 +10,11 @@
 //!    runs with TRL on the same device): time per iteration and completion tokens per second;
 //! 4. **grpo-bf16**: the GRPO run in bf16 with f32 master weights (`precision = "bf16"`),
 //!    where the backend stores bf16 (CUDA; not the CPU backend of the dry run);
-//! 5. **grpo-dp**: the GRPO run data-parallel over `--devices N`.
+//! 5. **grpo-dp**: the GRPO run data-parallel over `--devices N`;
+//! 6. **smollm2**: SmolLM2-135M-Instruct from its GGUF file (`scripts/get_smollm2.sh`): its
+//!    logits on the device against the CPU's, greedy generation tokens/s at 1 row and 64 rows
+//!    (64 new tokens), and one GRPO iteration (8 groups of 8, the chat template) on add:3
+//!    (not in the dry run: on the CPU of CI that step alone takes minutes).
 //!
 //! It prints one markdown table row per measurement, and writes each phase's start and end
 //! (Unix milliseconds) to `--phases FILE`, from which the script takes each phase's peak GPU
@@ -27,7 +31,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use policy_lab::backend::Device;
-use policy_lab::lm::hf::checkpoint_logits;
+use policy_lab::lm::checkpoint::checkpoint_logits;
 use policy_lab::lm::model::Precision;
 use policy_lab::run::lm::{run_lm, supports_precision, LmAlgo, LmRunConfig};
 use policy_lab::run::Start;
@@ -256,6 +260,63 @@ fn main() -> Result<()> {
             Ok(())
         })?;
     }
+    phase(&o, "smollm2", || smollm2(&o, &config))?;
     let _ = std::fs::remove_dir_all(&o.out);
+    Ok(())
+}
+
+/// The `smollm2` phase (see the module docs).
+fn smollm2(o: &Options, config: &LmRunConfig) -> Result<()> {
+    use policy_lab::lm::checkpoint::load_pretrained;
+    use policy_lab::lm::tokenizer::encode_prompt;
+    use policy_lab::run::generate::generation_speed;
+    let cache = std::env::var("POLICY_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/policy-lab")
+        });
+    let path = cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let device = o.device.name();
+    if !path.exists() {
+        println!(
+            "| SmolLM2-135M-Instruct | {device} | not run: `bash scripts/get_smollm2.sh` first |"
+        );
+        return Ok(());
+    }
+    let question = "What is 23 + 58?";
+    let mut cpu = load_pretrained::<burn::backend::NdArray>(&path, &Default::default())?;
+    cpu.tokenizer.use_chat_template(None)?;
+    let rows = [encode_prompt(&cpu.tokenizer, question)?];
+    let on_device = checkpoint_logits(&path, o.device, &rows)?;
+    let on_cpu = checkpoint_logits(&path, Device::Cpu, &rows)?;
+    println!(
+        "| SmolLM2 logits of a chat prompt ({} tokens) | {device} | largest difference from the CPU {:.1e} |",
+        rows[0].len(),
+        largest_difference(&on_device[0], &on_cpu[0])
+    );
+    let new_tokens = if o.dry_run { 8 } else { 64 };
+    for rows in [1, 64] {
+        let tokens_per_second = generation_speed(&path, o.device, question, rows, new_tokens)?;
+        println!(
+            "| SmolLM2 greedy generation, {rows} rows x {new_tokens} new tokens | {device} | {tokens_per_second:.0} tokens/s |"
+        );
+    }
+    if o.dry_run {
+        println!("| SmolLM2 GRPO iteration, 8 groups of 8 | {device} | not run in the dry run |");
+        return Ok(());
+    }
+    let mut run = config.clone();
+    run.algo = LmAlgo::Grpo;
+    run.init = Some(path.clone());
+    run.rl.chat_template = true;
+    run.rl.iterations = 3;
+    run.rl.eval_every = 3;
+    run.grpo.update.num_groups = 8;
+    let folder = o.out.join("smollm2-grpo");
+    run_lm(&run, &folder, Start::New, &mut std::io::sink())?;
+    let (step, tokens_per_second, n) = throughput(&folder)?;
+    println!(
+        "| SmolLM2 GRPO on add:3 with its chat template, 8 groups of 8, {n} iterations | {device} | {step:.3} s an iteration, {tokens_per_second:.0} completion tokens/s |"
+    );
     Ok(())
 }

@@ -153,8 +153,47 @@ enum LmCommand {
     Stage(LmAlgo, Box<LmArgs>),
     /// Greedy accuracy of a checkpoint on a task's held-out test problems.
     Eval(LmEvalArgs),
+    /// A model's answers to prompts.
+    Generate(LmGenerateArgs),
     /// List the tasks `--task` accepts.
     Tasks,
+}
+
+#[derive(Args)]
+struct LmGenerateArgs {
+    /// The model: a GGUF file (e.g. SmolLM2's, `bash scripts/get_smollm2.sh`), a Hugging Face
+    /// folder, or a run folder or its `model/`.
+    #[arg(long)]
+    init: PathBuf,
+    /// A prompt (repeat for several; they are generated as one batch).
+    #[arg(long)]
+    prompt: Vec<String>,
+    /// A file of prompts, one a line (blank lines skipped).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// The prompts as they are, without the model's chat template.
+    #[arg(long)]
+    raw: bool,
+    /// A system message before each prompt (with the chat template).
+    #[arg(long)]
+    system: Option<String>,
+    /// Greedy decoding (the default unless --temperature, --top-k or --top-p is given).
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
+    greedy: bool,
+    /// Sample with this temperature (1 unless given, once --top-k or --top-p asks to sample).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Sample among the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample among the most likely tokens whose probabilities add up to p.
+    #[arg(long)]
+    top_p: Option<f32>,
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// The sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -174,14 +213,16 @@ impl clap::Subcommand for LmCommand {
         }
         let eval = clap::Command::new("eval")
             .about("Greedy accuracy of a checkpoint on a task's held-out test problems.");
+        let generate = clap::Command::new("generate").about("A model's answers to prompts.");
         cmd.subcommand(LmEvalArgs::augment_args(eval))
+            .subcommand(LmGenerateArgs::augment_args(generate))
             .subcommand(clap::Command::new("tasks").about("List the tasks `--task` accepts."))
     }
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_subcommands(cmd)
     }
     fn has_subcommand(name: &str) -> bool {
-        matches!(name, "eval" | "tasks") || stage_named(name).is_some()
+        matches!(name, "eval" | "generate" | "tasks") || stage_named(name).is_some()
     }
 }
 
@@ -189,6 +230,7 @@ impl clap::FromArgMatches for LmCommand {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
         match matches.subcommand() {
             Some(("eval", m)) => Ok(LmCommand::Eval(LmEvalArgs::from_arg_matches(m)?)),
+            Some(("generate", m)) => Ok(LmCommand::Generate(LmGenerateArgs::from_arg_matches(m)?)),
             Some(("tasks", _)) => Ok(LmCommand::Tasks),
             Some((name, m)) => match stage_named(name) {
                 Some(algo) => Ok(LmCommand::Stage(
@@ -509,14 +551,56 @@ fn success(eval: &policy_lab::run::evaluate::Evaluation) -> String {
 }
 
 /// `policy-lab lm ...`.
-/// The model folder a path names: itself if it holds a model (ours: `model.json`; Hugging
-/// Face: `config.json`), else a run folder's `model/`.
+/// The model a path names: itself if it is a file (GGUF) or holds a model (ours:
+/// `model.json`; Hugging Face: `config.json`), else a run folder's `model/`.
 fn model_folder(path: &std::path::Path) -> PathBuf {
-    if path.join("model.json").exists() || path.join("config.json").exists() {
+    if path.is_file() || path.join("model.json").exists() || path.join("config.json").exists() {
         path.to_path_buf()
     } else {
         path.join("model")
     }
+}
+
+/// `policy-lab lm generate`.
+fn lm_generate(args: LmGenerateArgs) -> Result<()> {
+    use policy_lab::lm::generate::SamplingConfig;
+    use policy_lab::run::generate::{run_generate, GenerateOptions};
+    let mut prompts = args.prompt;
+    if let Some(file) = &args.prompts {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+        prompts.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(String::from),
+        );
+    }
+    let sample = args.temperature.is_some() || args.top_k.is_some() || args.top_p.is_some();
+    let sampling = match sample {
+        false => SamplingConfig::greedy(args.max_new_tokens),
+        true => SamplingConfig {
+            temperature: args.temperature.unwrap_or(1.0),
+            top_k: args.top_k,
+            top_p: args.top_p,
+            max_new_tokens: args.max_new_tokens,
+        },
+    };
+    let options = GenerateOptions {
+        raw: args.raw,
+        system: args.system,
+        sampling,
+        seed: args.seed,
+    };
+    let model = model_folder(&args.init);
+    let mut out = std::io::stdout();
+    run_generate::<burn::backend::NdArray>(
+        &model,
+        &prompts,
+        &options,
+        &mut out,
+        &Default::default(),
+    )?;
+    Ok(())
 }
 
 fn lm_command(command: LmCommand) -> Result<()> {
@@ -528,6 +612,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
             }
             return Ok(());
         }
+        LmCommand::Generate(args) => return lm_generate(args),
         LmCommand::Eval(LmEvalArgs { model, task }) => {
             let model_dir = model_folder(&model);
             let run_dir = if model_dir == model {

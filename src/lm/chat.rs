@@ -97,13 +97,18 @@ impl ChatTemplate {
                 special_tokens.insert(key.to_string(), text.to_string());
             }
         }
+        Self::new(source, special_tokens).map(Some)
+    }
+
+    /// The template `source`, with the special tokens it may name (`bos_token`, ...): an
+    /// error now, not at the first prompt, if it does not parse.
+    pub fn new(source: String, special_tokens: BTreeMap<String, String>) -> Result<Self> {
         let template = Self {
             source,
             special_tokens,
         };
-        // A template that does not parse is an error now, not at the first prompt.
         template.environment()?;
-        Ok(Some(template))
+        Ok(template)
     }
 
     fn environment(&self) -> Result<Environment<'_>> {

@@ -21,7 +21,7 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use super::chat::ChatPrompt;
-use super::hf::{load_hf, HfTokenizer};
+use super::hf::{load_hf, HfModel, HfTokenizer};
 use super::model::{Transformer, TransformerConfig};
 use super::tokenizer::{CharTokenizer, Tokenizer, TokenizerError};
 
@@ -150,15 +150,18 @@ pub fn save_lm<B: Backend>(
     Ok(())
 }
 
-/// Loads the model in `dir`: a policy-lab checkpoint ([`load_lm`]) or a Hugging Face
-/// checkpoint folder (one with `config.json`, [`load_hf`]).
+/// Loads the model in `dir`: a policy-lab checkpoint ([`load_lm`]), a Hugging Face
+/// checkpoint folder (one with `config.json`, [`load_hf`]) or a GGUF file
+/// ([`super::gguf_model::load_gguf`]).
 pub fn load_policy<B: Backend>(
     dir: &Path,
     expected: Option<&CharTokenizer>,
     device: &B::Device,
 ) -> Result<LoadedLm<B>> {
-    if dir.join("config.json").exists() && !dir.join("model.json").exists() {
-        let hf = load_hf::<B>(dir, device)?;
+    let pretrained = super::gguf::Gguf::is_gguf(dir)
+        || (dir.join("config.json").exists() && !dir.join("model.json").exists());
+    if pretrained {
+        let hf = load_pretrained::<B>(dir, device)?;
         return Ok(LoadedLm {
             model: hf.model,
             config: hf.config,
@@ -256,4 +259,38 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{suffix}"));
     dir.with_file_name(name)
+}
+
+/// A pretrained model from outside the project: a GGUF file
+/// ([`super::gguf_model::load_gguf`]) or a Hugging Face folder ([`load_hf`]).
+pub fn load_pretrained<B: Backend>(path: &Path, device: &B::Device) -> Result<HfModel<B>> {
+    if super::gguf::Gguf::is_gguf(path) {
+        super::gguf_model::load_gguf::<B>(path, device)
+    } else {
+        load_hf::<B>(path, device)
+    }
+}
+
+/// The logits `[len, vocab]` of each of `rows` (one forward pass per row, no padding) under
+/// the pretrained model at `dir` ([`load_pretrained`]), on `device`: what the GPU check
+/// compares across devices (`scripts/gpu_check.sh`).
+pub fn checkpoint_logits(
+    dir: &Path,
+    device: crate::backend::Device,
+    rows: &[Vec<u32>],
+) -> Result<Vec<Vec<f32>>> {
+    crate::backend::on_backend!(device, B => {
+        let hf = load_pretrained::<B>(dir, &Default::default())?;
+        rows.iter()
+            .map(|row| {
+                let batch = super::model::Batch::left_padded(std::slice::from_ref(row), 0);
+                let logits = hf.model.forward(&batch)?;
+                logits
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?
 }

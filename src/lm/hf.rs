@@ -290,6 +290,26 @@ impl HfTokenizer {
         })
     }
 
+    /// A tokenizer made elsewhere (a GGUF file's metadata, [`super::gguf_model`]): the
+    /// Hugging Face tokenizer, its BOS (if every text starts with one), EOS and padding ids,
+    /// and its chat template.
+    pub(super) fn new(
+        inner: tokenizers::Tokenizer,
+        bos: Option<u32>,
+        eos: u32,
+        pad: u32,
+        chat_template: Option<ChatTemplate>,
+    ) -> Self {
+        Self {
+            inner,
+            bos,
+            eos,
+            pad,
+            chat_template,
+            chat: None,
+        }
+    }
+
     /// From now on, prompts are written as a conversation with the checkpoint's chat template:
     /// `system` (if any), then the prompt as the user's message, then the start of the
     /// assistant's turn. An error if the checkpoint has no template.
@@ -366,9 +386,11 @@ pub fn load_hf<B: Backend>(dir: &Path, device: &B::Device) -> Result<HfModel<B>>
     })
 }
 
-/// The tensors of a checkpoint's safetensors files, by name, as `f32`.
-struct Weights {
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+/// The tensors of a checkpoint, by Hugging Face's names, as `f32` and their shapes (a linear
+/// layer's weight `[out, in]`): read from safetensors files here, or from a GGUF file by
+/// [`super::gguf_model`].
+pub(super) struct Weights {
+    pub(super) tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
 impl Weights {
@@ -462,7 +484,9 @@ impl Weights {
     }
     // ANCHOR_END: gpus_hf_linear_weight
 
-    fn build<B: Backend>(
+    /// The model of `config` with these weights; an error names a weight that is missing,
+    /// has another shape, or is left over.
+    pub(super) fn build<B: Backend>(
         &mut self,
         config: &TransformerConfig,
         device: &B::Device,
@@ -569,27 +593,3 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     })
 }
 // ANCHOR_END: gpus_hf_to_f32
-
-/// The logits `[len, vocab]` of each of `rows` (one forward pass per row, no padding) under
-/// the checkpoint in `dir`, on `device`: what the GPU check compares across devices
-/// (`scripts/gpu_check.sh`).
-pub fn checkpoint_logits(
-    dir: &Path,
-    device: crate::backend::Device,
-    rows: &[Vec<u32>],
-) -> Result<Vec<Vec<f32>>> {
-    crate::backend::on_backend!(device, B => {
-        let hf = load_hf::<B>(dir, &Default::default())?;
-        rows.iter()
-            .map(|row| {
-                let batch = super::model::Batch::left_padded(std::slice::from_ref(row), 0);
-                let logits = hf.model.forward(&batch)?;
-                logits
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))
-            })
-            .collect::<Result<Vec<_>>>()
-    })?
-}

@@ -15,6 +15,8 @@
 //! * [`checkpoint`]: a model, its shape and its tokenizer in one folder;
 //! * [`hf`]: Hugging Face Llama, Qwen2 and Qwen3 checkpoints (safetensors, tokenizer.json)
 //!   into the same [`model::Transformer`];
+//! * [`gguf`], [`quant`], [`gguf_model`]: GGUF files (llama.cpp's format), their quantized
+//!   tensor types as `f32`, and a Llama model in one (SmolLM2) as the same model and tokenizer;
 //! * [`chat`]: a checkpoint's chat template, rendered as transformers renders it;
 //! * [`trainer`]: the one learner of those stages, AdamW steps on fresh batches of a lesson;
 //! * [`stage`]: what the run layer needs of a stage that trains a fresh model (SFT, the
@@ -29,9 +31,12 @@ pub mod chat;
 pub mod checkpoint;
 pub mod error;
 pub mod generate;
+pub mod gguf;
+pub mod gguf_model;
 pub mod hf;
 pub mod infer;
 pub mod model;
+pub mod quant;
 pub mod reward;
 pub mod rollout;
 pub mod sft;

@@ -2,8 +2,8 @@
 //! folder ([`folder`]), drives a [`Learner`] (iterate, log, checkpoint, stop), answers
 //! Ctrl-C ([`interrupt`]) and shows progress ([`progress`]). The runners built on it:
 //! [`train`] (the toy environments), [`lm`] (language models: SFT, the reward model, GRPO
-//! (data-parallel too), PPO), the main job ([`ladder`]), and what reads runs
-//! ([`evaluate`], [`plot`], [`play`]).
+//! (data-parallel too), PPO), the main job ([`ladder`]), and what reads runs or models
+//! ([`evaluate`], [`plot`], [`play`], [`generate`]).
 //!
 //! The loop of [`drive`], for any algorithm:
 //!
@@ -21,6 +21,7 @@
 pub mod evaluate;
 pub mod figure;
 pub mod folder;
+pub mod generate;
 pub mod interrupt;
 pub mod ladder;
 pub mod lm;

@@ -1,0 +1,76 @@
+"""The reference side of scripts/bench_smollm2.sh: SmolLM2-135M-Instruct's GGUF file
+generating with transformers (dequantized to float32, as policy-lab holds it) or llama.cpp
+(llama-cpp-python, on the file's own Q4_1/Q8_0 weights), on the CPU. The same prompt as
+`cargo bench --bench lm_bench -- smollm2`: "What is 23 + 58?" in the chat template, `rows`
+copies, 64 new tokens each, greedy, EOS ignored.
+
+    bash scripts/pyref.sh scripts/smollm2_bench.py transformers [rows] [reps]
+    bash scripts/pyref.sh scripts/smollm2_bench.py llama.cpp [reps]        # batch 1
+"""
+import os
+import sys
+import time
+
+CACHE = os.environ.get("POLICY_LAB_CACHE", os.path.expanduser("~/.cache/policy-lab"))
+DIR = os.path.join(CACHE, "smollm2")
+FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+QUESTION = [{"role": "user", "content": "What is 23 + 58?"}]
+NEW = 64
+
+
+def bench_transformers(rows, reps):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(DIR, gguf_file=FILE)
+    model = AutoModelForCausalLM.from_pretrained(DIR, gguf_file=FILE, dtype=torch.float32).eval()
+    text = tok.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
+    ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]] * rows)
+
+    def run():
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=NEW, min_new_tokens=NEW, pad_token_id=tok.pad_token_id)
+        return rows * (out.shape[1] - ids.shape[1]) / (time.perf_counter() - start)
+
+    run()  # warm-up
+    tps = [run() for _ in range(reps)]
+    print(f"transformers rows={rows} new_tokens={NEW} reps={reps} tokens_per_second={sum(tps) / reps:.1f} "
+          f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")
+
+
+def bench_llama_cpp(reps):
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=os.path.join(DIR, FILE), n_ctx=256, n_threads=os.cpu_count(), verbose=False)
+    from jinja2 import Template  # the GGUF's own template, as llama.cpp's chat handler would render it
+
+    template = Template(llm.metadata["tokenizer.chat_template"])
+    prompt = template.render(messages=QUESTION, add_generation_prompt=True)
+    tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+
+    def run():
+        llm.reset()
+        start = time.perf_counter()
+        n = 0
+        for _ in llm.generate(tokens, temp=0.0, top_k=1, reset=True):
+            n += 1
+            if n == NEW:
+                break
+        return n / (time.perf_counter() - start)
+
+    run()  # warm-up
+    tps = [run() for _ in range(reps)]
+    print(f"llama.cpp rows=1 new_tokens={NEW} reps={reps} tokens_per_second={sum(tps) / reps:.1f} "
+          f"({os.cpu_count()} threads, the file's Q4_1/Q8_0 weights)")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "transformers":
+        bench_transformers(int(sys.argv[2]) if len(sys.argv) > 2 else 1, int(sys.argv[3]) if len(sys.argv) > 3 else 3)
+    elif what == "llama.cpp":
+        bench_llama_cpp(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    else:
+        sys.exit(f"smollm2_bench.py runs transformers or llama.cpp, not {what}")
