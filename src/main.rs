@@ -176,7 +176,7 @@ struct LmGenerateArgs {
     raw: bool,
     /// A system message before each prompt (with the chat template).
     #[arg(long)]
-    system: Option<String>,
+    system_prompt: Option<String>,
     /// Greedy decoding (the default unless --temperature, --top-k or --top-p is given).
     #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
     greedy: bool,
@@ -198,11 +198,18 @@ struct LmGenerateArgs {
 
 #[derive(Args)]
 struct LmEvalArgs {
-    /// A run folder, its `model/` folder, or a Hugging Face checkpoint folder.
+    /// A run folder, its `model/` folder, a Hugging Face checkpoint folder or a GGUF file.
     model: PathBuf,
     /// The task (default: the one the run was trained on).
     #[arg(long)]
     task: Option<String>,
+    /// Write each prompt with the model's chat template (a run trained with
+    /// --chat-template is evaluated with it anyway).
+    #[arg(long)]
+    chat_template: bool,
+    /// With --chat-template, a system message before each prompt.
+    #[arg(long, requires = "chat_template")]
+    system_prompt: Option<String>,
 }
 
 impl clap::Subcommand for LmCommand {
@@ -587,7 +594,7 @@ fn lm_generate(args: LmGenerateArgs) -> Result<()> {
     };
     let options = GenerateOptions {
         raw: args.raw,
-        system: args.system,
+        system: args.system_prompt,
         sampling,
         seed: args.seed,
     };
@@ -613,7 +620,12 @@ fn lm_command(command: LmCommand) -> Result<()> {
             return Ok(());
         }
         LmCommand::Generate(args) => return lm_generate(args),
-        LmCommand::Eval(LmEvalArgs { model, task }) => {
+        LmCommand::Eval(LmEvalArgs {
+            model,
+            task,
+            chat_template,
+            system_prompt,
+        }) => {
             let model_dir = model_folder(&model);
             let run_dir = if model_dir == model {
                 model.parent().map(PathBuf::from).unwrap_or_default()
@@ -647,7 +659,13 @@ fn lm_command(command: LmCommand) -> Result<()> {
                 }
                 None => saved.task,
             };
-            let acc = run_eval::<burn::backend::NdArray>(&model_dir, &task, &Default::default())?;
+            let chat = match (chat_template, saved.rl.chat_template) {
+                (true, _) => Some(system_prompt),
+                (false, true) => Some(saved.rl.system_prompt.clone()),
+                (false, false) => None,
+            };
+            let acc =
+                run_eval::<burn::backend::NdArray>(&model_dir, &task, chat, &Default::default())?;
             println!(
                 "{}: {}:{} held-out accuracy {:.3} over {} problems (well-formed {:.3}, mean reward {:.3})",
                 model_dir.display(),

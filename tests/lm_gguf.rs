@@ -332,12 +332,12 @@ fn lm_generate_prints_the_tiny_llamas_greedy_tokens() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_policy-lab"))
         .args(["lm", "generate", "--init"])
         .arg(&path)
-        .args(["--prompt", "1+1=", "--system", "Be brief."])
+        .args(["--prompt", "1+1=", "--system-prompt", "Be brief."])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && stderr.contains("--system needs a chat template"),
+        !out.status.success() && stderr.contains("--system-prompt needs a chat template"),
         "{stderr}"
     );
 }
@@ -351,4 +351,33 @@ fn lm_generate_prints_smollm2s_greedy_answer_as_transformers_does() {
     let got = cli_generate(&path, &["--prompt", answer["question"].as_str().unwrap()]);
     println!("{got}");
     assert_eq!(got.trim_end_matches('\n'), answer["text"].as_str().unwrap());
+}
+
+/// `lm eval` takes a GGUF file, with or without its chat template.
+#[test]
+fn lm_eval_takes_a_gguf_file() {
+    let path = fixture("gguf/tiny-llama.gguf");
+    let eval = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_policy-lab"))
+            .args(["lm", "eval"])
+            .arg(&path)
+            .args(["--task", "add:1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = eval(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("held-out accuracy"), "{stdout}");
+    let out = eval(&["--chat-template"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no chat template"),
+        "{stderr}"
+    );
 }

@@ -53,7 +53,7 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
     assert!(sft.start.is_none());
     assert_eq!(sft.end.problems, 40);
     // The saved model scores the same through the evaluation command's path.
-    let again = run_eval::<Inner>(&sft.model, &config.task, &device).unwrap();
+    let again = run_eval::<Inner>(&sft.model, &config.task, None, &device).unwrap();
     assert_eq!(again, sft.end);
     // The SFT loss fell.
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("sft/metrics.jsonl"))
@@ -164,7 +164,7 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
     )
     .unwrap();
     let task = parse_task("add:3", &LmRunConfig::default().task).unwrap();
-    let err = run_eval::<Inner>(&dir, &task, &device)
+    let err = run_eval::<Inner>(&dir, &task, None, &device)
         .unwrap_err()
         .to_string();
     assert!(

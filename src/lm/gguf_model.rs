@@ -35,15 +35,8 @@ pub fn load_gguf<B: Backend>(path: &Path, device: &B::Device) -> Result<HfModel<
     let hf = config(&file).with_context(in_file)?;
     let config = hf.transformer().with_context(in_file)?;
     let tokenizer = tokenizer(&file).with_context(in_file)?;
-    let mut weights = weights(&file, &hf).with_context(in_file)?;
-    let model = weights
-        .build(&config, device)
-        .with_context(|| format!("loading the weights of {}", path.display()))?;
-    Ok(HfModel {
-        model,
-        config,
-        tokenizer,
-    })
+    let weights = weights(&file, &hf).with_context(in_file)?;
+    weights.into_model(config, tokenizer, path, device)
 }
 
 /// The architectures (`general.architecture`) this reader loads.

@@ -315,7 +315,7 @@ impl HfTokenizer {
     /// assistant's turn. An error if the checkpoint has no template.
     pub fn use_chat_template(&mut self, system: Option<String>) -> Result<()> {
         let template = self.chat_template.clone().context(
-            "the checkpoint has no chat template (chat_template in tokenizer_config.json, or chat_template.jinja)",
+            "the model has no chat template (chat_template in tokenizer_config.json or chat_template.jinja; tokenizer.chat_template in a GGUF file)",
         )?;
         self.chat = Some(ChatPrompt { template, system });
         Ok(())
@@ -375,15 +375,7 @@ pub fn load_hf<B: Backend>(dir: &Path, device: &B::Device) -> Result<HfModel<B>>
         .transformer()
         .with_context(|| format!("{}", config_path.display()))?;
     let tokenizer = HfTokenizer::from_dir(dir, &hf)?;
-    let mut weights = Weights::read(dir)?;
-    let model = weights
-        .build(&config, device)
-        .with_context(|| format!("loading the weights of {}", dir.display()))?;
-    Ok(HfModel {
-        model,
-        config,
-        tokenizer,
-    })
+    Weights::read(dir)?.into_model(config, tokenizer, dir, device)
 }
 
 /// The tensors of a checkpoint, by Hugging Face's names, as `f32` and their shapes (a linear
@@ -484,9 +476,28 @@ impl Weights {
     }
     // ANCHOR_END: gpus_hf_linear_weight
 
+    /// The loaded model: [`Self::build`] with `config`, and `tokenizer` beside it (`source`
+    /// names the checkpoint in an error).
+    pub(super) fn into_model<B: Backend>(
+        mut self,
+        config: TransformerConfig,
+        tokenizer: HfTokenizer,
+        source: &Path,
+        device: &B::Device,
+    ) -> Result<HfModel<B>> {
+        let model = self
+            .build(&config, device)
+            .with_context(|| format!("loading the weights of {}", source.display()))?;
+        Ok(HfModel {
+            model,
+            config,
+            tokenizer,
+        })
+    }
+
     /// The model of `config` with these weights; an error names a weight that is missing,
     /// has another shape, or is left over.
-    pub(super) fn build<B: Backend>(
+    fn build<B: Backend>(
         &mut self,
         config: &TransformerConfig,
         device: &B::Device,

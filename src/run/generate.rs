@@ -46,7 +46,7 @@ pub fn run_generate<B: Backend>(
             t.use_chat_template(options.system.clone())?
         }
         _ if options.system.is_some() => bail!(
-            "--system needs a chat template: {} has none (or --raw was given)",
+            "--system-prompt needs a chat template: {} has none (or --raw was given)",
             model.display()
         ),
         _ => {}
