@@ -179,6 +179,9 @@ fn matmul(
     add: bool,
 ) {
     assert!(a.len() >= n * k && b.len() >= k * m && c.len() >= n * m);
+    if n == 1 && k * m >= 1 << 16 {
+        return vector_matmul(&a[..k], b, &mut c[..m], k, b_transposed, add);
+    }
     let (rsb, csb) = if b_transposed {
         (1, k as isize)
     } else {
@@ -203,6 +206,33 @@ fn matmul(
             1,
         );
     }
+}
+
+/// [`matmul`] of one row (generation at batch 1): the output's columns split over the CPU's
+/// threads, each streaming its part of `b` once (`sgemm` would copy all of `b` into its
+/// packed panels on one thread, for a single row).
+fn vector_matmul(a: &[f32], b: &[f32], c: &mut [f32], k: usize, b_transposed: bool, add: bool) {
+    let m = c.len();
+    let chunk = m.div_ceil(rayon::current_num_threads()).max(64);
+    c.par_chunks_mut(chunk).enumerate().for_each(|(part, out)| {
+        let first = part * chunk;
+        if !add {
+            out.fill(0.0);
+        }
+        if b_transposed {
+            // b is [m, k]: column j of the product is the dot product of `a` and row j.
+            for (j, y) in out.iter_mut().enumerate() {
+                let row = &b[(first + j) * k..(first + j + 1) * k];
+                *y += row.iter().zip(a).map(|(w, x)| w * x).sum::<f32>();
+            }
+        } else {
+            // b is [k, m]: add a[i] times this part of row i, for every i.
+            for (i, &x) in a.iter().enumerate() {
+                let row = &b[i * m + first..i * m + first + out.len()];
+                out.iter_mut().zip(row).for_each(|(y, w)| *y += x * w);
+            }
+        }
+    });
 }
 
 /// LayerNorm (GPT-2) or RMSNorm (Llama), as burn computes them, over rows of `gamma.len()`.
@@ -687,5 +717,39 @@ fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
         let (a, b) = (x[i], x[i + half]);
         x[i] = a * cos[i] - b * sin[i];
         x[i + half] = b * cos[i + half] + a * sin[i + half];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One row through [`vector_matmul`] (threads over columns) gives what `sgemm` gives for
+    /// that row, with `b` as stored and transposed, written and added.
+    #[test]
+    fn one_row_splits_over_columns_as_sgemm_computes_it() {
+        let (k, m) = (96, 1000); // k * m above the threshold of the one-row path
+        let value = |i: usize| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5;
+        let a: Vec<f32> = (0..2 * k).map(value).collect();
+        let b: Vec<f32> = (0..k * m).map(|i| value(i + 17)).collect();
+        for b_transposed in [false, true] {
+            for add in [false, true] {
+                let start: Vec<f32> = (0..2 * m).map(|i| value(i + 5)).collect();
+                // Two rows take sgemm; the first of them alone takes the one-row path.
+                let mut two = start.clone();
+                matmul(&a, &b, &mut two, [2, k, m], b_transposed, add);
+                let mut one = start[..m].to_vec();
+                matmul(&a[..k], &b, &mut one, [1, k, m], b_transposed, add);
+                let worst = one
+                    .iter()
+                    .zip(&two[..m])
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 1e-5,
+                    "transposed {b_transposed}, add {add}: {worst}"
+                );
+            }
+        }
     }
 }
