@@ -382,14 +382,35 @@ mod tests {
             e.contains("the tensor w") && e.contains("past the end"),
             "{e}"
         );
+        // The first key's length (bytes 24 to 32) says 17 bytes; 8 are left.
+        let e = Gguf::parse(tiny()[..40].to_vec())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("metadata entry 0's key says 17"), "{e}");
+        // Inside the tensor count (bytes 8 to 16).
+        let e = Gguf::parse(tiny()[..12].to_vec())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("the file ends inside the tensor count"), "{e}");
+        // A count larger than what is left.
         let e = Gguf::parse(tiny()[..30].to_vec())
             .err()
             .unwrap()
             .to_string();
         assert!(
-            e.contains("llama.block_count") || e.contains("ends inside"),
+            e.contains("the metadata count says 1, more than the file holds"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn version_2_reads_as_version_3() {
+        let mut v2 = tiny();
+        v2[4] = 2;
+        let g = Gguf::parse(v2).unwrap();
+        assert_eq!((g.version, g.usize("llama.block_count").unwrap()), (2, 30));
     }
 
     #[test]
