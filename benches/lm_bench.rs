@@ -171,25 +171,28 @@ fn bench_generate<B: Backend>(rows: usize, reps: usize) {
         max_new_tokens: 8,
         ..SamplingConfig::default()
     };
+    let mean = mean_tokens_per_second(&model, &prompts, tok.pad_id(), &sampling, reps);
+    println!("generate rows={rows} new_tokens=8 reps={reps} tokens_per_second={mean:.0}");
+}
+
+/// Generation tokens per second of `prompts` (EOS never stops a row), the mean of `reps`
+/// runs after a warm-up.
+fn mean_tokens_per_second<B: Backend>(
+    model: &Transformer<B>,
+    prompts: &[Vec<u32>],
+    pad: u32,
+    sampling: &SamplingConfig,
+    reps: usize,
+) -> f64 {
     let mut rng = policy_lab::envs::EnvRng::seed_from_u64(0);
     let mut run = || {
         let start = Instant::now();
-        let out = generate(
-            &model,
-            &prompts,
-            tok.pad_id(),
-            u32::MAX,
-            &sampling,
-            &mut rng,
-        )
-        .unwrap();
+        let out = generate(model, prompts, pad, u32::MAX, sampling, &mut rng).unwrap();
         let tokens: usize = out.tokens.iter().map(Vec::len).sum();
         tokens as f64 / start.elapsed().as_secs_f64()
     };
     run(); // warm-up
-    let tps: Vec<f64> = (0..reps).map(|_| run()).collect();
-    let mean = tps.iter().sum::<f64>() / reps as f64;
-    println!("generate rows={rows} new_tokens=8 reps={reps} tokens_per_second={mean:.0}");
+    (0..reps).map(|_| run()).sum::<f64>() / reps as f64
 }
 
 fn bench_smollm2(rows: usize, reps: usize) {
@@ -207,26 +210,10 @@ fn bench_smollm2(rows: usize, reps: usize) {
     let prompt = encode_prompt(&hf.tokenizer, "What is 23 + 58?").unwrap();
     let prompts = vec![prompt; rows];
     let sampling = SamplingConfig::greedy(64);
-    let mut rng = policy_lab::envs::EnvRng::seed_from_u64(0);
     let before = IN_USE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
-    let mut run = || {
-        let start = Instant::now();
-        let out = generate(
-            &hf.model,
-            &prompts,
-            hf.tokenizer.pad_id(),
-            u32::MAX,
-            &sampling,
-            &mut rng,
-        )
-        .unwrap();
-        let tokens: usize = out.tokens.iter().map(Vec::len).sum();
-        tokens as f64 / start.elapsed().as_secs_f64()
-    };
-    run(); // warm-up
-    let tps: Vec<f64> = (0..reps).map(|_| run()).collect();
-    let mean = tps.iter().sum::<f64>() / reps as f64;
+    let pad = hf.tokenizer.pad_id();
+    let mean = mean_tokens_per_second(&hf.model, &prompts, pad, &sampling, reps);
     let peak = (PEAK.load(Ordering::Relaxed) - before) as f64 / (1 << 20) as f64;
     println!("smollm2 rows={rows} new_tokens=64 reps={reps} tokens_per_second={mean:.1} peak_MiB_above_model={peak:.0}");
 }

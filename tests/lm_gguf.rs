@@ -128,42 +128,13 @@ fn every_metadata_type_reads() {
     assert_eq!(file.ints("test.ints").unwrap(), vec![1, -2, 3]);
 }
 
-#[derive(Deserialize)]
-struct TinyCase {
-    prompt: String,
-    ids: Vec<u32>,
-    logits: Vec<Vec<f32>>,
-    greedy: Vec<u32>,
-}
-
 #[test]
 fn a_tiny_llama_written_by_llama_cpps_rules_gives_transformers_logits_and_greedy_tokens() {
     let hf = load_gguf::<B>(&fixture("gguf/tiny-llama.gguf"), &Default::default()).unwrap();
-    let cases: Vec<TinyCase> =
+    let cases: Vec<common::Expected> =
         serde_json::from_str(&std::fs::read_to_string(fixture("gguf/tiny-llama.json")).unwrap())
             .unwrap();
-    for case in cases {
-        assert_eq!(
-            hf.tokenizer.encode(&case.prompt).unwrap(),
-            case.ids,
-            "{:?}",
-            case.prompt
-        );
-        let logits = hf
-            .model
-            .forward(&Batch::left_padded(std::slice::from_ref(&case.ids), 0))
-            .unwrap();
-        let ours: Vec<f32> = logits.into_data().to_vec().unwrap();
-        let worst = largest_difference(&ours, &case.logits.concat());
-        println!("{:?}: largest logit difference {worst:e}", case.prompt);
-        assert!(worst <= 1e-4, "{:?}: logits differ by {worst}", case.prompt);
-        assert_eq!(
-            greedy(&hf, &case.ids, case.greedy.len()),
-            case.greedy,
-            "{:?}",
-            case.prompt
-        );
-    }
+    common::matches_transformers("tiny-llama.gguf", &hf, &cases, 1e-4);
 }
 
 /// `quants.gguf` with its bytes changed, written to a file of its own: the first `from`
@@ -318,7 +289,7 @@ fn cli_generate(model: &Path, args: &[&str]) -> String {
 fn lm_generate_prints_the_tiny_llamas_greedy_tokens() {
     let path = fixture("gguf/tiny-llama.gguf");
     let hf = load_gguf::<B>(&path, &Default::default()).unwrap();
-    let cases: Vec<TinyCase> =
+    let cases: Vec<common::Expected> =
         serde_json::from_str(&std::fs::read_to_string(fixture("gguf/tiny-llama.json")).unwrap())
             .unwrap();
     let case = &cases[0];

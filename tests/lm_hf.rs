@@ -14,15 +14,9 @@ use policy_lab::lm::tokenizer::Tokenizer;
 use rand::SeedableRng;
 use serde::Deserialize;
 
-type B = burn::backend::NdArray;
+mod common;
 
-#[derive(Deserialize)]
-struct Expected {
-    prompt: String,
-    ids: Vec<u32>,
-    logits: Vec<Vec<f32>>,
-    greedy: Vec<u32>,
-}
+type B = burn::backend::NdArray;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,58 +24,14 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn expected(dir: &Path) -> Vec<Expected> {
+fn expected(dir: &Path) -> Vec<common::Expected> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap()
 }
 
 fn matches_transformers(name: &str) {
     let dir = fixture(name);
     let hf = load_hf::<B>(&dir, &Default::default()).unwrap();
-    for case in expected(&dir) {
-        assert_eq!(
-            hf.tokenizer.encode(&case.prompt).unwrap(),
-            case.ids,
-            "{name}: tokenizer.json encodes {:?} as transformers does",
-            case.prompt
-        );
-        let logits = hf
-            .model
-            .forward(&Batch::left_padded(std::slice::from_ref(&case.ids), 0))
-            .unwrap();
-        let ours: Vec<f32> = logits.into_data().to_vec().unwrap();
-        let theirs: Vec<f32> = case.logits.concat();
-        assert_eq!(ours.len(), theirs.len());
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        println!(
-            "{name} {:?}: largest logit difference {worst:e}",
-            case.prompt
-        );
-        assert!(
-            worst <= 1e-4,
-            "{name} {:?}: logits differ by {worst}",
-            case.prompt
-        );
-
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let out = generate(
-            &hf.model,
-            std::slice::from_ref(&case.ids),
-            hf.tokenizer.pad_id(),
-            hf.tokenizer.eos_id(),
-            &SamplingConfig::greedy(case.greedy.len()),
-            &mut rng,
-        )
-        .unwrap();
-        assert_eq!(
-            out.tokens[0], case.greedy,
-            "{name} {:?}: greedy",
-            case.prompt
-        );
-    }
+    common::matches_transformers(name, &hf, &expected(&dir), 1e-4);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! What several test files share: a free port on loopback, the tiny transformer, addition
-//! task and batch of the data-parallel tests, and a small `lm` run.
+//! task and batch of the data-parallel tests, a small `lm` run, and the comparison of a
+//! loaded checkpoint with transformers' logits and greedy tokens.
 #![allow(dead_code)] // each test file uses part of it
 
 use policy_lab::algos::grpo::{GrpoUpdate, LossType};
@@ -118,4 +119,66 @@ pub fn small_lm_run(algo: policy_lab::run::lm::LmAlgo) -> policy_lab::run::lm::L
     c.model.d_ff = 128;
     c.model.max_seq_len = 16;
     c
+}
+
+/// transformers' outputs for one prompt (a fixture's `expected.json`).
+#[derive(serde::Deserialize)]
+pub struct Expected {
+    pub prompt: String,
+    pub ids: Vec<u32>,
+    pub logits: Vec<Vec<f32>>,
+    pub greedy: Vec<u32>,
+}
+
+/// Checks a loaded checkpoint against transformers on each of `cases`: the tokenizer's ids,
+/// the logits at every position within `tolerance`, and the greedy tokens.
+pub fn matches_transformers(
+    name: &str,
+    hf: &policy_lab::lm::hf::HfModel<burn::backend::NdArray>,
+    cases: &[Expected],
+    tolerance: f32,
+) {
+    use policy_lab::lm::generate::{generate, SamplingConfig};
+    use policy_lab::lm::model::Batch;
+    use rand::SeedableRng;
+    for case in cases {
+        let ids = hf.tokenizer.encode(&case.prompt).unwrap();
+        assert_eq!(
+            ids, case.ids,
+            "{name}: {:?} encodes as transformers'",
+            case.prompt
+        );
+        let logits = hf
+            .model
+            .forward(&Batch::left_padded(std::slice::from_ref(&case.ids), 0))
+            .unwrap();
+        let ours: Vec<f32> = logits.into_data().to_vec().unwrap();
+        let (worst, _) = largest_difference(&ours, &case.logits.concat());
+        println!(
+            "{name} {:?}: largest logit difference {worst:e}",
+            case.prompt
+        );
+        assert!(
+            worst <= tolerance,
+            "{name} {:?}: logits differ by {worst}",
+            case.prompt
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let sampling = SamplingConfig::greedy(case.greedy.len());
+        let (pad, eos) = (hf.tokenizer.pad_id(), hf.tokenizer.eos_id());
+        let out = generate(
+            &hf.model,
+            std::slice::from_ref(&case.ids),
+            pad,
+            eos,
+            &sampling,
+            &mut rng,
+        );
+        assert_eq!(
+            out.unwrap().tokens[0],
+            case.greedy,
+            "{name} {:?}: greedy",
+            case.prompt
+        );
+    }
 }
