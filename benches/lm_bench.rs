@@ -197,12 +197,7 @@ fn mean_tokens_per_second<B: Backend>(
 
 fn bench_smollm2(rows: usize, reps: usize) {
     use policy_lab::lm::tokenizer::encode_prompt;
-    let cache = std::env::var("POLICY_LAB_CACHE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/policy-lab")
-        });
-    let path = cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = policy_lab::lm::gguf_model::smollm2_path();
     let mut hf =
         policy_lab::lm::gguf_model::load_gguf::<burn::backend::NdArray>(&path, &Default::default())
             .unwrap_or_else(|e| panic!("{e:#} (bash scripts/get_smollm2.sh fetches it)"));

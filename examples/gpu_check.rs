@@ -270,12 +270,7 @@ fn smollm2(o: &Options, config: &LmRunConfig) -> Result<()> {
     use policy_lab::lm::checkpoint::load_pretrained;
     use policy_lab::lm::tokenizer::encode_prompt;
     use policy_lab::run::generate::generation_speed;
-    let cache = std::env::var("POLICY_LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/policy-lab")
-        });
-    let path = cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = policy_lab::lm::gguf_model::smollm2_path();
     let device = o.device.name();
     if !path.exists() {
         println!(

@@ -35,10 +35,7 @@ fn fixture(name: &str) -> PathBuf {
 /// note saying how to get it) when it is absent. With `POLICY_LAB_REQUIRE_SMOLLM2=1` (CI sets
 /// it, after running the script) an absent file fails the test instead.
 fn smollm2() -> Option<PathBuf> {
-    let cache = std::env::var_os("POLICY_LAB_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/policy-lab")))?;
-    let file = cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let file = policy_lab::lm::gguf_model::smollm2_path();
     if file.exists() {
         return Some(file);
     }

@@ -39,6 +39,18 @@ pub fn load_gguf<B: Backend>(path: &Path, device: &B::Device) -> Result<HfModel<
     weights.into_model(config, tokenizer, path, device)
 }
 
+/// Where `scripts/get_smollm2.sh` puts SmolLM2-135M-Instruct's GGUF file: under
+/// `$POLICY_LAB_CACHE`, else `~/.cache/policy-lab` (whether or not it is there yet).
+pub fn smollm2_path() -> std::path::PathBuf {
+    let cache = std::env::var_os("POLICY_LAB_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            std::path::PathBuf::from(home).join(".cache/policy-lab")
+        });
+    cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
 /// The architectures (`general.architecture`) this reader loads.
 pub const ARCHITECTURES: [&str; 1] = ["llama"];
 
