@@ -187,7 +187,7 @@ fn mean_tokens_per_second<B: Backend>(
     let mut rng = policy_lab::envs::EnvRng::seed_from_u64(0);
     let mut run = || {
         let start = Instant::now();
-        let out = generate(model, prompts, pad, u32::MAX, sampling, &mut rng).unwrap();
+        let out = generate(model, prompts, pad, u32::MAX, sampling, &mut rng, None).unwrap();
         let tokens: usize = out.tokens.iter().map(Vec::len).sum();
         tokens as f64 / start.elapsed().as_secs_f64()
     };

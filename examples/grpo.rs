@@ -42,8 +42,8 @@ fn main() -> anyhow::Result<()> {
     }
     let actor = learner.actor.valid();
     let (mut env, _) = make(id)?;
-    let eval = evaluate(&actor, &mut env, 10, 0, &Default::default())?;
-    let sampled = evaluate_sampled(&actor, &mut env, 100, 0, &Default::default())?;
+    let eval = evaluate(&actor, &mut env, 10, 0)?;
+    let sampled = evaluate_sampled(&actor, &mut env, 100, 0)?;
     println!(
         "greedy return {:.3}; 100 sampled episodes: return {:.3}, success {:.2}, entropy {:.3} nats",
         eval.mean_return(),
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
     // No critic (GRPO has none), so no values: arrows and the greedy path only.
     let stem = out.join("policy");
-    for file in draw_grid_policy(&actor, None, &mut env, &stem, &Default::default())? {
+    for file in draw_grid_policy(&actor, None, &mut env, &stem)? {
         println!("wrote {}", file.display());
     }
     // ANCHOR_END: run

@@ -17,7 +17,7 @@ type Inner = <Cpu as burn::tensor::backend::AutodiffBackend>::InnerBackend;
 
 /// The probability the policy puts on each arm (the bandit's observation is always `[1.0]`).
 fn arm_probs(actor: &Mlp<Inner>) -> Vec<f32> {
-    let log_probs = actor_log_probs(actor, &[1.0], 1, &Default::default());
+    let log_probs = actor_log_probs(actor, &[1.0], 1);
     log_probs.iter().map(|l| l.exp()).collect()
 }
 

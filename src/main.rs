@@ -481,7 +481,6 @@ fn run(cli: Cli) -> Result<()> {
                 episodes,
                 seed,
                 Play::Greedy,
-                &device,
                 &mut |n, r| {
                     returns.insert("episodic_return", r);
                     let _ = bar.update(n, &returns);
@@ -497,7 +496,7 @@ fn run(cli: Cli) -> Result<()> {
                 success(&eval)
             );
             if env.grid().is_some() {
-                for f in draw_grid_policy(&policy, None, &mut env, &run.join("policy"), &device)? {
+                for f in draw_grid_policy(&policy, None, &mut env, &run.join("policy"))? {
                     println!("wrote {}", f.display());
                 }
             }

@@ -543,7 +543,7 @@ fn an_mlp_gives_the_same_values_and_gradients_to_the_bit_with_the_kernels_on_and
         // log-probabilities a rollout samples from.
         let inner = net.valid();
         let inference = values(inner.forward(obs().inner()));
-        let log_probs = actor_log_probs(&inner, &obs_values, 4, &Default::default());
+        let log_probs = actor_log_probs(&inner, &obs_values, 4);
         (values(out), input_grad, param_grads, inference, log_probs)
     });
     // Finite everywhere, the saturated units' gradients too (they were NaN before the cap in
@@ -715,6 +715,7 @@ fn generation_takes_the_definitions_path_with_the_kernels_off_and_gives_the_same
             u32::MAX,
             &SamplingConfig::greedy(8),
             &mut rng,
+            None,
         )
         .unwrap()
     });

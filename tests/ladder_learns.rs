@@ -16,7 +16,7 @@ type Inner = <Cpu as burn::tensor::backend::AutodiffBackend>::InnerBackend;
 
 /// The probability the policy puts on each arm of a one-context bandit.
 fn arm_probs(actor: &Mlp<Inner>) -> Vec<f32> {
-    actor_log_probs(actor, &[1.0], 1, &Default::default())
+    actor_log_probs(actor, &[1.0], 1)
         .iter()
         .map(|l| l.exp())
         .collect()
@@ -103,7 +103,7 @@ fn solves_the_maze(actor: &Mlp<Inner>) {
         let (values, _) = grid.value_iteration(1.0, 1e-12);
         values[grid.start()]
     };
-    let eval = evaluate(actor, &mut env, 5, 0, &Default::default()).unwrap();
+    let eval = evaluate(actor, &mut env, 5, 0).unwrap();
     assert!(
         eval.success_rate() == Some(1.0) && (eval.mean_return() - optimum).abs() < 1e-6,
         "{eval:?}, optimum {optimum}"
@@ -177,14 +177,7 @@ fn trpo_and_ppo_balance_cartpole_on_a_small_budget() {
         trpo.iterate().unwrap();
     }
     let (mut env, _) = make("CartPole-v1").unwrap();
-    let eval = evaluate(
-        &trpo.model.actor.valid(),
-        &mut env,
-        5,
-        100,
-        &Default::default(),
-    )
-    .unwrap();
+    let eval = evaluate(&trpo.model.actor.valid(), &mut env, 5, 100).unwrap();
     assert!(
         eval.mean_return() >= 200.0,
         "TRPO after 50k steps: {eval:?}"
@@ -202,14 +195,7 @@ fn trpo_and_ppo_balance_cartpole_on_a_small_budget() {
     while ppo.global_step() < 50_000 {
         ppo.iterate().unwrap();
     }
-    let eval = evaluate(
-        &ppo.model.actor.valid(),
-        &mut env,
-        5,
-        100,
-        &Default::default(),
-    )
-    .unwrap();
+    let eval = evaluate(&ppo.model.actor.valid(), &mut env, 5, 100).unwrap();
     assert!(
         eval.mean_return() >= 4.0 * first,
         "PPO after 50k steps: {eval:?}, first iteration's episodes {first}"
@@ -252,13 +238,13 @@ fn a_uniform_policy_has_the_entropy_ln_4() {
     use policy_lab::run::evaluate::evaluate_sampled;
     let (mut env, _) = make(MAZE).unwrap();
     let actor = Mlp::<Inner>::new(env.obs_dim(), &[8], 4, 0.0, &Default::default());
-    let sampled = evaluate_sampled(&actor, &mut env, 20, 0, &Default::default()).unwrap();
+    let sampled = evaluate_sampled(&actor, &mut env, 20, 0).unwrap();
     assert!(
         (sampled.entropy - 4f64.ln()).abs() < 1e-5,
         "{}",
         sampled.entropy
     );
-    let greedy = evaluate(&actor, &mut env, 2, 0, &Default::default()).unwrap();
+    let greedy = evaluate(&actor, &mut env, 2, 0).unwrap();
     assert!((greedy.entropy - 4f64.ln()).abs() < 1e-5);
     // Sampled play takes other paths than greedy play's one.
     assert!(

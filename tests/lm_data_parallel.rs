@@ -123,7 +123,6 @@ fn lm_grpo_with_two_devices_runs_and_saves() {
     let summary = run_rl::<B>(
         &config,
         &init,
-        &policy_lab::backend::devices::<B>(2),
         &out,
         policy_lab::run::Start::New,
         &mut std::io::sink(),

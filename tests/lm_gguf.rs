@@ -77,6 +77,7 @@ fn greedy(hf: &HfModel<B>, ids: &[u32], n: usize) -> Vec<u32> {
         eos,
         &SamplingConfig::greedy(n),
         &mut rng,
+        None,
     );
     out.unwrap().tokens.remove(0)
 }

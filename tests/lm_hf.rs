@@ -96,6 +96,7 @@ fn matches_transformers_batched(name: &str) {
         hf.tokenizer.eos_id(),
         &SamplingConfig::greedy(steps),
         &mut rng,
+        None,
     )
     .unwrap();
     for (r, theirs) in want.greedy.iter().enumerate() {
@@ -320,7 +321,6 @@ fn grpo_runs_from_a_hugging_face_checkpoint_and_saves_one_that_loads() {
     let summary = run_rl::<policy_lab::backend::Cpu>(
         &config,
         &fixture("hf-tiny-qwen2"),
-        &[Default::default()],
         &out,
         policy_lab::run::Start::New,
         &mut std::io::sink(),
@@ -451,7 +451,6 @@ fn a_run_with_chat_template_writes_prompts_as_trl_does_and_keeps_it_in_its_check
     let summary = run_rl::<policy_lab::backend::Cpu>(
         &config,
         &long,
-        &[Default::default()],
         &out,
         policy_lab::run::Start::New,
         &mut std::io::sink(),
@@ -472,7 +471,6 @@ fn a_run_with_chat_template_writes_prompts_as_trl_does_and_keeps_it_in_its_check
     let Err(e) = run_rl::<policy_lab::backend::Cpu>(
         &config,
         &fixture("hf-tiny-qwen2"),
-        &[Default::default()],
         &out,
         policy_lab::run::Start::New,
         &mut std::io::sink(),

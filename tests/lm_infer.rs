@@ -172,8 +172,9 @@ fn generate_samples_what_the_tensor_path_would() {
     };
     let (pad, eos) = (0, 5);
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let got = policy_lab::lm::generate::generate(&model, &prompts, pad, eos, &sampling, &mut rng)
-        .unwrap();
+    let got =
+        policy_lab::lm::generate::generate(&model, &prompts, pad, eos, &sampling, &mut rng, None)
+            .unwrap();
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut decoder = Decoder::tensors(&model, prompts.len());

@@ -77,7 +77,7 @@ fn generation_records_the_log_probs_that_scoring_recomputes() {
         ..SamplingConfig::default()
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let out = generate(&m, &prompts, 0, 2, &config, &mut rng).unwrap();
+    let out = generate(&m, &prompts, 0, 2, &config, &mut rng, None).unwrap();
     let (logp, mask) = completion_log_probs(&m, &prompts, &out.tokens, 0, 0.7).unwrap();
     let (logp, mask): (Vec<f32>, Vec<f32>) = (
         logp.into_data().to_vec().unwrap(),
@@ -104,7 +104,7 @@ fn generation_records_the_log_probs_that_scoring_recomputes() {
     // Same seed, same completions.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     assert_eq!(
-        generate(&m, &prompts, 0, 2, &config, &mut rng).unwrap(),
+        generate(&m, &prompts, 0, 2, &config, &mut rng, None).unwrap(),
         out
     );
 }

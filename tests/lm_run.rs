@@ -71,7 +71,7 @@ fn sft_then_grpo_and_ppo_write_run_folders_that_eval_and_plot_read() {
     for algo in [LmAlgo::Grpo, LmAlgo::Ppo] {
         config.algo = algo;
         let out = dir.join(algo.name());
-        let rl = run_rl::<B>(&config, &sft.model, &[device], &out, Start::New, sink).unwrap();
+        let rl = run_rl::<B>(&config, &sft.model, &out, Start::New, sink).unwrap();
         assert_eq!(rl.start.as_ref(), Some(&sft.end), "{algo:?}");
         assert_eq!(rl.iterations, 4);
         let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -180,7 +180,6 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
     let err = run_rl::<B>(
         &config,
         &dir,
-        &[device],
         &dir.join("rl"),
         Start::New,
         &mut std::io::sink(),

@@ -50,6 +50,7 @@ fn sft_learns_one_digit_addition() {
         tokenizer.eos_id(),
         &SamplingConfig::greedy(3),
         &mut rng,
+        None,
     )
     .unwrap();
     let correct = out

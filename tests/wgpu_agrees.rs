@@ -89,7 +89,7 @@ fn the_transformer_on_wgpu_matches_the_cpu() {
     assert!(diff < 1e-4, "largest logit difference: {diff}");
     let greedy = SamplingConfig::greedy(6);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-    let x = generate(&cpu, &prompts, 0, 2, &greedy, &mut rng).unwrap();
-    let y = generate(&gpu, &prompts, 0, 2, &greedy, &mut rng).unwrap();
+    let x = generate(&cpu, &prompts, 0, 2, &greedy, &mut rng, None).unwrap();
+    let y = generate(&gpu, &prompts, 0, 2, &greedy, &mut rng, None).unwrap();
     assert_eq!(x.tokens, y.tokens);
 }

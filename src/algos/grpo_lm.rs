@@ -21,7 +21,7 @@
 use burn::collective::{all_reduce, PeerId, ReduceOperation};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use policy_lab_envs::EnvRng;
@@ -30,7 +30,7 @@ use rand::SeedableRng;
 use super::grpo::{grpo_loss, GrpoBatch, GrpoUpdate, WholeBatch};
 use crate::core::advantage::{group_advantages, zero_std_groups};
 use crate::core::metrics::generation_metrics;
-use crate::core::nn::apply_gradients;
+use crate::core::nn::clip_grad_norm;
 use crate::kernels::Adam;
 use crate::lm::generate::{completion_log_probs, SamplingConfig};
 use crate::lm::model::Transformer;
@@ -239,16 +239,13 @@ where
         let parts = self.prepare(rollout)?;
         let mut m = Metrics::new();
         for _ in 0..self.config.update.num_iterations {
-            let (grads, stats) = self.gradients_of(&parts)?;
+            // The gradients (averaged over the peers, with a peer), their global norm
+            // clipped, one step: `gradient_step`, for gradients that may come from elsewhere.
+            let (mut grads, stats) = self.gradients_of(&parts)?;
             m = stats;
-            let (model, grad_norm) = apply_gradients(
-                self.model.clone(),
-                grads,
-                &mut self.optim,
-                self.config.update.learning_rate,
-                Some(self.config.update.max_grad_norm),
-            );
-            self.model = model;
+            let u = &self.config.update;
+            let grad_norm = clip_grad_norm(&self.model, &mut grads, u.max_grad_norm);
+            self.model = self.optim.step(u.learning_rate, self.model.clone(), grads);
             m.insert("grad_norm", f64::from(grad_norm));
         }
         Ok(m)

@@ -552,8 +552,11 @@ impl<B: AutodiffBackend> Drop for GrpoPeers<B> {
 // How `policy-lab lm grpo` reads the settings and makes the learner (registered in
 // `src/run/lm/mod.rs`): a `GrpoLm`, or on several devices or machines its peers. (Here rather
 // than in `grpo_lm.rs`, which the peers build on.)
-impl super::RlStage for GrpoLmConfig {
+impl crate::lm::stage::Stage for GrpoLmConfig {
     const ABOUT: &'static str = "GRPO from a checkpoint.";
+}
+
+impl super::RlStage for GrpoLmConfig {
     fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> anyhow::Result<LmLearner<B>> {
         // Several devices or machines: the peers, as one learner (reward models are refused
         // there by `rl`'s validation).

@@ -71,11 +71,7 @@ pub type LmLearner<B> = Box<dyn Learner<Policy = Transformer<B>>>;
 /// checked by their own `validate`:
 /// `run::lm::run_rl` runs every such stage the same way, and one line of the registry in
 /// `src/run/lm/mod.rs` makes `policy-lab lm NAME` run it.
-pub trait RlStage {
-    /// What the stage does, in a sentence (`policy-lab lm --help`).
-    const ABOUT: &'static str;
-    /// The name of the held-out metric the run's summary reports.
-    const MEASURE: &'static str = "test_accuracy";
+pub trait RlStage: crate::lm::stage::Stage {
     /// The learner from `start`.
     fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> Result<LmLearner<B>>;
 }

@@ -214,15 +214,12 @@ impl<B: AutodiffBackend> Ppo<B> {
 
         // 1. Collect, with the current policy on the inference backend.
         let inference = self.model.valid();
-        let inner_device = self.device.clone();
-        let rollout = self
-            .collector
-            .collect(&inference.actor, c.num_steps, &inner_device)?;
+        let rollout = self.collector.collect(&inference.actor, c.num_steps)?;
 
         // ANCHOR: ppo_gae
         // 2. Advantages by GAE, bootstrapping after truncations only (eq. GAE-1, GAE-2).
-        let values = critic_values(&inference.critic, &rollout.obs, dim, &inner_device);
-        let next_values = rollout.next_values(&values, &inference.critic, &inner_device);
+        let values = critic_values(&inference.critic, &rollout.obs, dim);
+        let next_values = rollout.next_values(&values, &inference.critic);
         let (advantages, returns) = gae(
             &rollout.rewards,
             &values,
@@ -244,7 +241,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         };
         // ANCHOR_END: ppo_lr
         // ANCHOR: ppo_minibatch
-        let batch = rollout.len();
+        let batch = rollout.transitions();
         let mb_size = batch / c.update.num_minibatches;
         let mut indices: Vec<usize> = (0..batch).collect();
         let mut stats = UpdateStats::default();

@@ -520,9 +520,12 @@ struct PpoLmState<E> {
 
 // How `policy-lab lm ppo` reads the settings and makes the learner (registered in
 // `src/run/lm/mod.rs`).
-impl super::RlStage for PpoLmConfig {
+impl crate::lm::stage::Stage for PpoLmConfig {
     const ABOUT: &'static str =
         "PPO with a value head from a checkpoint (the comparison for GRPO).";
+}
+
+impl super::RlStage for PpoLmConfig {
     fn learner<B: AutodiffBackend>(&self, start: FromInit<B>) -> anyhow::Result<LmLearner<B>> {
         let one_device = start.devices.len() == 1 && start.nodes.is_none();
         anyhow::ensure!(

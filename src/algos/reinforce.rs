@@ -16,7 +16,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::core::actor_critic::{self, ActorCritic};
+use crate::core::actor_critic::{self, critic_step, ActorCritic};
 use crate::core::advantage::{discounted_returns, normalize};
 use crate::core::nn::{categorical, gradient_step, Mlp};
 use crate::core::rollout::{critic_values, obs_and_actions, tensor1, Collector, Rollout, VecEnv};
@@ -126,9 +126,7 @@ impl<B: AutodiffBackend> Reinforce<B> {
         let c = &self.config;
         // ANCHOR: rf_collect
         let inference = self.model.valid();
-        let r = self
-            .collector
-            .collect(&inference.actor, c.num_steps, &self.device)?;
+        let r = self.collector.collect(&inference.actor, c.num_steps)?;
         // ANCHOR_END: rf_collect
         Ok(r)
     }
@@ -140,8 +138,8 @@ impl<B: AutodiffBackend> Reinforce<B> {
         // ANCHOR: rf_returns
         // Returns-to-go, bootstrapped where the episode was cut (eq. RF-3), minus the
         // baseline (eq. RF-4).
-        let values = critic_values(&inference.critic, &r.obs, r.obs_dim, &self.device);
-        let bootstrap = r.next_values(&values, &inference.critic, &self.device);
+        let values = critic_values(&inference.critic, &r.obs, r.obs_dim);
+        let bootstrap = r.next_values(&values, &inference.critic);
         let returns = discounted_returns(
             &r.rewards,
             &r.episode_ends(),
@@ -176,7 +174,7 @@ impl<B: AutodiffBackend> Reinforce<B> {
             returns,
             adv,
         } = a;
-        let all: Vec<usize> = (0..r.len()).collect();
+        let all: Vec<usize> = (0..r.transitions()).collect();
         let (obs, actions) = obs_and_actions::<B>(r, &all, &self.device);
         let (pg_loss, entropy) = self.policy_step(obs.clone(), actions, adv);
 
@@ -185,17 +183,9 @@ impl<B: AutodiffBackend> Reinforce<B> {
         let target = tensor1::<B>(returns, &self.device);
         let mut v_loss = 0.0;
         for _ in 0..c.vf_iters {
-            let v = self.model.critic.forward(obs.clone()).squeeze_dim::<1>(1);
-            let loss = (v - target.clone()).powi_scalar(2).mean();
-            v_loss = scalar(&loss);
-            let (critic, _) = gradient_step(
-                self.model.critic.clone(),
-                loss,
-                &mut self.critic_optim,
-                c.vf_learning_rate,
-                None,
-            );
-            self.model.critic = critic;
+            let critic = &mut self.model.critic;
+            let (x, y) = (obs.clone(), target.clone());
+            v_loss = critic_step(critic, &mut self.critic_optim, x, y, c.vf_learning_rate);
         }
         // ANCHOR_END: rf_critic
         self.iteration += 1;

@@ -28,11 +28,11 @@ use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::core::actor_critic::{self, ActorCritic};
+use crate::core::actor_critic::{self, critic_step, ActorCritic};
 use crate::core::advantage::{gae, normalize};
 use crate::core::flat::{dot, flat_grads, flat_params, set_flat_params};
 use crate::core::metrics::explained_variance;
-use crate::core::nn::{categorical, gradient_step, Mlp};
+use crate::core::nn::{categorical, Mlp};
 use crate::core::rollout::{critic_values, obs_and_actions, pick, tensor1, Collector, VecEnv};
 use crate::kernels::Adam;
 use crate::{scalar, ConfigError, Metrics};
@@ -251,14 +251,12 @@ impl<B: AutodiffBackend> Trpo<B> {
         let c = self.config.clone();
         // 1. Collect.
         let inference = self.model.valid();
-        let r = self
-            .collector
-            .collect(&inference.actor, c.num_steps, &self.device)?;
+        let r = self.collector.collect(&inference.actor, c.num_steps)?;
 
         // ANCHOR: trpo_gradient
         // 2. Advantages (eq. GAE-1, GAE-2), normalized.
-        let values = critic_values(&inference.critic, &r.obs, r.obs_dim, &self.device);
-        let next_values = r.next_values(&values, &inference.critic, &self.device);
+        let values = critic_values(&inference.critic, &r.obs, r.obs_dim);
+        let next_values = r.next_values(&values, &inference.critic);
         let (mut adv, returns) = gae(
             &r.rewards,
             &values,
@@ -271,7 +269,7 @@ impl<B: AutodiffBackend> Trpo<B> {
         normalize(&mut adv, 1e-8);
 
         // 3a. The surrogate's gradient g at the current policy (eq. TRPO-2).
-        let all: Vec<usize> = (0..r.len()).collect();
+        let all: Vec<usize> = (0..r.transitions()).collect();
         let (obs, actions) = obs_and_actions::<B>(&r, &all, &self.device);
         let adv_t = tensor1::<B>(adv, &self.device);
         let old_log_probs = categorical::log_probs(inference.actor.forward(obs.clone().inner()));
@@ -362,19 +360,10 @@ impl<B: AutodiffBackend> Trpo<B> {
             idx.shuffle(self.collector.rng());
             for mb in idx.chunks(c.batch_size) {
                 let (mb_obs, _) = obs_and_actions::<B>(&r, mb, &self.device);
-                let v = self.model.critic.forward(mb_obs).squeeze_dim::<1>(1);
-                let loss = (v - tensor1::<B>(pick(&returns, mb), &self.device))
-                    .powi_scalar(2)
-                    .mean();
-                v_loss = scalar(&loss);
-                let (critic, _) = gradient_step(
-                    self.model.critic.clone(),
-                    loss,
-                    &mut self.critic_optim,
-                    c.learning_rate,
-                    None,
-                );
-                self.model.critic = critic;
+                let mb_returns = tensor1::<B>(pick(&returns, mb), &self.device);
+                let critic = &mut self.model.critic;
+                let optim = &mut self.critic_optim;
+                v_loss = critic_step(critic, optim, mb_obs, mb_returns, c.learning_rate);
             }
         }
         // ANCHOR_END: trpo_critic

@@ -3,9 +3,13 @@
 //! and PPO's critic).
 
 use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
 
-use crate::core::nn::Mlp;
+use crate::core::nn::{gradient_step, Mlp};
 use crate::core::rollout::{Collector, VecEnv};
+use crate::scalar;
 
 // ANCHOR: ac_actor_critic
 /// The actor (a categorical policy over the actions) and the critic (a state value), two
@@ -39,4 +43,25 @@ pub fn start<B: burn::tensor::backend::Backend>(
         ActorCritic::new(collector.obs_dim(), collector.num_actions(), hidden, device)
     });
     (collector, model)
+}
+
+/// One step of the critic's regression toward `targets` (REINFORCE's baseline, TRPO's
+/// critic): the mean squared error of `V(obs)` against them, then one optimizer step.
+/// Returns that error, before the step.
+pub fn critic_step<B, O>(
+    critic: &mut Mlp<B>,
+    optim: &mut O,
+    obs: Tensor<B, 2>,
+    targets: Tensor<B, 1>,
+    lr: f64,
+) -> f64
+where
+    B: AutodiffBackend,
+    O: Optimizer<Mlp<B>, B>,
+{
+    let v = critic.forward(obs).squeeze_dim::<1>(1);
+    let loss = (v - targets).powi_scalar(2).mean();
+    let error = scalar(&loss);
+    *critic = gradient_step(critic.clone(), loss, optim, lr, None).0;
+    error
 }

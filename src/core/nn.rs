@@ -21,6 +21,11 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
+    /// The device the network's weights are on.
+    pub fn device(&self) -> B::Device {
+        self.layers[0].weight.device()
+    }
+
     // ANCHOR: ppo_orthogonal_init
     /// `input → hidden[0] → ... → output`; hidden layers get orthogonal weights with gain
     /// sqrt(2), the output layer gain `head_gain` (0.01 for a policy head, 1.0 for a critic).
@@ -252,24 +257,7 @@ where
     M: burn::module::AutodiffModule<B>,
     O: burn::optim::Optimizer<M, B>,
 {
-    let grads = GradientsParams::from_grads(loss.backward(), &module);
-    apply_gradients(module, grads, optim, lr, max_grad_norm)
-}
-
-/// The second half of [`gradient_step`], for gradients that came from elsewhere (averaged
-/// over data-parallel peers): clip the global norm, update.
-pub fn apply_gradients<B, M, O>(
-    module: M,
-    mut grads: GradientsParams,
-    optim: &mut O,
-    lr: f64,
-    max_grad_norm: Option<f32>,
-) -> (M, f32)
-where
-    B: AutodiffBackend,
-    M: burn::module::AutodiffModule<B>,
-    O: burn::optim::Optimizer<M, B>,
-{
+    let mut grads = GradientsParams::from_grads(loss.backward(), &module);
     let norm = match max_grad_norm {
         Some(max) => clip_grad_norm(&module, &mut grads, max),
         None => f32::NAN,

@@ -42,11 +42,9 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    pub fn len(&self) -> usize {
+    /// How many transitions the batch holds (`num_envs * num_steps`).
+    pub fn transitions(&self) -> usize {
         self.actions.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
     }
     /// Whether step `k` ended an episode (either way).
     pub fn episode_ends(&self) -> Vec<bool> {
@@ -60,17 +58,12 @@ impl Rollout {
     // ANCHOR: ac_next_values
     /// The bootstrap value after every step, from the critic's values: `0` after a
     /// termination, `V(final obs)` after a truncation, `V(s_{t+1})` otherwise (eq. GAE-1).
-    pub fn next_values<B: Backend>(
-        &self,
-        values: &[f32],
-        critic: &Mlp<B>,
-        device: &B::Device,
-    ) -> Vec<f32> {
+    pub fn next_values<B: Backend>(&self, values: &[f32], critic: &Mlp<B>) -> Vec<f32> {
         let n = self.num_envs;
-        let last = critic_values(critic, &self.last_obs, self.obs_dim, device);
-        let mut next: Vec<f32> = (0..self.len())
+        let last = critic_values(critic, &self.last_obs, self.obs_dim);
+        let mut next: Vec<f32> = (0..self.transitions())
             .map(|k| {
-                if k + n < self.len() {
+                if k + n < self.transitions() {
                     values[k + n]
                 } else {
                     last[k % n]
@@ -88,7 +81,7 @@ impl Rollout {
                 .iter()
                 .flat_map(|(_, o)| o.iter().copied())
                 .collect();
-            let v = critic_values(critic, &flat, self.obs_dim, device);
+            let v = critic_values(critic, &flat, self.obs_dim);
             for ((k, _), v) in self.truncated_obs.iter().zip(v) {
                 if !self.terminated[*k] {
                     next[*k] = v;
@@ -109,17 +102,12 @@ pub fn tensor2<B: Backend>(data: &[f32], dim: usize, device: &B::Device) -> Tens
 }
 
 /// The critic's values of a batch of flat observations.
-pub fn critic_values<B: Backend>(
-    critic: &Mlp<B>,
-    obs: &[f32],
-    obs_dim: usize,
-    device: &B::Device,
-) -> Vec<f32> {
+pub fn critic_values<B: Backend>(critic: &Mlp<B>, obs: &[f32], obs_dim: usize) -> Vec<f32> {
     if obs.is_empty() {
         return Vec::new();
     }
     critic
-        .forward(tensor2(obs, obs_dim, device))
+        .forward(tensor2(obs, obs_dim, &critic.device()))
         .into_data()
         .to_vec()
         .expect("f32 values")
@@ -127,13 +115,8 @@ pub fn critic_values<B: Backend>(
 
 /// The actor's log-probabilities of every action for a batch of flat observations,
 /// `[rows * actions]`, flattened.
-pub fn actor_log_probs<B: Backend>(
-    actor: &Mlp<B>,
-    obs: &[f32],
-    obs_dim: usize,
-    device: &B::Device,
-) -> Vec<f32> {
-    categorical::log_probs(actor.forward(tensor2(obs, obs_dim, device)))
+pub fn actor_log_probs<B: Backend>(actor: &Mlp<B>, obs: &[f32], obs_dim: usize) -> Vec<f32> {
+    categorical::log_probs(actor.forward(tensor2(obs, obs_dim, &actor.device())))
         .into_data()
         .to_vec()
         .expect("f32 log-probs")
@@ -190,7 +173,6 @@ impl Collector {
         &mut self,
         actor: &Mlp<B>,
         steps: usize,
-        device: &B::Device,
     ) -> policy_lab_envs::Result<Rollout> {
         let n = self.num_envs();
         let dim = self.obs_dim();
@@ -201,7 +183,7 @@ impl Collector {
             ..Default::default()
         };
         for t in 0..steps {
-            let log_probs = actor_log_probs(actor, &self.obs, dim, device);
+            let log_probs = actor_log_probs(actor, &self.obs, dim);
             let (actions, logp) = categorical::sample(&log_probs, num_actions, &mut self.rng);
             r.obs.extend_from_slice(&self.obs);
             // ANCHOR: ac_collect_step
@@ -226,7 +208,7 @@ impl Collector {
             r.logp.extend(logp);
         }
         r.last_obs = self.obs.clone();
-        self.global_step += r.len();
+        self.global_step += r.transitions();
         for ret in &r.episode_returns {
             if self.recent_returns.len() == RECENT_EPISODES {
                 self.recent_returns.pop_front();

@@ -80,7 +80,9 @@ pub struct Completions {
     pub finished: Vec<bool>,
 }
 
-/// Samples one completion per prompt; see the module docs.
+/// Samples one completion per prompt; see the module docs. With `on_token`, calls
+/// `on_token(row, token)` as each token is sampled (to print a completion as it comes, as
+/// transformers' `streamer`).
 pub fn generate<B: Backend>(
     model: &Transformer<B>,
     prompts: &[Vec<u32>],
@@ -88,20 +90,7 @@ pub fn generate<B: Backend>(
     eos: u32,
     config: &SamplingConfig,
     rng: &mut impl Rng,
-) -> Result<Completions, ModelError> {
-    generate_streaming(model, prompts, pad, eos, config, rng, &mut |_, _| {})
-}
-
-/// [`generate`], calling `on_token(row, token)` as each token is sampled (to print a
-/// completion as it comes).
-pub fn generate_streaming<B: Backend>(
-    model: &Transformer<B>,
-    prompts: &[Vec<u32>],
-    pad: u32,
-    eos: u32,
-    config: &SamplingConfig,
-    rng: &mut impl Rng,
-    on_token: &mut dyn FnMut(usize, u32),
+    mut on_token: Option<&mut dyn FnMut(usize, u32)>,
 ) -> Result<Completions, ModelError> {
     let rows = prompts.len();
     let vocab = model.vocab_size();
@@ -128,7 +117,9 @@ pub fn generate_streaming<B: Backend>(
             let (token, logp) = sample_token(&last[r * vocab..(r + 1) * vocab], config, rng);
             out.tokens[r].push(token);
             out.logp[r].push(logp);
-            on_token(r, token);
+            if let Some(f) = on_token.as_mut() {
+                f(r, token);
+            }
             out.finished[r] = token == eos;
             next.tokens[r][0] = token;
             next.valid[r][0] = true;

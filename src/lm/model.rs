@@ -444,7 +444,7 @@ impl Batch {
 #[derive(Clone, Debug)]
 pub struct KvCache<B: Backend> {
     /// Per layer, `[batch, heads, positions, d_head]` keys and values.
-    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    layers: Vec<LayerKv<B>>,
     seen: Seen,
 }
 
@@ -659,25 +659,35 @@ impl<B: Backend> Transformer<B> {
                 ));
             }
         }
+        let pass = Pass {
+            mask: &mask,
+            rotary: rotary.as_ref(),
+            p: self.precision,
+        };
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(x, &mask, rotary.as_ref(), layer_cache, self.precision);
+            x = block.forward(x, &pass, layer_cache);
         }
         Ok(self.ln_f.forward(x))
     }
 }
 
+/// What every block of one forward pass shares: the attention mask, the rotary angles
+/// (Llama; `None` with learned positions) and the compute type.
+struct Pass<'a, B: Backend> {
+    mask: &'a Tensor<B, 4, Bool>,
+    rotary: Option<&'a Rotary<B>>,
+    p: Precision,
+}
+
+/// One layer's cached keys and values, `[rows, kv_heads, positions, d_head]` each.
+type LayerKv<B> = Option<(Tensor<B, 4>, Tensor<B, 4>)>;
+
 impl<B: Backend> Block<B> {
-    fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        mask: &Tensor<B, 4, Bool>,
-        rotary: Option<&Rotary<B>>,
-        cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
-        p: Precision,
-    ) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, pass: &Pass<B>, cache: &mut LayerKv<B>) -> Tensor<B, 3> {
+        let p = pass.p;
         // ANCHOR: lm_block_forward
         // (`p.lower`/`p.upper`: into the compute type and back to f32; nothing in f32.)
-        let attended = self.attention(p.lower(self.ln1.forward(x.clone())), mask, rotary, cache, p);
+        let attended = self.attention(p.lower(self.ln1.forward(x.clone())), pass, cache);
         let x = x + p.upper(attended);
         let normed = p.lower(self.ln2.forward(x.clone()));
         let h = if self.gated_mlp {
@@ -693,14 +703,8 @@ impl<B: Backend> Block<B> {
     }
 
     /// Causal multi-head self-attention: `softmax(q kᵀ / sqrt(d_head) + mask) v` per head.
-    fn attention(
-        &self,
-        x: Tensor<B, 3>,
-        mask: &Tensor<B, 4, Bool>,
-        rotary: Option<&Rotary<B>>,
-        cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
-        p: Precision,
-    ) -> Tensor<B, 3> {
+    fn attention(&self, x: Tensor<B, 3>, pass: &Pass<B>, cache: &mut LayerKv<B>) -> Tensor<B, 3> {
+        let (mask, rotary, p) = (pass.mask, pass.rotary, pass.p);
         // ANCHOR: lm_attention
         let [rows, len, _] = x.dims();
         let (heads, kv_heads, d_head) = (self.n_heads, self.n_kv_heads, self.d_head);

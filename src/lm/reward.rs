@@ -32,7 +32,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use super::checkpoint::LmTokenizer;
 use super::error::LmError;
 use super::model::{Batch, ModelError, Transformer, TransformerConfig};
-use super::stage::{check_training, Evaluator, Fresh, FreshStage};
+use super::stage::{check_training, Evaluator, Fresh, FreshStage, Stage};
 use super::task::task_tokenizer;
 use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
 use super::trainer::{Lesson, Trainer};
@@ -424,10 +424,13 @@ impl Default for RewardConfig {
 // How `policy-lab lm reward` reads the settings and makes the learner (registered in
 // `src/run/lm/mod.rs`): a fresh reward model, fresh preference pairs, the held-out pairs'
 // accuracy.
-impl FreshStage for RewardConfig {
-    type Learner<B: AutodiffBackend> = Trainer<B, Preferences<CharTokenizer>>;
+impl Stage for RewardConfig {
     const ABOUT: &'static str = "Train a reward model on the task's preference pairs (a hidden rater prefers even digits) with the Bradley-Terry loss: the RLHF rung.";
     const MEASURE: &'static str = "held_out_accuracy";
+}
+
+impl FreshStage for RewardConfig {
+    type Learner<B: AutodiffBackend> = Trainer<B, Preferences<CharTokenizer>>;
 
     fn steps(&self) -> usize {
         self.steps

@@ -141,6 +141,7 @@ where
         tokenizer.eos_id(),
         sampling,
         rng,
+        None,
     )?;
     let rewards = out
         .tokens

@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use super::checkpoint::{save_lm, LmTokenizer};
 use super::generate::completion_log_probs;
 use super::model::{Transformer, TransformerConfig};
-use super::stage::{check_training, Evaluator, Fresh, FreshStage};
+use super::stage::{check_training, Evaluator, Fresh, FreshStage, Stage};
 use super::task::{evaluate_accuracy, task_tokenizer};
 pub use super::tokenizer::encode_prompt;
 use super::tokenizer::{CharTokenizer, Tokenizer, TokenizerError};
@@ -153,10 +153,12 @@ impl Default for SftConfig {
 
 // How `policy-lab lm sft` reads the settings and makes the learner (registered in
 // `src/run/lm/mod.rs`): a fresh model, the task's demonstrations, the held-out accuracy.
+impl Stage for SftConfig {
+    const ABOUT: &'static str = "Train a fresh model on demonstrations until it reaches a partial held-out accuracy (`sft.stop_at_accuracy`), and save it: the warm start for RL.";
+}
+
 impl FreshStage for SftConfig {
     type Learner<B: AutodiffBackend> = Trainer<B, Demonstrations<CharTokenizer>>;
-    const ABOUT: &'static str = "Train a fresh model on demonstrations until it reaches a partial held-out accuracy (`sft.stop_at_accuracy`), and save it: the warm start for RL.";
-    const MEASURE: &'static str = "test_accuracy";
 
     fn steps(&self) -> usize {
         self.steps

@@ -40,17 +40,22 @@ impl<B: AutodiffBackend> Fresh<'_, B> {
 /// its metrics to the iteration's row and returns the accuracy the run's summary reports.
 pub type Evaluator<L> = Box<dyn FnMut(&L, &mut Metrics) -> Result<Accuracy>>;
 
+/// What every language-model stage says of itself, fresh (SFT, the reward model) or from a
+/// checkpoint (GRPO, PPO): the registry in `src/run/lm/mod.rs` reads it.
+pub trait Stage {
+    /// What the stage does, in a sentence (`policy-lab lm --help`).
+    const ABOUT: &'static str;
+    /// The name of the held-out metric the run's summary reports.
+    const MEASURE: &'static str = "test_accuracy";
+}
+
 /// A stage that trains a fresh model of `[model]`'s shape on the task's data, for `steps`
 /// optimizer steps, measured on held-out data every `eval_every` (SFT, the reward model); its
 /// settings are checked by their own `validate`.
 /// `run::lm::run_fresh` runs every such stage the same way.
-pub trait FreshStage {
+pub trait FreshStage: Stage {
     /// The learner the run layer drives.
     type Learner<B: AutodiffBackend>: Learner;
-    /// The name of the held-out metric the run's summary reports (`test_accuracy`).
-    const MEASURE: &'static str;
-    /// What the stage does, in a sentence (`policy-lab lm --help`).
-    const ABOUT: &'static str;
 
     /// The most optimizer steps.
     fn steps(&self) -> usize;

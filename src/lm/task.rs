@@ -124,6 +124,7 @@ pub fn evaluate_accuracy_with_progress<B: Backend>(
             tokenizer.eos_id(),
             &sampling,
             &mut rng,
+            None,
         )?;
         for (&(a, b), tokens) in chunk.iter().zip(&out.tokens) {
             let mut e = env.clone();

@@ -53,17 +53,8 @@ pub fn evaluate<B: Backend>(
     env: &mut AnyEnv,
     episodes: usize,
     seed: u64,
-    device: &B::Device,
 ) -> policy_lab_envs::Result<Evaluation> {
-    play(
-        actor,
-        env,
-        episodes,
-        seed,
-        Play::Greedy,
-        device,
-        &mut |_, _| {},
-    )
+    play(actor, env, episodes, seed, Play::Greedy, &mut |_, _| {})
 }
 
 /// [`evaluate`], with each action drawn from the policy (a generator seeded with `seed`):
@@ -74,10 +65,9 @@ pub fn evaluate_sampled<B: Backend>(
     env: &mut AnyEnv,
     episodes: usize,
     seed: u64,
-    device: &B::Device,
 ) -> policy_lab_envs::Result<Evaluation> {
     let how = Play::Sampled(seed);
-    play(actor, env, episodes, seed, how, device, &mut |_, _| {})
+    play(actor, env, episodes, seed, how, &mut |_, _| {})
 }
 
 /// Plays `episodes` episodes, each action chosen as `how` says ([`evaluate`],
@@ -89,7 +79,6 @@ pub fn play<B: Backend>(
     episodes: usize,
     seed: u64,
     how: Play,
-    device: &B::Device,
     after_episode: &mut dyn FnMut(usize, f64),
 ) -> policy_lab_envs::Result<Evaluation> {
     use rand::SeedableRng;
@@ -114,7 +103,7 @@ pub fn play<B: Backend>(
         let (mut obs, _) = env.reset(if ep == 0 { Some(seed) } else { None });
         let (mut ret, mut len) = (0.0, 0);
         loop {
-            let log_probs = actor_log_probs(actor, &obs, dim, device);
+            let log_probs = actor_log_probs(actor, &obs, dim);
             entropy -= log_probs
                 .iter()
                 .map(|lp| f64::from(lp.exp() * lp))
@@ -150,7 +139,6 @@ pub fn draw_grid_policy<B: Backend>(
     critic: Option<&Mlp<B>>,
     env: &mut AnyEnv,
     stem: &std::path::Path,
-    device: &B::Device,
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let Some(grid) = env.grid().cloned() else {
         anyhow::bail!("only gridworlds can be drawn with their policy");
@@ -159,7 +147,7 @@ pub fn draw_grid_policy<B: Backend>(
     let one_hot: Vec<f32> = (0..n * n)
         .map(|i| if i / n == i % n { 1.0 } else { 0.0 })
         .collect();
-    let log_probs = actor_log_probs(actor, &one_hot, n, device);
+    let log_probs = actor_log_probs(actor, &one_hot, n);
     let probs: Vec<[f64; 4]> = log_probs
         .chunks(4)
         .map(|r| std::array::from_fn(|a| f64::from(r[a].exp())))
@@ -168,7 +156,7 @@ pub fn draw_grid_policy<B: Backend>(
     let (mut obs, _) = env.reset(Some(0));
     let mut path = vec![grid.start()];
     loop {
-        let action = categorical::greedy(&actor_log_probs(actor, &obs, n, device), 4)[0];
+        let action = categorical::greedy(&actor_log_probs(actor, &obs, n), 4)[0];
         let step = env.step(action)?;
         path.push(step.obs.iter().position(|v| *v > 0.5).unwrap_or(0));
         obs = step.obs;
@@ -177,7 +165,7 @@ pub fn draw_grid_policy<B: Backend>(
         }
     }
     let values: Option<Vec<f64>> = critic.map(|critic| {
-        critic_values(critic, &one_hot, n, device)
+        critic_values(critic, &one_hot, n)
             .into_iter()
             .map(f64::from)
             .collect()

@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use rand::SeedableRng;
 
 use crate::lm::checkpoint::{load_policy, LmTokenizer};
-use crate::lm::generate::{generate_streaming, SamplingConfig};
+use crate::lm::generate::{generate, SamplingConfig};
 use crate::lm::tokenizer::{encode_prompt, Tokenizer};
 
 /// How `lm generate` writes and samples.
@@ -82,14 +82,14 @@ pub fn run_generate<B: Backend>(
             printed = text.len();
         }
     };
-    let completions = generate_streaming(
+    let completions = generate(
         &loaded.model,
         &ids,
         tokenizer.pad_id(),
         tokenizer.eos_id(),
         &options.sampling,
         &mut rng,
-        &mut on_token,
+        Some(&mut on_token),
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let answers: Vec<String> = completions
@@ -136,7 +136,7 @@ pub fn generation_speed(
         let pad = loaded.tokenizer.pad_id();
         let mut run = || -> Result<f64> {
             let start = Instant::now();
-            let out = generate_streaming(&loaded.model, &prompts, pad, u32::MAX, &sampling, &mut rng, &mut |_, _| {})?;
+            let out = generate(&loaded.model, &prompts, pad, u32::MAX, &sampling, &mut rng, None)?;
             let tokens: usize = out.tokens.iter().map(Vec::len).sum();
             Ok(tokens as f64 / start.elapsed().as_secs_f64())
         };

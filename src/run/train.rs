@@ -296,8 +296,8 @@ pub fn train<B: AutodiffBackend>(
     let (mut env, _) = policy_lab_envs::make(&config.env)?;
     let policy = learner.policy().valid();
     let eval_seed = config.seed.wrapping_add(10_000);
-    let evaluation = evaluate(&policy, &mut env, config.eval_episodes, eval_seed, &device)?;
-    let sampled = evaluate_sampled(&policy, &mut env, config.eval_episodes, eval_seed, &device)?;
+    let evaluation = evaluate(&policy, &mut env, config.eval_episodes, eval_seed)?;
+    let sampled = evaluate_sampled(&policy, &mut env, config.eval_episodes, eval_seed)?;
     let mut eval_json = serde_json::json!({
         "episodes": config.eval_episodes,
         "mean_return": evaluation.mean_return(),

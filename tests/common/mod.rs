@@ -173,6 +173,7 @@ pub fn matches_transformers(
             eos,
             &sampling,
             &mut rng,
+            None,
         );
         assert_eq!(
             out.unwrap().tokens[0],

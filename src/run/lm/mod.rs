@@ -43,7 +43,7 @@ use crate::backend::Device;
 use crate::lm::model::{Precision, TransformerConfig};
 use crate::lm::reward::RewardConfig;
 use crate::lm::sft::SftConfig;
-use crate::lm::stage::FreshStage;
+use crate::lm::stage::{FreshStage, Stage};
 use crate::lm::task::Accuracy;
 use crate::run::{Driven, RunFolder, Start};
 use crate::ConfigError;
@@ -73,12 +73,6 @@ impl Fresh {
     const FRESH: bool = true;
     const READS: &'static [&'static str] = &["model"];
     const WHY: &'static str = "it trains a fresh model";
-    fn about<S: FreshStage>() -> &'static str {
-        S::ABOUT
-    }
-    fn measure<S: FreshStage>() -> &'static str {
-        S::MEASURE
-    }
     fn set_steps<S: FreshStage>(stage: &mut S, _: &mut RlConfig, steps: usize) {
         stage.set_steps(steps);
     }
@@ -92,17 +86,6 @@ impl Fresh {
     ) -> Result<LmSummary> {
         run_fresh::<B, S>(c, s, &Default::default(), out)
     }
-    fn run_from<B: AutodiffBackend, S: FreshStage>(
-        config: &LmRunConfig,
-        _: &S,
-        _: (&Path, &[B::Device]),
-        _: Out,
-    ) -> Result<LmSummary> {
-        bail!(
-            "run_rl needs an RL stage (grpo, ppo); `{}` trains a fresh model (run_fresh)",
-            config.algo.name()
-        )
-    }
 }
 
 /// The kind of stage that starts from a checkpoint (`init`, `--init`): it reads `init` and
@@ -113,12 +96,6 @@ impl Rl {
     const FRESH: bool = false;
     const READS: &'static [&'static str] = &["init", "rl"];
     const WHY: &'static str = "the model and its shape come from `--init`";
-    fn about<S: RlStage>() -> &'static str {
-        S::ABOUT
-    }
-    fn measure<S: RlStage>() -> &'static str {
-        S::MEASURE
-    }
     fn set_steps<S: RlStage>(_: &mut S, rl: &mut RlConfig, iterations: usize) {
         rl.iterations = iterations;
     }
@@ -128,16 +105,37 @@ impl Rl {
     fn run<B: AutodiffBackend, S: RlStage>(c: &LmRunConfig, s: &S, out: Out) -> Result<LmSummary> {
         let init = c.init.as_ref().context("RL starts from a model (init)")?;
         let devices = crate::backend::devices::<B>(c.rl.devices);
-        Self::run_from::<B, S>(c, s, (init, &devices), out)
+        rl::run_stage::<B, S>(c, s, (init, &devices), out)
     }
-    fn run_from<B: AutodiffBackend, S: RlStage>(
-        c: &LmRunConfig,
-        s: &S,
-        from: (&Path, &[B::Device]),
-        out: Out,
-    ) -> Result<LmSummary> {
-        rl::run_stage::<B, S>(c, s, from, out)
+}
+
+/// RL (`config.algo`) from the checkpoint in `init`, with the held-out accuracy measured along
+/// the way, in the run folder `out` (`start`: a new run, a replacement, or going on from the
+/// newest checkpoint), on `config.rl.devices` devices of `B` (more than one: data-parallel
+/// GRPO, one peer per device).
+pub fn run_rl<B: AutodiffBackend>(
+    config: &LmRunConfig,
+    init: &Path,
+    out: &Path,
+    start: Start,
+    progress: &mut (dyn Write + Send),
+) -> Result<LmSummary> {
+    if config.algo.fresh() {
+        bail!(
+            "run_rl needs an RL stage (grpo, ppo); `{}` trains a fresh model (run_fresh)",
+            config.algo.name()
+        );
     }
+    let config = LmRunConfig {
+        init: Some(init.to_path_buf()),
+        ..config.clone()
+    };
+    let out = Out {
+        dir: out,
+        start,
+        progress,
+    };
+    run_lm_on::<B>(&config, out)
 }
 
 /// Where a run goes: its folder, how it starts there (a new run, a replacement, or going on
@@ -172,13 +170,13 @@ macro_rules! lm_stages {
             /// What the stage does, in a sentence (`policy-lab lm --help`).
             pub fn about(self) -> &'static str {
                 match self {
-                    $(LmAlgo::$variant => $kind::about::<$config>()),*
+                    $(LmAlgo::$variant => <$config as Stage>::ABOUT),*
                 }
             }
             /// The held-out metric the run's summary reports (`test_accuracy`).
             pub fn measure(self) -> &'static str {
                 match self {
-                    $(LmAlgo::$variant => $kind::measure::<$config>()),*
+                    $(LmAlgo::$variant => <$config as Stage>::MEASURE),*
                 }
             }
             /// Whether the stage trains a fresh model (else it starts from `--init`).
@@ -276,24 +274,6 @@ macro_rules! lm_stages {
                 match self.algo {
                     $(LmAlgo::$variant => $kind::set_steps(&mut self.$field, &mut self.rl, n)),*
                 }
-            }
-        }
-
-        /// RL (`config.algo`) from the checkpoint in `init`, with the held-out accuracy
-        /// measured along the way, in the run folder `out` (`start`: a new run, a
-        /// replacement, or going on from the newest checkpoint), on `devices` (more than one:
-        /// data-parallel GRPO, one peer per device).
-        pub fn run_rl<B: AutodiffBackend>(
-            config: &LmRunConfig,
-            init: &Path,
-            devices: &[B::Device],
-            out: &Path,
-            start: Start,
-            progress: &mut (dyn Write + Send),
-        ) -> Result<LmSummary> {
-            let out = Out { dir: out, start, progress };
-            match config.algo {
-                $(LmAlgo::$variant => $kind::run_from::<B, $config>(config, &config.$field, (init, devices), out)),*
             }
         }
 
