@@ -139,12 +139,15 @@ pub fn generate<B: Backend>(
 pub fn sample_token(scaled: &[f32], config: &SamplingConfig, rng: &mut impl Rng) -> (u32, f32) {
     let max = scaled.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));
     let log_z = max + scaled.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
-    // Candidates, most likely first; top-k and top-p cut the list.
+    // Candidates, most likely first (ties: the lower id first); top-k and top-p cut the list.
+    // With top-k, only the k best are sorted, after a selection puts them in front.
+    let most_likely_first = |a: &usize, b: &usize| scaled[*b].total_cmp(&scaled[*a]).then(a.cmp(b));
     let mut order: Vec<usize> = (0..scaled.len()).collect();
-    order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]));
-    if let Some(k) = config.top_k {
-        order.truncate(k.max(1));
+    if let Some(k) = config.top_k.map(|k| k.max(1)).filter(|&k| k < order.len()) {
+        order.select_nth_unstable_by(k - 1, most_likely_first);
+        order.truncate(k);
     }
+    order.sort_unstable_by(most_likely_first);
     if let Some(p) = config.top_p {
         let mut mass = 0.0;
         let keep = order

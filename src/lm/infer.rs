@@ -168,8 +168,9 @@ impl Linear {
 }
 
 /// `c[n, m] = a[n, k] · b` (or `+=` with `add`), row-major, where `b` is `[k, m]`, or `[m, k]`
-/// read transposed (`b_transposed`, the tied output layer `wteᵀ`). matrixmultiply's `sgemm`,
-/// the kernel under burn's CPU backend.
+/// read transposed (`b_transposed`, the tied output layer `wteᵀ`), on the calling thread. The
+/// `gemm` crate (the one under burn-flex), whose AVX-512 kernels are 1.5-3x matrixmultiply's
+/// AVX2 ones at 32-64 rows (BENCHMARKS.md, SmolLM2).
 fn matmul(
     a: &[f32],
     b: &[f32],
@@ -182,57 +183,76 @@ fn matmul(
     if n == 1 && k * m >= 1 << 16 {
         return vector_matmul(&a[..k], b, &mut c[..m], k, b_transposed, add);
     }
-    let (rsb, csb) = if b_transposed {
+    let (rhs_rs, rhs_cs) = if b_transposed {
         (1, k as isize)
     } else {
         (m as isize, 1)
     };
     // SAFETY: the assert above keeps every index the strides reach inside the three slices.
+    // gemm computes `c = alpha c + beta a b`, reading `c` only when asked to (`add`).
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             n,
-            k,
             m,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            rsb,
-            csb,
-            if add { 1.0 } else { 0.0 },
+            k,
             c.as_mut_ptr(),
-            m as isize,
             1,
+            m as isize,
+            add,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
 
-/// [`matmul`] of one row (generation at batch 1): the output's columns split over the CPU's
-/// threads, each streaming its part of `b` once (`sgemm` would copy all of `b` into its
-/// packed panels on one thread, for a single row).
+/// [`matmul`] of one row (generation at batch 1), split over the CPU's threads so that each
+/// streams its own contiguous part of `b` once (a matrix kernel would copy all of `b` into its
+/// packed panels on one thread, for a single row): at batch 1 the weights' bytes are the cost.
 fn vector_matmul(a: &[f32], b: &[f32], c: &mut [f32], k: usize, b_transposed: bool, add: bool) {
     let m = c.len();
-    let chunk = m.div_ceil(rayon::current_num_threads()).max(64);
-    c.par_chunks_mut(chunk).enumerate().for_each(|(part, out)| {
-        let first = part * chunk;
-        if !add {
-            out.fill(0.0);
+    let threads = rayon::current_num_threads();
+    if !add {
+        c.fill(0.0);
+    }
+    if b_transposed {
+        // b is [m, k]: column j of the product is the dot product of `a` and row j; each
+        // thread takes a block of consecutive rows.
+        let chunk = m.div_ceil(threads).max(64);
+        c.par_chunks_mut(chunk).enumerate().for_each(|(part, out)| {
+            let rows = b[part * chunk * k..].chunks_exact(k);
+            out.iter_mut()
+                .zip(rows)
+                .for_each(|(y, row)| *y += dot(row, a));
+        });
+    } else {
+        // b is [k, m]: each thread takes a block of consecutive rows i and sums a[i] times
+        // row i into a partial product of its own; the partials are added at the end.
+        let chunk = k.div_ceil(threads).max(1);
+        let partials: Vec<Vec<f32>> = b[..k * m]
+            .par_chunks(chunk * m)
+            .zip(a[..k].par_chunks(chunk))
+            .map(|(rows, xs)| {
+                let mut partial = vec![0.0; m];
+                for (row, &x) in rows.chunks_exact(m).zip(xs) {
+                    axpy(&mut partial, x, row);
+                }
+                partial
+            })
+            .collect();
+        for partial in partials {
+            c.iter_mut().zip(&partial).for_each(|(y, p)| *y += p);
         }
-        if b_transposed {
-            // b is [m, k]: column j of the product is the dot product of `a` and row j.
-            for (j, y) in out.iter_mut().enumerate() {
-                let row = &b[(first + j) * k..(first + j + 1) * k];
-                *y += row.iter().zip(a).map(|(w, x)| w * x).sum::<f32>();
-            }
-        } else {
-            // b is [k, m]: add a[i] times this part of row i, for every i.
-            for (i, &x) in a.iter().enumerate() {
-                let row = &b[i * m + first..i * m + first + out.len()];
-                out.iter_mut().zip(row).for_each(|(y, w)| *y += x * w);
-            }
-        }
-    });
+    }
 }
 
 /// LayerNorm (GPT-2) or RMSNorm (Llama), as burn computes them, over rows of `gamma.len()`.
@@ -701,8 +721,67 @@ impl Part {
     }
 }
 
+/// Whether this CPU has AVX2 and FMA (checked once; the answer is cached): the loops below
+/// then run as copies compiled for them, 8 lanes wide with fused multiply-adds.
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `a · b`, summed in 32 lanes (independent sums the compiler keeps in vector registers), then
+/// across them.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(a, b)| a * b).sum()
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has the features `dot_avx2` is compiled for.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b, |acc, a, b| acc + a * b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b, |acc, a, b| a.mul_add(b, acc))
+}
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32], madd: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    const LANES: usize = 32;
+    let mut lanes = [0.0f32; LANES];
+    let (a_lanes, b_lanes) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let mut tail = 0.0;
+    for (a, b) in a_lanes.remainder().iter().zip(b_lanes.remainder()) {
+        tail = madd(tail, *a, *b);
+    }
+    for (a, b) in a_lanes.zip(b_lanes) {
+        for l in 0..LANES {
+            lanes[l] = madd(lanes[l], a[l], b[l]);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `y += x w`.
+fn axpy(y: &mut [f32], x: f32, w: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has the features `axpy_avx2` is compiled for.
+        return unsafe { axpy_avx2(y, x, w) };
+    }
+    y.iter_mut().zip(w).for_each(|(y, w)| *y += x * w);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_avx2(y: &mut [f32], x: f32, w: &[f32]) {
+    y.iter_mut()
+        .zip(w)
+        .for_each(|(y, w)| *y = x.mul_add(*w, *y));
 }
 
 /// `out += w v`.
@@ -724,10 +803,10 @@ fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
 mod tests {
     use super::*;
 
-    /// One row through [`vector_matmul`] (threads over columns) gives what `sgemm` gives for
-    /// that row, with `b` as stored and transposed, written and added.
+    /// One row through [`vector_matmul`] (threads over parts of `b`) gives what the matrix
+    /// kernel gives for that row, with `b` as stored and transposed, written and added.
     #[test]
-    fn one_row_splits_over_columns_as_sgemm_computes_it() {
+    fn one_row_split_over_threads_as_the_matrix_kernel_computes_it() {
         let (k, m) = (96, 1000); // k * m above the threshold of the one-row path
         let value = |i: usize| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5;
         let a: Vec<f32> = (0..2 * k).map(value).collect();
@@ -735,7 +814,7 @@ mod tests {
         for b_transposed in [false, true] {
             for add in [false, true] {
                 let start: Vec<f32> = (0..2 * m).map(|i| value(i + 5)).collect();
-                // Two rows take sgemm; the first of them alone takes the one-row path.
+                // Two rows take the matrix kernel; the first of them alone takes the one-row path.
                 let mut two = start.clone();
                 matmul(&a, &b, &mut two, [2, k, m], b_transposed, add);
                 let mut one = start[..m].to_vec();
