@@ -142,6 +142,34 @@ fn the_host_path_gives_a_gated_gqa_models_logits_within_1e_5() {
 }
 
 #[test]
+fn the_host_path_gives_a_wide_models_logits_within_1e_5() {
+    // Wider than the host path's blocks of 768 columns: a gated MLP of 2 x 800 columns and
+    // an output layer of 1,600 (untied) or 256-row blocks of a 1,600-row `wte` (tied), each
+    // block's product written into its columns of rows 1,600 floats apart.
+    for tied in [true, false] {
+        let model = policy_lab::backend::seeded::<B, _>(&Default::default(), 3, || {
+            TransformerConfig::new(1600)
+                .with_architecture(Architecture::Llama)
+                .with_d_model(32)
+                .with_n_layers(2)
+                .with_n_heads(4)
+                .with_n_kv_heads(Some(2))
+                .with_tie_embeddings(tied)
+                .with_d_ff(800)
+                .with_max_seq_len(32)
+                .init(&Default::default())
+        });
+        let model = widened(model, 3.0);
+        let worst = largest_difference(&model, &prompts(1600), 6);
+        println!("wide model (tied {tied}): largest logit difference {worst:e}");
+        assert!(
+            worst <= 1e-5,
+            "tied {tied}: largest logit difference {worst:e}"
+        );
+    }
+}
+
+#[test]
 fn the_host_path_gives_each_hugging_face_checkpoints_logits_within_1e_5() {
     for name in [
         "hf-tiny-llama",

@@ -17,7 +17,8 @@
 //! * logits only for each row's **last position**, the one sampling reads;
 //! * scratch buffers sized once: **no allocation per token**;
 //! * the rows split over the CPU's threads (rayon): rows never look at each other, so each
-//!   part runs the whole step with its own cache and buffers.
+//!   part runs the whole step with its own cache and buffers; then the output layer for all
+//!   rows at once, its columns (the vocabulary) split over the threads.
 //!
 //! [`Decoder`] is what [`crate::lm::generate::generate`] calls, so GRPO's and PPO's rollouts
 //! and the held-out evaluation all use it: this path for an f32 model on burn's CPU backend
@@ -136,9 +137,18 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Values {
     )
 }
 
+/// Columns per block of a wide weight (see [`Linear`]).
+const BLOCK: usize = 768;
+
 /// A linear layer `y = x W + b` with `W: [d_in, d_out]` (burn's layout), row-major.
+///
+/// A wide `W` (more than `2 BLOCK` columns: the MLP's first layer, 576 x 3,072 in SmolLM2)
+/// is held as a copy in blocks of `BLOCK` consecutive columns, each block contiguous: the
+/// matrix kernel reading 32 rows' product straight from `W`, whose rows are 3,072 floats
+/// (12 KiB) apart, ran at half the speed it reaches on the blocks (BENCHMARKS.md, SmolLM2).
+/// Narrower weights are the parameter's own array, one block.
 struct Linear {
-    w: Values,
+    blocks: Vec<Values>,
     b: Option<Values>,
     d_in: usize,
     d_out: usize,
@@ -147,18 +157,51 @@ struct Linear {
 impl Linear {
     fn new<B: Backend>(layer: &burn::nn::Linear<B>) -> Self {
         let [d_in, d_out] = layer.weight.dims();
+        let w = values(layer.weight.val());
+        let blocks = if d_out <= 2 * BLOCK {
+            vec![w]
+        } else {
+            (0..d_out)
+                .step_by(BLOCK)
+                .map(|first| {
+                    let width = BLOCK.min(d_out - first);
+                    let block = w
+                        .chunks_exact(d_out)
+                        .flat_map(|row| &row[first..first + width])
+                        .copied()
+                        .collect();
+                    Values::Copied(block)
+                })
+                .collect()
+        };
         Self {
-            w: values(layer.weight.val()),
+            blocks,
             b: layer.bias.as_ref().map(|b| values(b.val())),
             d_in,
             d_out,
         }
     }
 
+    /// Each block with its first column: `(first, block, width)`.
+    fn column_blocks(&self) -> impl Iterator<Item = (usize, &[f32], usize)> {
+        self.blocks.iter().scan(0, |first, block| {
+            let width = block.len() / self.d_in;
+            *first += width;
+            Some((*first - width, &block[..], width))
+        })
+    }
+
     /// `out = x W + b` (`add = false`) or `out += x W + b` (`add = true`, a residual add), for
     /// the `n` rows of `x: [n, d_in]`.
     fn forward(&self, x: &[f32], n: usize, out: &mut [f32], add: bool) {
-        matmul(x, &self.w, out, [n, self.d_in, self.d_out], false, add);
+        for (first, block, width) in self.column_blocks() {
+            let c = &mut out[first..];
+            matmul(x, block, c, [n, self.d_in, width], self.d_out, false, add);
+        }
+        self.add_bias(n, out);
+    }
+
+    fn add_bias(&self, n: usize, out: &mut [f32]) {
         if let Some(b) = &self.b {
             for row in out[..n * self.d_out].chunks_exact_mut(self.d_out) {
                 row.iter_mut().zip(b.iter()).for_each(|(y, b)| *y += b);
@@ -167,52 +210,73 @@ impl Linear {
     }
 }
 
-/// `c[n, m] = a[n, k] · b` (or `+=` with `add`), row-major, where `b` is `[k, m]`, or `[m, k]`
-/// read transposed (`b_transposed`, the tied output layer `wteᵀ`), on the calling thread. The
-/// `gemm` crate (the one under burn-flex), whose AVX-512 kernels are 1.5-3x matrixmultiply's
-/// AVX2 ones at 32-64 rows (BENCHMARKS.md, SmolLM2).
+/// `c[n, m] = a[n, k] · b` (or `+=` with `add`), row-major with the rows of `c` `ldc` floats
+/// apart, where `b` is `[k, m]`, or `[m, k]` read transposed (`b_transposed`, the tied output
+/// layer `wteᵀ`), on the calling thread (one row: over all threads, [`vector_matmul`]).
 fn matmul(
     a: &[f32],
     b: &[f32],
     c: &mut [f32],
     [n, k, m]: [usize; 3],
+    ldc: usize,
     b_transposed: bool,
     add: bool,
 ) {
-    assert!(a.len() >= n * k && b.len() >= k * m && c.len() >= n * m);
+    if n == 0 || m == 0 {
+        return;
+    }
+    assert!(m <= ldc && a.len() >= n * k && b.len() >= k * m);
+    assert!(c.len() >= (n - 1) * ldc + m);
     if n == 1 && k * m >= 1 << 16 {
         return vector_matmul(&a[..k], b, &mut c[..m], k, b_transposed, add);
     }
+    // SAFETY: the asserts above keep every index the strides reach inside the three slices.
+    unsafe { gemm_raw(a, b, c.as_mut_ptr(), [n, k, m], ldc, b_transposed, add) }
+}
+
+/// [`matmul`]'s product without its checks, into a raw `c`: the `gemm` crate (the one under
+/// burn-flex), whose AVX-512 kernels are 1.5-3x matrixmultiply's AVX2 ones at 32-64 rows
+/// (BENCHMARKS.md, SmolLM2). It computes `c = alpha c + beta a b`, reading `c` only when
+/// asked to (`add`).
+///
+/// # Safety
+/// `a` holds `[n, k]`, `b` `[k, m]` (or `[m, k]`), and `c` is valid for writes of `n` rows
+/// of `m` floats, `ldc` apart, that no other thread reads or writes meanwhile.
+unsafe fn gemm_raw(
+    a: &[f32],
+    b: &[f32],
+    c: *mut f32,
+    [n, k, m]: [usize; 3],
+    ldc: usize,
+    b_transposed: bool,
+    add: bool,
+) {
     let (rhs_rs, rhs_cs) = if b_transposed {
         (1, k as isize)
     } else {
         (m as isize, 1)
     };
-    // SAFETY: the assert above keeps every index the strides reach inside the three slices.
-    // gemm computes `c = alpha c + beta a b`, reading `c` only when asked to (`add`).
-    unsafe {
-        gemm::gemm(
-            n,
-            m,
-            k,
-            c.as_mut_ptr(),
-            1,
-            m as isize,
-            add,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    gemm::gemm(
+        n,
+        m,
+        k,
+        c,
+        1,
+        ldc as isize,
+        add,
+        a.as_ptr(),
+        1,
+        k as isize,
+        b.as_ptr(),
+        rhs_cs,
+        rhs_rs,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 /// [`matmul`] of one row (generation at batch 1), split over the CPU's threads so that each
@@ -370,6 +434,8 @@ pub struct HostDecoder {
     positions: Vec<i64>,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// Every row's normed last position, `[rows, d_model]`, and its logits `[rows, vocab]`.
+    last: Vec<f32>,
     logits: Vec<f32>,
 }
 
@@ -466,6 +532,7 @@ impl HostDecoder {
             positions: Vec::new(),
             cos: Vec::new(),
             sin: Vec::new(),
+            last: Vec::with_capacity(rows * shape.d_model),
             logits: vec![0.0; rows * shape.vocab],
         }
     }
@@ -507,13 +574,75 @@ impl HostDecoder {
             total,
             capacity: self.capacity,
         };
-        let vocab = s.vocab;
-        let per_part = self.parts[0].rows;
         self.parts
             .par_iter_mut()
-            .zip(self.logits.par_chunks_mut(per_part * vocab))
-            .for_each(|(part, logits)| part.forward(&step, logits));
+            .for_each(|part| part.forward(&step));
+        // The logits of every row at once, the vocabulary's columns split over the threads:
+        // each weight of the output layer is read once per step, for all rows (split by rows,
+        // each thread would read all 28M of them for half the rows).
+        self.last.clear();
+        for part in &self.parts {
+            self.last.extend_from_slice(&part.last);
+        }
+        self.weights.logits(&self.last, rows, &mut self.logits);
         Ok(self.logits.clone())
+    }
+}
+
+impl HostWeights {
+    /// `logits[rows, vocab] = last[rows, d_model] · W_out`, `W_out` the output layer or the
+    /// tied embeddings `wteᵀ`.
+    fn logits(&self, last: &[f32], rows: usize, logits: &mut [f32]) {
+        let (d, vocab) = (self.shape.d_model, self.shape.vocab);
+        if rows == 1 {
+            // One row: the product itself is split over the threads ([`vector_matmul`]).
+            return match &self.lm_head {
+                Some(head) => head.forward(last, 1, logits, false),
+                None => matmul(last, &self.wte, logits, [1, d, vocab], vocab, true, false),
+            };
+        }
+        // Blocks of columns `(first, weights, width, transposed)`: the head's own blocks, or
+        // 256 consecutive rows of `wte` (256 columns of `wteᵀ`).
+        let blocks: Vec<(usize, &[f32], usize, bool)> = match &self.lm_head {
+            Some(head) => head
+                .column_blocks()
+                .map(|(first, block, width)| (first, block, width, false))
+                .collect(),
+            None => self
+                .wte
+                .chunks(256 * d)
+                .enumerate()
+                .map(|(i, rows_of_wte)| (i * 256, rows_of_wte, rows_of_wte.len() / d, true))
+                .collect(),
+        };
+        assert!(last.len() >= rows * d && logits.len() >= rows * vocab);
+        let out = Columns(logits.as_mut_ptr());
+        blocks
+            .par_iter()
+            .for_each(|&(first, w, width, transposed)| {
+                // SAFETY: the blocks' columns never overlap, so no two threads write the same
+                // float, and every row of `logits` holds `vocab >= first + width` of them.
+                unsafe {
+                    let c = out.at(first);
+                    gemm_raw(last, w, c, [rows, d, width], vocab, transposed, false);
+                }
+            });
+        if let Some(head) = &self.lm_head {
+            head.add_bias(rows, logits);
+        }
+    }
+}
+
+/// A pointer into the logits that threads may share: each writes its own columns.
+struct Columns(*mut f32);
+// SAFETY: see `HostWeights::logits`: the threads write disjoint columns.
+unsafe impl Sync for Columns {}
+
+impl Columns {
+    /// The address of row 0's column `first`.
+    fn at(&self, first: usize) -> *mut f32 {
+        // SAFETY: callers pass a column inside the first row.
+        unsafe { self.0.add(first) }
     }
 }
 
@@ -533,8 +662,8 @@ struct Step<'a> {
 
 impl Part {
     /// The forward pass of this part's rows over the step's new positions: writes their
-    /// keys and values into the cache and each row's last-position logits into `logits`.
-    fn forward(&mut self, step: &Step, logits: &mut [f32]) {
+    /// keys and values into the cache and each row's normed last position into `last`.
+    fn forward(&mut self, step: &Step) {
         let w = step.w;
         let s = w.shape;
         let (d, len) = (s.d_model, step.len);
@@ -594,23 +723,12 @@ impl Part {
                 b.fc_out.forward(&self.ff, n, &mut self.x, true);
             }
         }
-        // The final norm and the logits, only at each row's last new position.
+        // The final norm, only at each row's last new position (the logits read no other).
         for r in 0..self.rows {
             let i = r * len + len - 1;
             let last = &mut self.last[r * d..(r + 1) * d];
             last.copy_from_slice(&self.x[i * d..(i + 1) * d]);
             w.ln_f.in_place(last);
-        }
-        match &w.lm_head {
-            Some(head) => head.forward(&self.last, self.rows, logits, false),
-            None => matmul(
-                &self.last,
-                &w.wte,
-                logits,
-                [self.rows, d, s.vocab],
-                true,
-                false,
-            ),
         }
     }
 
@@ -686,7 +804,7 @@ impl Part {
                         // A pad's own query sees nothing; the tensor path's mask then gives
                         // every position the same weight. Its output is never read.
                         for k in 0..total {
-                            add_scaled(out, &vals[k * dh..(k + 1) * dh], 1.0 / total as f32);
+                            axpy(out, 1.0 / total as f32, &vals[k * dh..(k + 1) * dh]);
                         }
                         continue;
                     }
@@ -711,7 +829,7 @@ impl Part {
                     }
                     for (k, sc) in scores.iter().enumerate() {
                         if *sc > 0.0 {
-                            add_scaled(out, &vals[k * dh..(k + 1) * dh], sc / sum);
+                            axpy(out, sc / sum, &vals[k * dh..(k + 1) * dh]);
                         }
                     }
                     // ANCHOR_END: lm_host_attention
@@ -784,11 +902,6 @@ unsafe fn axpy_avx2(y: &mut [f32], x: f32, w: &[f32]) {
         .for_each(|(y, w)| *y = x.mul_add(*w, *y));
 }
 
-/// `out += w v`.
-fn add_scaled(out: &mut [f32], v: &[f32], w: f32) {
-    out.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
-}
-
 /// RoPE on one head: `x cos + rotate_half(x) sin`, `rotate_half([a, b]) = [-b, a]`.
 fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     let half = x.len() / 2;
@@ -816,9 +929,9 @@ mod tests {
                 let start: Vec<f32> = (0..2 * m).map(|i| value(i + 5)).collect();
                 // Two rows take the matrix kernel; the first of them alone takes the one-row path.
                 let mut two = start.clone();
-                matmul(&a, &b, &mut two, [2, k, m], b_transposed, add);
+                matmul(&a, &b, &mut two, [2, k, m], m, b_transposed, add);
                 let mut one = start[..m].to_vec();
-                matmul(&a[..k], &b, &mut one, [1, k, m], b_transposed, add);
+                matmul(&a[..k], &b, &mut one, [1, k, m], m, b_transposed, add);
                 let worst = one
                     .iter()
                     .zip(&two[..m])
