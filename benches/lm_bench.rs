@@ -35,6 +35,12 @@
 //!   of the chat-templated prompt "What is 23 + 58?", 64 new tokens each, greedy (EOS never
 //!   stops a row); prints `tokens_per_second` (mean of `reps`) and the peak heap above the
 //!   loaded model. `scripts/smollm2_bench.py` runs transformers and llama.cpp the same way.
+//! * `smollm2-grpo`: GRPO steps on SmolLM2-135M-Instruct (f32 master weights, Adam): 8
+//!   chat-templated 3-digit additions x 8 completions of up to 64 new tokens at temperature
+//!   1, beta 0, one update per batch (TRL's defaults); prints the mean `step_seconds` after a
+//!   warm-up step, the mean completion length (EOS ends a completion, as in TRL) and the peak
+//!   heap above the loaded model. `scripts/smollm2_bench.py trl` runs TRL's GRPOTrainer the
+//!   same way.
 //! * `accumulation`: one GRPO iteration (16 prompts x 8, up to 8 new tokens) on a model with
 //!   a `vocab`-token vocabulary (default 32,000), with `gradient_accumulation_steps` 1 and
 //!   `parts` (default 4): peak heap memory and step time of each.
@@ -144,9 +150,10 @@ fn main() {
         "accumulation" => bench_accumulation(n.unwrap_or(32_000), m.unwrap_or(4)),
         "plot-sweep" => plot_sweep(),
         "smollm2" => bench_smollm2(n.unwrap_or(1), m.unwrap_or(3)),
+        "smollm2-grpo" => bench_smollm2_grpo(n.unwrap_or(2)),
         other => panic!(
-            "lm_bench runs generate, grpo, grpo-vs-ppo, logprobs, accumulation, smollm2 or \
-             plot-sweep, not {other}"
+            "lm_bench runs generate, grpo, grpo-vs-ppo, logprobs, accumulation, smollm2, \
+             smollm2-grpo or plot-sweep, not {other}"
         ),
     }
 }
@@ -211,6 +218,41 @@ fn bench_smollm2(rows: usize, reps: usize) {
     let mean = mean_tokens_per_second(&hf.model, &prompts, pad, &sampling, reps);
     let peak = (PEAK.load(Ordering::Relaxed) - before) as f64 / (1 << 20) as f64;
     println!("smollm2 rows={rows} new_tokens=64 reps={reps} tokens_per_second={mean:.1} peak_MiB_above_model={peak:.0}");
+}
+
+fn bench_smollm2_grpo(steps: usize) {
+    let path = policy_lab::lm::gguf_model::smollm2_path();
+    let mut hf = policy_lab::lm::gguf_model::load_gguf::<Cpu>(&path, &Default::default())
+        .unwrap_or_else(|e| panic!("{e:#} (bash scripts/get_smollm2.sh fetches it)"));
+    hf.tokenizer.use_chat_template(None).unwrap();
+    let config = GrpoLmConfig {
+        update: GrpoUpdate {
+            num_groups: 8,
+            num_generations: 8,
+            learning_rate: 1e-6,
+            ..GrpoUpdate::default()
+        },
+        ..GrpoLmConfig::default()
+    };
+    let mut grpo = GrpoLm::new(config, 64, hf.model, task(), hf.tokenizer, 0).expect("valid");
+    let before = IN_USE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    grpo.iterate().unwrap(); // warm-up
+    let (mut seconds, mut length) = (0.0, 0.0);
+    for _ in 0..steps {
+        let start = Instant::now();
+        let m = grpo.iterate().unwrap();
+        seconds += start.elapsed().as_secs_f64();
+        length += m["completions/mean_length"];
+    }
+    let n = steps as f64;
+    let peak = (PEAK.load(Ordering::Relaxed) - before) as f64 / (1 << 20) as f64;
+    println!(
+        "smollm2 grpo prompts=8 generations=8 max_new_tokens=64 steps={steps} step_seconds={:.2} \
+         mean_completion_length={:.1} peak_MiB_above_model={peak:.0}",
+        seconds / n,
+        length / n
+    );
 }
 
 fn bench_grpo<A: burn::tensor::backend::AutodiffBackend>(steps: usize) {

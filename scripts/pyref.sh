@@ -9,10 +9,10 @@
 # The environment lives in $POLICY_LAB_CACHE/pyref (default ~/.cache/policy-lab/pyref).
 set -euo pipefail
 venv="${POLICY_LAB_CACHE:-$HOME/.cache/policy-lab}/pyref"
-if ! "$venv/bin/python" -c "import torch, transformers, gguf, accelerate, llama_cpp" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import torch, transformers, gguf, accelerate, llama_cpp, trl, datasets" 2>/dev/null; then
     python3 -m venv "$venv"
     # llama-cpp-python builds llama.cpp from source (a few minutes).
     "$venv/bin/pip" install --quiet torch==2.15.0 transformers==5.25.0 gguf==0.19.0 accelerate numpy \
-        sentencepiece llama-cpp-python==0.3.36
+        sentencepiece llama-cpp-python==0.3.36 trl==1.16.0 datasets==5.2.0
 fi
 exec "$venv/bin/python" "$@"

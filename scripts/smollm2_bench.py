@@ -6,6 +6,12 @@ copies, 64 new tokens each, greedy, EOS ignored.
 
     bash scripts/pyref.sh scripts/smollm2_bench.py transformers [rows] [reps]
     bash scripts/pyref.sh scripts/smollm2_bench.py llama.cpp [reps]        # batch 1
+    bash scripts/pyref.sh scripts/smollm2_bench.py trl [steps]
+
+`trl`: TRL's GRPOTrainer on the same float32 weights, as `cargo bench --bench lm_bench --
+smollm2-grpo` runs policy-lab: 8 chat-templated 3-digit additions x 8 completions of up to
+64 new tokens at temperature 1, beta 0, one update per batch, learning rate 1e-6; the mean
+step time after a warm-up step and the mean completion length (EOS ends a completion).
 """
 import os
 import sys
@@ -66,11 +72,77 @@ def bench_llama_cpp(reps):
           f"({os.cpu_count()} threads, the file's Q4_1/Q8_0 weights)")
 
 
+def bench_trl(steps):
+    import random
+    import re
+
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    tok = AutoTokenizer.from_pretrained(DIR, gguf_file=FILE)
+    model = AutoModelForCausalLM.from_pretrained(DIR, gguf_file=FILE, dtype=torch.float32)
+    rng = random.Random(0)
+    problems = [(rng.randrange(1000), rng.randrange(1000)) for _ in range(8 * (steps + 2))]
+    data = Dataset.from_dict({
+        "prompt": [[{"role": "user", "content": f"{a}+{b}="}] for a, b in problems],
+        "answer": [str(a + b) for a, b in problems],
+    })
+
+    def reward(completions, answer, **kwargs):
+        # The last number in the answer is the sum: 1, else 0 (policy-lab's task scores the
+        # same way).
+        out = []
+        for c, a in zip(completions, answer):
+            numbers = re.findall(r"\d+", c[0]["content"])
+            out.append(1.0 if numbers and numbers[-1] == a else 0.0)
+        return out
+
+    class Timer(TrainerCallback):
+        times = []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.times.append(time.perf_counter() - self.start)
+
+    config = GRPOConfig(
+        output_dir="/tmp/trl-smollm2-grpo-bench",
+        per_device_train_batch_size=64,  # completions: 8 prompts x 8 generations
+        num_generations=8,
+        max_completion_length=NEW,
+        learning_rate=1e-6,
+        beta=0.0,
+        temperature=1.0,
+        max_steps=steps + 1,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+    )
+    timer = Timer()
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=data,
+                          processing_class=tok, callbacks=[timer])
+    trainer.train()
+    t = timer.times[1:]  # the first step warms up
+    lengths = [h["completions/mean_length"] for h in trainer.state.log_history
+               if "completions/mean_length" in h][1:]
+    print(f"trl smollm2 grpo prompts=8 generations=8 max_new_tokens={NEW} steps={len(t)} "
+          f"step_seconds={sum(t) / len(t):.2f} mean_completion_length={sum(lengths) / max(len(lengths), 1):.1f} "
+          f"(trl {__import__('trl').__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads)")
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "transformers":
         bench_transformers(int(sys.argv[2]) if len(sys.argv) > 2 else 1, int(sys.argv[3]) if len(sys.argv) > 3 else 3)
     elif what == "llama.cpp":
         bench_llama_cpp(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    elif what == "trl":
+        bench_trl(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
     else:
-        sys.exit(f"smollm2_bench.py runs transformers or llama.cpp, not {what}")
+        sys.exit(f"smollm2_bench.py runs transformers, llama.cpp or trl, not {what}")

@@ -234,9 +234,9 @@ fn matmul(
     unsafe { gemm_raw(a, b, c.as_mut_ptr(), [n, k, m], ldc, b_transposed, add) }
 }
 
-/// [`matmul`]'s product without its checks, into a raw `c`: the `gemm` crate (the one under
-/// burn-flex), whose AVX-512 kernels are 1.5-3x matrixmultiply's AVX2 ones at 32-64 rows
-/// (BENCHMARKS.md, SmolLM2). It computes `c = alpha c + beta a b`, reading `c` only when
+/// [`matmul`]'s product without its checks, into a raw `c`: the `gemm` crates' f32 kernels
+/// (the ones under burn-flex), whose AVX-512 kernels are 1.5-3x matrixmultiply's AVX2 ones at
+/// 32-64 rows (BENCHMARKS.md, SmolLM2). It computes `c = alpha c + beta a b`, reading `c` only when
 /// asked to (`add`).
 ///
 /// # Safety
@@ -256,7 +256,7 @@ unsafe fn gemm_raw(
     } else {
         (m as isize, 1)
     };
-    gemm::gemm(
+    gemm_f32::gemm::f32::get_gemm_fn()(
         n,
         m,
         k,
@@ -275,7 +275,7 @@ unsafe fn gemm_raw(
         false,
         false,
         false,
-        gemm::Parallelism::None,
+        gemm_common::Parallelism::None,
     );
 }
 
