@@ -236,8 +236,11 @@ fn matmul(
 
 /// [`matmul`]'s product without its checks, into a raw `c`: the `gemm` crates' f32 kernels
 /// (the ones under burn-flex), whose AVX-512 kernels are 1.5-3x matrixmultiply's AVX2 ones at
-/// 32-64 rows (BENCHMARKS.md, SmolLM2). It computes `c = alpha c + beta a b`, reading `c` only when
-/// asked to (`add`).
+/// 32-64 rows (BENCHMARKS.md, SmolLM2). They work on column-major matrices, so the row-major
+/// `C = A B` is handed to them as its transpose `Cᵀ = Bᵀ Aᵀ` (as the `gemm` crate's own entry
+/// point does; handed over as it is, SmolLM2 generated about 20% slower at batch 64).
+/// Each argument is a pointer with its row and column strides; `read_dst` (`add`) makes it
+/// `c += a b`.
 ///
 /// # Safety
 /// `a` holds `[n, k]`, `b` `[k, m]` (or `[m, k]`), and `c` is valid for writes of `n` rows
@@ -251,26 +254,27 @@ unsafe fn gemm_raw(
     b_transposed: bool,
     add: bool,
 ) {
-    let (rhs_rs, rhs_cs) = if b_transposed {
+    // How far apart two consecutive elements of `b` are along k and along m.
+    let (b_along_k, b_along_m) = if b_transposed {
         (1, k as isize)
     } else {
         (m as isize, 1)
     };
     gemm_f32::gemm::f32::get_gemm_fn()(
-        n,
         m,
+        n,
         k,
         c,
+        ldc as isize, // Cᵀ [m, n]: its columns are the rows of `c`
         1,
-        ldc as isize,
         add,
-        a.as_ptr(),
-        1,
-        k as isize,
         b.as_ptr(),
-        rhs_cs,
-        rhs_rs,
-        1.0,
+        b_along_k, // Bᵀ [m, k]
+        b_along_m,
+        a.as_ptr(),
+        k as isize, // Aᵀ [k, n]
+        1,
+        1.0, // c = 1 c + 1 a b (c read only with `add`)
         1.0,
         false,
         false,
