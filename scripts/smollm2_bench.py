@@ -83,6 +83,9 @@ def bench_trl(steps):
 
     tok = AutoTokenizer.from_pretrained(DIR, gguf_file=FILE)
     model = AutoModelForCausalLM.from_pretrained(DIR, gguf_file=FILE, dtype=torch.float32)
+    # `gguf_file=` dequantizes every weight to a plain float32 parameter but leaves the model
+    # marked as quantized, which Trainer refuses to fine-tune; nothing of it is quantized.
+    model.hf_quantizer, model.is_quantized = None, False
     rng = random.Random(0)
     problems = [(rng.randrange(1000), rng.randrange(1000)) for _ in range(8 * (steps + 2))]
     data = Dataset.from_dict({
