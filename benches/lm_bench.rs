@@ -204,11 +204,7 @@ fn mean_tokens_per_second<B: Backend>(
 
 fn bench_smollm2(rows: usize, reps: usize) {
     use policy_lab::lm::tokenizer::encode_prompt;
-    let path = policy_lab::lm::gguf_model::smollm2_path();
-    let mut hf =
-        policy_lab::lm::gguf_model::load_gguf::<burn::backend::NdArray>(&path, &Default::default())
-            .unwrap_or_else(|e| panic!("{e:#} (bash scripts/get_smollm2.sh fetches it)"));
-    hf.tokenizer.use_chat_template(None).unwrap();
+    let hf = smollm2::<burn::backend::NdArray>();
     let prompt = encode_prompt(&hf.tokenizer, "What is 23 + 58?").unwrap();
     let prompts = vec![prompt; rows];
     let sampling = SamplingConfig::greedy(64);
@@ -221,19 +217,8 @@ fn bench_smollm2(rows: usize, reps: usize) {
 }
 
 fn bench_smollm2_grpo(steps: usize) {
-    let path = policy_lab::lm::gguf_model::smollm2_path();
-    let mut hf = policy_lab::lm::gguf_model::load_gguf::<Cpu>(&path, &Default::default())
-        .unwrap_or_else(|e| panic!("{e:#} (bash scripts/get_smollm2.sh fetches it)"));
-    hf.tokenizer.use_chat_template(None).unwrap();
-    let config = GrpoLmConfig {
-        update: GrpoUpdate {
-            num_groups: 8,
-            num_generations: 8,
-            learning_rate: 1e-6,
-            ..GrpoUpdate::default()
-        },
-        ..GrpoLmConfig::default()
-    };
+    let hf = smollm2::<Cpu>();
+    let config = trl_shape(1e-6);
     let mut grpo = GrpoLm::new(config, 64, hf.model, task(), hf.tokenizer, 0).expect("valid");
     let before = IN_USE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
@@ -255,16 +240,30 @@ fn bench_smollm2_grpo(steps: usize) {
     );
 }
 
-fn bench_grpo<A: burn::tensor::backend::AutodiffBackend>(steps: usize) {
-    let config = GrpoLmConfig {
+/// SmolLM2-135M-Instruct from its GGUF file, its chat template on.
+fn smollm2<B: Backend>() -> policy_lab::lm::hf::HfModel<B> {
+    let path = policy_lab::lm::gguf_model::smollm2_path();
+    let mut hf = policy_lab::lm::gguf_model::load_gguf::<B>(&path, &Default::default())
+        .unwrap_or_else(|e| panic!("{e:#} (bash scripts/get_smollm2.sh fetches it)"));
+    hf.tokenizer.use_chat_template(None).unwrap();
+    hf
+}
+
+/// GRPO in TRL's benchmark shape: 8 prompts x 8 generations, otherwise the defaults.
+fn trl_shape(learning_rate: f64) -> GrpoLmConfig {
+    GrpoLmConfig {
         update: GrpoUpdate {
             num_groups: 8,
             num_generations: 8,
-            learning_rate: 1e-5,
+            learning_rate,
             ..GrpoUpdate::default()
         },
         ..GrpoLmConfig::default()
-    };
+    }
+}
+
+fn bench_grpo<A: burn::tensor::backend::AutodiffBackend>(steps: usize) {
+    let config = trl_shape(1e-5);
     let mut grpo =
         GrpoLm::new(config, 8, model::<A>(), task(), task_tokenizer(), 0).expect("valid");
     grpo.iterate().unwrap(); // warm-up
