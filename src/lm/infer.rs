@@ -3,8 +3,9 @@
 //! Generation, evaluation and rollouts never need a gradient, yet on burn's CPU backend every
 //! tensor operation pays a fixed cost (an allocation, a fresh array, one unfused loop), and a
 //! decoding step of the [`Transformer`] is about 150 of them (BENCHMARKS.md). [`HostDecoder`]
-//! runs the *same weights* (the parameters' own arrays, not copies) as plain `f32` slices,
-//! the way a hand-written inference engine does:
+//! runs the *same weights* (the parameters' own arrays; only a wide one is copied once into
+//! blocks of 768 columns) as plain `f32` slices, the way a hand-written inference engine
+//! does:
 //!
 //! * a **preallocated KV cache**, `[rows, kv_heads, capacity, d_head]` per layer: each new key
 //!   and value is written in place (the tensor path concatenates the whole cache per token);
