@@ -155,6 +155,8 @@ enum LmCommand {
     Eval(LmEvalArgs),
     /// A model's answers to prompts.
     Generate(LmGenerateArgs),
+    /// Write a task's problems as a dataset (JSON Lines).
+    Dataset(LmDatasetArgs),
     /// List the tasks `--task` accepts.
     Tasks,
 }
@@ -197,6 +199,27 @@ struct LmGenerateArgs {
 }
 
 #[derive(Args)]
+struct LmDatasetArgs {
+    /// The task, as `--task` takes it (`add:2`; `policy-lab lm tasks` lists them).
+    task: String,
+    /// The JSON Lines file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// How many rows (from `--split test`, at most the task's held-out problems).
+    #[arg(long, default_value_t = 1000)]
+    rows: usize,
+    /// `train` (problems drawn with --seed, never a held-out one) or `test` (the held-out ones).
+    #[arg(long, default_value = "train")]
+    split: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Conversational rows asked in words ("What is 12 + 34?"), for a chat model; otherwise
+    /// standard rows in the task's notation ("12+34=").
+    #[arg(long)]
+    chat: bool,
+}
+
+#[derive(Args)]
 struct LmEvalArgs {
     /// A run folder, its `model/` folder, a Hugging Face checkpoint folder or a GGUF file.
     model: PathBuf,
@@ -221,15 +244,18 @@ impl clap::Subcommand for LmCommand {
         let eval = clap::Command::new("eval")
             .about("Greedy accuracy of a checkpoint on a task's held-out test problems.");
         let generate = clap::Command::new("generate").about("A model's answers to prompts.");
+        let dataset = clap::Command::new("dataset")
+            .about("Write a task's problems as a dataset (JSON Lines, TRL's prompt formats).");
         cmd.subcommand(LmEvalArgs::augment_args(eval))
             .subcommand(LmGenerateArgs::augment_args(generate))
+            .subcommand(LmDatasetArgs::augment_args(dataset))
             .subcommand(clap::Command::new("tasks").about("List the tasks `--task` accepts."))
     }
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_subcommands(cmd)
     }
     fn has_subcommand(name: &str) -> bool {
-        matches!(name, "eval" | "generate" | "tasks") || stage_named(name).is_some()
+        matches!(name, "eval" | "generate" | "dataset" | "tasks") || stage_named(name).is_some()
     }
 }
 
@@ -238,6 +264,7 @@ impl clap::FromArgMatches for LmCommand {
         match matches.subcommand() {
             Some(("eval", m)) => Ok(LmCommand::Eval(LmEvalArgs::from_arg_matches(m)?)),
             Some(("generate", m)) => Ok(LmCommand::Generate(LmGenerateArgs::from_arg_matches(m)?)),
+            Some(("dataset", m)) => Ok(LmCommand::Dataset(LmDatasetArgs::from_arg_matches(m)?)),
             Some(("tasks", _)) => Ok(LmCommand::Tasks),
             Some((name, m)) => match stage_named(name) {
                 Some(algo) => Ok(LmCommand::Stage(
@@ -609,6 +636,37 @@ fn lm_generate(args: LmGenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// `policy-lab lm dataset`.
+fn lm_dataset(args: LmDatasetArgs) -> Result<()> {
+    use policy_lab::lm::dataset::{arithmetic, Question};
+    use policy_lab::lm::task::parse_task;
+    let task = parse_task(&args.task, &Default::default())?;
+    let split = match args.split.as_str() {
+        "train" => policy_lab_envs::Split::Train,
+        "test" => policy_lab_envs::Split::Test,
+        other => anyhow::bail!("--split {other:?}: the splits are train and test"),
+    };
+    let question = if args.chat {
+        Question::Chat
+    } else {
+        Question::Terse
+    };
+    let dataset = arithmetic(&task, split, args.rows, args.seed, question)?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, dataset.to_jsonl())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", args.out.display()))?;
+    println!(
+        "wrote {} rows of {} ({} split) to {}",
+        dataset.rows.len(),
+        args.task,
+        args.split,
+        args.out.display()
+    );
+    Ok(())
+}
+
 fn lm_command(command: LmCommand) -> Result<()> {
     use policy_lab::lm::task::{parse_task, TASKS};
     let (algo, args) = match command {
@@ -619,6 +677,7 @@ fn lm_command(command: LmCommand) -> Result<()> {
             return Ok(());
         }
         LmCommand::Generate(args) => return lm_generate(args),
+        LmCommand::Dataset(args) => return lm_dataset(args),
         LmCommand::Eval(LmEvalArgs {
             model,
             task,

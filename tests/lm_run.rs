@@ -318,3 +318,48 @@ fn lm_eval_of_another_task_uses_that_tasks_own_test_set() {
     let progress = String::from_utf8_lossy(&out.stderr);
     assert!(progress.contains("500/500 problems"), "{progress}");
 }
+
+#[test]
+fn lm_dataset_writes_rows_that_the_dataset_reader_takes_back() {
+    use policy_lab::lm::dataset::{Dataset, Prompt};
+    let dir = scratch("dataset");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_policy-lab"))
+            .args(["lm", "dataset"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let file = dir.join("add2-test.jsonl");
+    let out = run(&[
+        "add:2",
+        "--split",
+        "test",
+        "--chat",
+        "--rows",
+        "50",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Dataset::read(&file).unwrap();
+    assert_eq!(d.rows.len(), 50);
+    for row in &d.rows {
+        let Prompt::Conversation(m) = &row.prompt else {
+            panic!("--chat writes conversational rows")
+        };
+        let (a, b): (u64, u64) = (
+            row.text("a").unwrap().parse().unwrap(),
+            row.text("b").unwrap().parse().unwrap(),
+        );
+        assert_eq!(m[0].content, format!("What is {a} + {b}?"));
+        assert_eq!(row.text("answer").unwrap(), (a + b).to_string());
+    }
+    let out = run(&["add:2", "--split", "dev", "--out", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the splits are train and test"));
+}

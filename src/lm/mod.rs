@@ -12,6 +12,10 @@
 //! * [`rollout`]: completions of a text task's prompts, scored by the task (GRPO's and PPO's
 //!   collection step);
 //! * [`task`]: the arithmetic task's tokenizer, names (`add:3`) and accuracy evaluation;
+//! * [`dataset`]: prompts from a JSON Lines file in TRL's standard and conversational
+//!   formats, with the columns the reward functions read;
+//! * [`rewards`]: reward functions as TRL takes them (accuracy, format, length, an outside
+//!   command, any closure) and their weighted sum;
 //! * [`checkpoint`]: a model, its shape and its tokenizer in one folder;
 //! * [`hf`]: Hugging Face Llama, Qwen2 and Qwen3 checkpoints (safetensors, tokenizer.json)
 //!   into the same [`model::Transformer`];
@@ -29,6 +33,7 @@
 
 pub mod chat;
 pub mod checkpoint;
+pub mod dataset;
 pub mod error;
 pub mod generate;
 pub mod gguf;
@@ -38,6 +43,7 @@ pub mod infer;
 pub mod model;
 pub mod quant;
 pub mod reward;
+pub mod rewards;
 pub mod rollout;
 pub mod sft;
 pub mod stage;
