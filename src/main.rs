@@ -224,8 +224,33 @@ struct LmEvalArgs {
     /// A run folder, its `model/` folder, a Hugging Face checkpoint folder or a GGUF file.
     model: PathBuf,
     /// The task (default: the one the run was trained on).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dataset")]
     task: Option<String>,
+    /// Prompts from a JSON Lines file in TRL's formats (`lm dataset` writes one), each greedy
+    /// completion scored by the accuracy reward (and --format's): their means, the
+    /// completions' mean length, and with --completions every completion.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// With --dataset: where the answer is in a completion: last-number, answer-tag
+    /// (`<answer>...</answer>`), boxed (`\boxed{...}`) or hashes (after `####`).
+    #[arg(long, default_value = "last-number", requires = "dataset")]
+    extract: String,
+    /// With --dataset: the column holding the right answer.
+    #[arg(long, default_value = "answer", requires = "dataset")]
+    answer_column: String,
+    /// With --dataset: compare answers as text, not as numbers.
+    #[arg(long, requires = "dataset")]
+    exact: bool,
+    /// With --dataset: also score the format reward, a regular expression the whole
+    /// completion must match.
+    #[arg(long, requires = "dataset")]
+    format: Option<String>,
+    /// With --dataset: the most tokens of each completion.
+    #[arg(long, default_value_t = 64, requires = "dataset")]
+    max_new_tokens: usize,
+    /// With --dataset: write each prompt, completion and its rewards to this JSON Lines file.
+    #[arg(long, requires = "dataset")]
+    completions: Option<PathBuf>,
     /// Write each prompt with the model's chat template (a run trained with
     /// --chat-template is evaluated with it anyway).
     #[arg(long)]
@@ -667,6 +692,67 @@ fn lm_dataset(args: LmDatasetArgs) -> Result<()> {
     Ok(())
 }
 
+/// `policy-lab lm eval --dataset`.
+fn lm_eval_dataset(args: LmEvalArgs) -> Result<()> {
+    use policy_lab::lm::dataset::Dataset;
+    use policy_lab::lm::rewards::{Accuracy, Extract, Format, Rewards};
+    let file = args.dataset.expect("called with --dataset");
+    if args.system_prompt.is_some() {
+        anyhow::bail!(
+            "--system-prompt is not read with --dataset: put the system message in the rows"
+        );
+    }
+    let dataset = Dataset::read(&file)?;
+    let extract = match args.extract.as_str() {
+        "last-number" => Extract::LastNumber,
+        "answer-tag" => Extract::AnswerTag,
+        "boxed" => Extract::Boxed,
+        "hashes" => Extract::Hashes,
+        other => anyhow::bail!(
+            "--extract {other:?}: the extractors are last-number, answer-tag, boxed and hashes"
+        ),
+    };
+    let mut rewards = Rewards::default().with(
+        Accuracy {
+            extract,
+            column: args.answer_column.clone(),
+            numeric: !args.exact,
+        },
+        1.0,
+    );
+    if let Some(pattern) = &args.format {
+        rewards = rewards.with(Format::new(pattern)?, 1.0);
+    }
+    let model = model_folder(&args.model);
+    let eval = policy_lab::run::lm::run_eval_dataset::<burn::backend::NdArray>(
+        &model,
+        &dataset,
+        &rewards,
+        args.chat_template,
+        args.max_new_tokens,
+        &Default::default(),
+    )?;
+    for (name, mean) in &eval.means {
+        println!("{name}: {mean:.3} over {} prompts", dataset.rows.len());
+    }
+    println!("mean completion length: {:.1} tokens", eval.mean_tokens);
+    if let Some(path) = &args.completions {
+        let mut text = String::new();
+        for ((prompt, completion), r) in eval.completions.iter().zip(&eval.rewards) {
+            let mut line = serde_json::json!({"prompt": prompt, "completion": completion});
+            for ((name, _), x) in eval.means.iter().zip(r) {
+                line[name] = serde_json::json!(x);
+            }
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        println!("completions written to {}", path.display());
+    }
+    Ok(())
+}
+
 fn lm_command(command: LmCommand) -> Result<()> {
     use policy_lab::lm::task::{parse_task, TASKS};
     let (algo, args) = match command {
@@ -678,11 +764,13 @@ fn lm_command(command: LmCommand) -> Result<()> {
         }
         LmCommand::Generate(args) => return lm_generate(args),
         LmCommand::Dataset(args) => return lm_dataset(args),
+        LmCommand::Eval(args) if args.dataset.is_some() => return lm_eval_dataset(args),
         LmCommand::Eval(LmEvalArgs {
             model,
             task,
             chat_template,
             system_prompt,
+            ..
         }) => {
             let model_dir = model_folder(&model);
             let run_dir = if model_dir == model {

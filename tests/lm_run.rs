@@ -363,3 +363,98 @@ fn lm_dataset_writes_rows_that_the_dataset_reader_takes_back() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("the splits are train and test"));
 }
+
+#[test]
+fn lm_eval_on_a_dataset_scores_each_greedy_completion_by_its_row() {
+    let dir = scratch("eval-dataset");
+    let config = tiny_config();
+    run_sft::<B>(
+        &config,
+        &Default::default(),
+        &dir.join("sft"),
+        Start::New,
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_policy-lab"));
+    let data = dir.join("add1.jsonl");
+    let out = bin()
+        .args([
+            "lm", "dataset", "add:1", "--split", "test", "--rows", "20", "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let completions = dir.join("completions.jsonl");
+    let out = bin()
+        .args(["lm", "eval"])
+        .arg(dir.join("sft"))
+        .arg("--dataset")
+        .arg(&data)
+        .args(["--max-new-tokens", "3", "--format", r"\d+", "--completions"])
+        .arg(&completions)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every line of the file: the prompt, the completion and its rewards, which follow from
+    // the completion and the row's answer; the printed means are theirs.
+    let rows = policy_lab::lm::dataset::Dataset::read(&data).unwrap().rows;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&completions)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 20);
+    let mut right = 0;
+    for (line, row) in lines.iter().zip(&rows) {
+        let completion = line["completion"].as_str().unwrap();
+        let digits: String = completion.chars().filter(char::is_ascii_digit).collect();
+        let expected = row.text("answer").unwrap();
+        // The accuracy reward's rule: the last number of the completion.
+        let last = completion
+            .split(|c: char| !c.is_ascii_digit())
+            .rfind(|s| !s.is_empty());
+        let is_right = last.map(|d| d.parse::<u64>().unwrap()) == Some(expected.parse().unwrap());
+        right += usize::from(is_right);
+        assert_eq!(
+            line["accuracy"].as_f64().unwrap() == 1.0,
+            is_right,
+            "{line}"
+        );
+        let formatted = !completion.is_empty() && digits.len() == completion.len();
+        assert_eq!(line["format"].as_f64().unwrap() == 1.0, formatted, "{line}");
+        assert!(line["prompt"].as_str().unwrap().ends_with('='));
+    }
+    assert!(
+        text.contains(&format!(
+            "accuracy: {:.3} over 20 prompts",
+            right as f64 / 20.0
+        )),
+        "{text}"
+    );
+    // A conversational row needs a chat template, which the character model has not.
+    std::fs::write(
+        &data,
+        "{\"prompt\": [{\"role\": \"user\", \"content\": \"1+2=\"}], \"answer\": \"3\"}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["lm", "eval"])
+        .arg(dir.join("sft"))
+        .arg("--dataset")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no chat template"));
+}

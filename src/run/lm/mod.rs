@@ -48,7 +48,7 @@ use crate::lm::task::Accuracy;
 use crate::run::{Driven, RunFolder, Start};
 use crate::ConfigError;
 
-pub use eval::run_eval;
+pub use eval::{run_eval, run_eval_dataset, DatasetEvaluation};
 pub use fresh::{run_fresh, run_sft};
 
 // ANCHOR: lm_stage_registry
