@@ -200,7 +200,9 @@ struct LmGenerateArgs {
 
 #[derive(Args)]
 struct LmDatasetArgs {
-    /// The task, as `--task` takes it (`add:2`; `policy-lab lm tasks` lists them).
+    /// The task, as `--task` takes it (`add:2`; `policy-lab lm tasks` lists them), or
+    /// `countdown:N` (TinyZero's Countdown with N numbers, 3 by default; its test split is
+    /// drawn with another seed, not held out).
     task: String,
     /// The JSON Lines file to write.
     #[arg(long)]
@@ -241,6 +243,10 @@ struct LmEvalArgs {
     /// With --dataset: compare answers as text, not as numbers.
     #[arg(long, requires = "dataset")]
     exact: bool,
+    /// With --dataset: score Countdown's equation reward (the rows' `nums` and `target`)
+    /// instead of the accuracy reward.
+    #[arg(long, requires = "dataset", conflicts_with_all = ["exact", "answer_column"])]
+    equation: bool,
     /// With --dataset: also score the format reward, a regular expression the whole
     /// completion must match.
     #[arg(long, requires = "dataset")]
@@ -665,7 +671,6 @@ fn lm_generate(args: LmGenerateArgs) -> Result<()> {
 fn lm_dataset(args: LmDatasetArgs) -> Result<()> {
     use policy_lab::lm::dataset::{arithmetic, Question};
     use policy_lab::lm::task::parse_task;
-    let task = parse_task(&args.task, &Default::default())?;
     let split = match args.split.as_str() {
         "train" => policy_lab_envs::Split::Train,
         "test" => policy_lab_envs::Split::Test,
@@ -676,7 +681,29 @@ fn lm_dataset(args: LmDatasetArgs) -> Result<()> {
     } else {
         Question::Terse
     };
-    let dataset = arithmetic(&task, split, args.rows, args.seed, question)?;
+    let dataset = match args.task.strip_prefix("countdown") {
+        Some(rest) => {
+            let numbers = match rest.strip_prefix(':') {
+                Some(n) => n
+                    .parse()
+                    .ok()
+                    .filter(|n| (2..=6).contains(n))
+                    .ok_or_else(|| anyhow::anyhow!("countdown:{n}: 2 to 6 numbers"))?,
+                None if rest.is_empty() => 3,
+                None => anyhow::bail!("unknown task {:?}", args.task),
+            };
+            // The test split: another stream of the same generator.
+            let seed = match split {
+                policy_lab_envs::Split::Train => args.seed,
+                policy_lab_envs::Split::Test => args.seed ^ 0x7e57_0000_0000,
+            };
+            policy_lab::lm::dataset::countdown(args.rows, numbers, seed, question)
+        }
+        None => {
+            let task = parse_task(&args.task, &Default::default())?;
+            arithmetic(&task, split, args.rows, args.seed, question)?
+        }
+    };
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -695,7 +722,7 @@ fn lm_dataset(args: LmDatasetArgs) -> Result<()> {
 /// `policy-lab lm eval --dataset`.
 fn lm_eval_dataset(args: LmEvalArgs) -> Result<()> {
     use policy_lab::lm::dataset::Dataset;
-    use policy_lab::lm::rewards::{Accuracy, Extract, Format, Rewards};
+    use policy_lab::lm::rewards::{Accuracy, Equation, Extract, Format, Rewards};
     let file = args.dataset.expect("called with --dataset");
     if args.system_prompt.is_some() {
         anyhow::bail!(
@@ -712,14 +739,18 @@ fn lm_eval_dataset(args: LmEvalArgs) -> Result<()> {
             "--extract {other:?}: the extractors are last-number, answer-tag, boxed and hashes"
         ),
     };
-    let mut rewards = Rewards::default().with(
-        Accuracy {
-            extract,
-            column: args.answer_column.clone(),
-            numeric: !args.exact,
-        },
-        1.0,
-    );
+    let mut rewards = Rewards::default();
+    rewards = match args.equation {
+        true => rewards.with(Equation, 1.0),
+        false => rewards.with(
+            Accuracy {
+                extract,
+                column: args.answer_column.clone(),
+                numeric: !args.exact,
+            },
+            1.0,
+        ),
+    };
     if let Some(pattern) = &args.format {
         rewards = rewards.with(Format::new(pattern)?, 1.0);
     }

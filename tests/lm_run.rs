@@ -359,6 +359,24 @@ fn lm_dataset_writes_rows_that_the_dataset_reader_takes_back() {
         assert_eq!(m[0].content, format!("What is {a} + {b}?"));
         assert_eq!(row.text("answer").unwrap(), (a + b).to_string());
     }
+    let countdown = dir.join("countdown.jsonl");
+    let out = run(&[
+        "countdown:4",
+        "--rows",
+        "5",
+        "--out",
+        countdown.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Dataset::read(&countdown).unwrap();
+    assert_eq!(d.rows.len(), 5);
+    assert_eq!(d.rows[0].columns["nums"].as_array().unwrap().len(), 4);
+    let out = run(&["countdown:9", "--out", countdown.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 to 6 numbers"));
     let out = run(&["add:2", "--split", "dev", "--out", file.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("the splits are train and test"));

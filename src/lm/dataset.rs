@@ -147,8 +147,8 @@ impl Dataset {
         Ok(Dataset { rows })
     }
 
-    /// The dataset as JSON Lines text, one row per line (`prompt` first), as [`Self::parse`]
-    /// reads it.
+    /// The dataset as JSON Lines text, one row per line (keys in alphabetical order), as
+    /// [`Self::parse`] reads it.
     pub fn to_jsonl(&self) -> String {
         let mut out = String::new();
         for row in &self.rows {
@@ -224,6 +224,63 @@ pub fn arithmetic(
         })
         .collect();
     Ok(Dataset { rows })
+}
+
+/// Countdown (TinyZero's task): `rows` problems of `numbers` integers in 1..=99 and a target
+/// in 1..=100 that some equation over all of them, each used once, with `+ - * /` and
+/// parentheses, reaches. Each row holds `nums`, `target` and one such equation (`answer`);
+/// [`super::rewards::Equation`] scores a completion's equation. The prompt asks for the work in
+/// `<think>` tags and the equation in `<answer>` tags, as TinyZero's instruct prompt does.
+pub fn countdown(rows: usize, numbers: usize, seed: u64, question: Question) -> Dataset {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(rows);
+    while out.len() < rows {
+        let nums: Vec<i64> = (0..numbers).map(|_| rng.random_range(1..=99)).collect();
+        // A random order and random operations, left to right: `((a op b) op c) ...`.
+        let mut order = nums.clone();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        let mut value = order[0];
+        let mut equation = order[0].to_string();
+        for &n in &order[1..] {
+            let (next, op) = match rng.random_range(0..4) {
+                0 => (value + n, '+'),
+                1 => (value - n, '-'),
+                2 => (value * n, '*'),
+                _ if value % n == 0 => (value / n, '/'),
+                _ => (value + n, '+'),
+            };
+            value = next;
+            equation = format!("({equation} {op} {n})");
+        }
+        if !(1..=100).contains(&value) {
+            continue;
+        }
+        let equation = equation[1..equation.len() - 1].to_string(); // the outer parentheses
+        let list = nums
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let ask = format!(
+            "Using the numbers [{list}], create an equation that equals {value}. You can use basic \
+             arithmetic operations (+, -, *, /) and each number can only be used once. Show your \
+             work in <think> </think> tags. And return the final answer in <answer> </answer> \
+             tags, for example <answer> (1 + 2) / 3 </answer>."
+        );
+        let prompt = match question {
+            Question::Terse => Prompt::Text(ask),
+            Question::Chat => Prompt::Conversation(vec![Message::new("user", &ask)]),
+        };
+        let mut columns = Map::new();
+        columns.insert("nums".into(), nums.into());
+        columns.insert("target".into(), value.into());
+        columns.insert("answer".into(), Value::String(equation));
+        out.push(Row { prompt, columns });
+    }
+    Dataset { rows: out }
 }
 
 /// A conversational prompt's messages, each `{"role": str, "content": str}`.

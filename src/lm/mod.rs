@@ -13,9 +13,10 @@
 //!   collection step);
 //! * [`task`]: the arithmetic task's tokenizer, names (`add:3`) and accuracy evaluation;
 //! * [`dataset`]: prompts from a JSON Lines file in TRL's standard and conversational
-//!   formats, with the columns the reward functions read;
-//! * [`rewards`]: reward functions as TRL takes them (accuracy, format, length, an outside
-//!   command, any closure) and their weighted sum;
+//!   formats, with the columns the reward functions read, and two tasks written as such
+//!   files (the arithmetic task, TinyZero's Countdown);
+//! * [`rewards`]: reward functions as TRL takes them (accuracy, format, length, Countdown's
+//!   equation, an outside command, any closure) and their weighted sum;
 //! * [`checkpoint`]: a model, its shape and its tokenizer in one folder;
 //! * [`hf`]: Hugging Face Llama, Qwen2 and Qwen3 checkpoints (safetensors, tokenizer.json)
 //!   into the same [`model::Transformer`];

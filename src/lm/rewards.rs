@@ -223,6 +223,109 @@ impl RewardFunction for Length {
     }
 }
 
+/// Countdown's reward (TinyZero's): 1 when the equation in the completion's last
+/// `<answer>...</answer>` uses exactly the row's numbers (column `nums`), each once, with
+/// `+ - * /` and parentheses, and equals its `target`; 0 otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct Equation;
+
+impl Equation {
+    fn one(s: &Sample) -> f32 {
+        let Some(text) = Extract::AnswerTag.answer(s.completion) else {
+            return 0.0;
+        };
+        let numbers = |v: Option<&Value>| -> Option<Vec<i64>> {
+            v?.as_array()?.iter().map(Value::as_i64).collect()
+        };
+        let (Some(mut allowed), Some(target)) = (
+            numbers(s.row.columns.get("nums")),
+            s.row.columns.get("target").and_then(Value::as_f64),
+        ) else {
+            return 0.0;
+        };
+        let Some((value, mut used)) = evaluate(&text) else {
+            return 0.0;
+        };
+        allowed.sort_unstable();
+        used.sort_unstable();
+        f32::from(u8::from(used == allowed && (value - target).abs() < 1e-5))
+    }
+}
+
+impl RewardFunction for Equation {
+    fn name(&self) -> &str {
+        "equation"
+    }
+    fn score(&self, batch: &[Sample]) -> Result<Vec<f32>> {
+        Ok(batch.iter().map(Equation::one).collect())
+    }
+}
+
+/// The value of an arithmetic expression of non-negative integers, `+ - * /` and
+/// parentheses (the usual precedence, left to right), and the integers it uses; `None` if it
+/// is anything else or divides by zero.
+fn evaluate(text: &str) -> Option<(f64, Vec<i64>)> {
+    // expr := term (('+' | '-') term)*;  term := factor (('*' | '/') factor)*;
+    // factor := integer | '(' expr ')'
+    struct Parser<'a> {
+        chars: std::iter::Peekable<std::str::Chars<'a>>,
+        used: Vec<i64>,
+    }
+    impl Parser<'_> {
+        fn peek(&mut self) -> Option<char> {
+            while self.chars.next_if(|c| c.is_whitespace()).is_some() {}
+            self.chars.peek().copied()
+        }
+        fn expr(&mut self) -> Option<f64> {
+            let mut v = self.term()?;
+            while let Some(op @ ('+' | '-')) = self.peek() {
+                self.chars.next();
+                let r = self.term()?;
+                v = if op == '+' { v + r } else { v - r };
+            }
+            Some(v)
+        }
+        fn term(&mut self) -> Option<f64> {
+            let mut v = self.factor()?;
+            while let Some(op @ ('*' | '/')) = self.peek() {
+                self.chars.next();
+                let r = self.factor()?;
+                if op == '/' && r == 0.0 {
+                    return None;
+                }
+                v = if op == '*' { v * r } else { v / r };
+            }
+            Some(v)
+        }
+        fn factor(&mut self) -> Option<f64> {
+            match self.peek()? {
+                '(' => {
+                    self.chars.next();
+                    let v = self.expr()?;
+                    (self.peek()? == ')').then(|| self.chars.next())?;
+                    Some(v)
+                }
+                c if c.is_ascii_digit() => {
+                    let mut digits = String::new();
+                    while let Some(d) = self.chars.next_if(char::is_ascii_digit) {
+                        digits.push(d);
+                    }
+                    let n: i64 = digits.parse().ok()?;
+                    self.used.push(n);
+                    Some(n as f64)
+                }
+                _ => None,
+            }
+        }
+    }
+    let mut p = Parser {
+        chars: text.chars().peekable(),
+        used: Vec::new(),
+    };
+    let value = p.expr()?;
+    p.peek().is_none().then_some((value, p.used))
+}
+
 /// An outside program as a reward function. It reads one JSON object per completion on its
 /// standard input (`prompt`, `completion` and the row's columns), one per line, and writes one
 /// number per line on its standard output, in order. It fails the batch if it exits with an
@@ -569,6 +672,81 @@ mod tests {
         assert!((log["rewards/accuracy/std"] - 0.577_350_269).abs() < 1e-6);
         assert!((log["rewards/short/mean"] - (-3.0)).abs() < 1e-9);
         assert!((log["reward"] - (1.5 - 0.5 - 1.5) / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn every_countdown_rows_own_equation_scores_1_and_a_wrong_one_0() {
+        use crate::lm::dataset::{countdown, Question};
+        let d = countdown(200, 4, 3, Question::Chat);
+        assert_eq!(d.rows.len(), 200);
+        let mut targets = std::collections::HashSet::new();
+        for row in &d.rows {
+            let equation = row.text("answer").unwrap();
+            let right = format!("<think>\nsome work\n</think>\n<answer> {equation} </answer>");
+            let s = Sample {
+                prompt: "q",
+                completion: &right,
+                row,
+            };
+            assert_eq!(
+                Equation.score(&[s]).unwrap(),
+                vec![1.0],
+                "{equation} on {:?}",
+                row.columns
+            );
+            targets.insert(row.columns["target"].as_i64().unwrap());
+        }
+        assert!(
+            targets.len() > 30,
+            "targets spread over 1..=100: {targets:?}"
+        );
+        let row = &countdown(1, 3, 0, Question::Terse).rows[0];
+        let nums: Vec<i64> = row.columns["nums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let (a, b, c) = (nums[0], nums[1], nums[2]);
+        let target = row.columns["target"].as_i64().unwrap();
+        let cases = [
+            (format!("<answer>{a} + {b}</answer>"), "a number left out"),
+            (
+                format!("<answer>{a} + {b} + {c} + {a}</answer>"),
+                "a number used twice",
+            ),
+            (
+                format!("<answer>{a} + {b} + {c} + 0.5</answer>"),
+                "a number not given",
+            ),
+            (format!("<answer>{target}</answer>"), "the target itself"),
+            (
+                format!("{} = {target}", row.text("answer").unwrap()),
+                "no answer tags",
+            ),
+            (format!("<answer>({a} + {b} * {c}</answer>"), "unbalanced"),
+            (
+                format!("<answer>{a} / ({b} - {b}) + {c}</answer>"),
+                "division by zero",
+            ),
+        ];
+        for (completion, why) in cases {
+            let s = Sample {
+                prompt: "q",
+                completion: &completion,
+                row,
+            };
+            assert_eq!(
+                Equation.score(&[s]).unwrap(),
+                vec![0.0],
+                "{why}: {completion}"
+            );
+        }
+        // Precedence and parentheses as usual.
+        assert_eq!(evaluate("2 + 3 * 4").unwrap().0, 14.0);
+        assert_eq!(evaluate("(2 + 3) * 4").unwrap().0, 20.0);
+        assert_eq!(evaluate("8 / 4 / 2").unwrap().0, 1.0);
+        assert_eq!(evaluate("10 - 4 - 3").unwrap(), (3.0, vec![10, 4, 3]));
     }
 
     #[test]
