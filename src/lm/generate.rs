@@ -135,6 +135,19 @@ pub fn generate<B: Backend>(
 
 /// Samples a token from one row of `logits / temperature`; returns it and its
 /// log-probability under the unfiltered softmax.
+/// [`generate`] with the tokenizer's padding and EOS, and no callback: the call of every
+/// evaluation (`lm eval`, the held-out accuracy).
+pub fn complete<B: Backend>(
+    model: &Transformer<B>,
+    tokenizer: &impl super::tokenizer::Tokenizer,
+    prompts: &[Vec<u32>],
+    config: &SamplingConfig,
+    rng: &mut impl Rng,
+) -> Result<Completions, ModelError> {
+    let (pad, eos) = (tokenizer.pad_id(), tokenizer.eos_id());
+    generate(model, prompts, pad, eos, config, rng, None)
+}
+
 // ANCHOR: lm_sample_token
 pub fn sample_token(scaled: &[f32], config: &SamplingConfig, rng: &mut impl Rng) -> (u32, f32) {
     let max = scaled.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));

@@ -526,6 +526,18 @@ mod tests {
         }
     }
 
+    /// One sample of `row` per completion.
+    fn samples<'a>(row: &'a Row, completions: &[&'a str]) -> Vec<Sample<'a>> {
+        completions
+            .iter()
+            .map(|completion| Sample {
+                prompt: "q",
+                completion,
+                row,
+            })
+            .collect()
+    }
+
     #[test]
     fn each_extractor_finds_its_answer_or_none() {
         let cases = [
@@ -564,23 +576,7 @@ mod tests {
             numeric: true,
         };
         let r = row("\"1,000\"");
-        let batch = [
-            Sample {
-                prompt: "q",
-                completion: "It is 1000.0",
-                row: &r,
-            },
-            Sample {
-                prompt: "q",
-                completion: "It is 999",
-                row: &r,
-            },
-            Sample {
-                prompt: "q",
-                completion: "no idea",
-                row: &r,
-            },
-        ];
+        let batch = samples(&r, &["It is 1000.0", "It is 999", "no idea"]);
         assert_eq!(numeric.score(&batch).unwrap(), vec![1.0, 0.0, 0.0]);
         let exact = Accuracy {
             extract: Extract::AnswerTag,
@@ -588,29 +584,14 @@ mod tests {
             numeric: false,
         };
         let r = row("\"Paris\"");
-        let batch = [
-            Sample {
-                prompt: "q",
-                completion: "<answer> Paris </answer>",
-                row: &r,
-            },
-            Sample {
-                prompt: "q",
-                completion: "<answer>paris</answer>",
-                row: &r,
-            },
-        ];
+        let batch = samples(&r, &["<answer> Paris </answer>", "<answer>paris</answer>"]);
         assert_eq!(exact.score(&batch).unwrap(), vec![1.0, 0.0]);
         // A row without the column scores 0.
         let none = Row {
             prompt: Prompt::Text("q".into()),
             columns: Default::default(),
         };
-        let batch = [Sample {
-            prompt: "q",
-            completion: "3",
-            row: &none,
-        }];
+        let batch = samples(&none, &["3"]);
         assert_eq!(numeric.score(&batch).unwrap(), vec![0.0]);
     }
 
@@ -618,22 +599,17 @@ mod tests {
     fn format_matches_the_whole_completion_and_length_peaks_at_its_target() {
         let f = Format::think_answer();
         let r = row("1");
-        let s = |c| Sample {
-            prompt: "q",
-            completion: c,
-            row: &r,
-        };
         let good = "<think>\n2 and 2\nmake 4\n</think>\n<answer>\n4\n</answer>";
         let extra = format!("{good} extra");
         assert_eq!(
-            f.score(&[s(good), s(&extra), s("<answer>\n4\n</answer>")])
+            f.score(&samples(&r, &[good, &extra, "<answer>\n4\n</answer>"]))
                 .unwrap(),
             vec![1.0, 0.0, 0.0]
         );
         assert!(Format::new("(unclosed").is_err());
         let l = Length { target: 4 };
         assert_eq!(
-            l.score(&[s("abcd"), s("ab"), s("abcdef"), s(""), s("abcdefghijkl")])
+            l.score(&samples(&r, &["abcd", "ab", "abcdef", "", "abcdefghijkl"]))
                 .unwrap(),
             vec![0.0, -0.5, -0.5, -1.0, -1.0]
         );
@@ -642,11 +618,6 @@ mod tests {
     #[test]
     fn weighted_sum_and_trl_log_entries() {
         let r = row("5");
-        let s = |c| Sample {
-            prompt: "q",
-            completion: c,
-            row: &r,
-        };
         let rewards = Rewards::default()
             .with(
                 Accuracy {
@@ -663,7 +634,7 @@ mod tests {
                 },
                 0.5,
             );
-        let scores = rewards.score(&[s("5"), s("6"), s("it is 5")]).unwrap();
+        let scores = rewards.score(&samples(&r, &["5", "6", "it is 5"])).unwrap();
         assert_eq!(scores.total, vec![2.0 - 0.5, -0.5, 2.0 - 3.5]);
         let log: std::collections::HashMap<String, f64> =
             scores.log_entries().into_iter().collect();
@@ -683,13 +654,8 @@ mod tests {
         for row in &d.rows {
             let equation = row.text("answer").unwrap();
             let right = format!("<think>\nsome work\n</think>\n<answer> {equation} </answer>");
-            let s = Sample {
-                prompt: "q",
-                completion: &right,
-                row,
-            };
             assert_eq!(
-                Equation.score(&[s]).unwrap(),
+                Equation.score(&samples(row, &[&right])).unwrap(),
                 vec![1.0],
                 "{equation} on {:?}",
                 row.columns
@@ -731,13 +697,8 @@ mod tests {
             ),
         ];
         for (completion, why) in cases {
-            let s = Sample {
-                prompt: "q",
-                completion: &completion,
-                row,
-            };
             assert_eq!(
-                Equation.score(&[s]).unwrap(),
+                Equation.score(&samples(row, &[&completion])).unwrap(),
                 vec![0.0],
                 "{why}: {completion}"
             );
@@ -753,18 +714,7 @@ mod tests {
     fn a_command_scores_the_batch_and_its_failures_are_errors() {
         let d = Dataset::parse("{\"prompt\": \"q\", \"answer\": 7}\n", "t").unwrap();
         let r = &d.rows[0];
-        let batch = [
-            Sample {
-                prompt: "q",
-                completion: "7",
-                row: r,
-            },
-            Sample {
-                prompt: "q",
-                completion: "x",
-                row: r,
-            },
-        ];
+        let batch = samples(r, &["7", "x"]);
         // Each line's length as its reward: the program saw both lines, in order.
         let wc = Command::new("awk {print(length($0))}", Duration::from_secs(30)).unwrap();
         let want: Vec<f32> = Command::input(&batch)

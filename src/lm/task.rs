@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::error::LmError;
-use super::generate::{generate, SamplingConfig};
+use super::generate::{complete, SamplingConfig};
 use super::model::Transformer;
 use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
 use crate::ConfigError;
@@ -117,15 +117,7 @@ pub fn evaluate_accuracy_with_progress<B: Backend>(
         for &(a, b) in chunk {
             prompts.push(encode_prompt(tokenizer, &env.prompt_of(a, b))?);
         }
-        let out = generate(
-            model,
-            &prompts,
-            tokenizer.pad_id(),
-            tokenizer.eos_id(),
-            &sampling,
-            &mut rng,
-            None,
-        )?;
+        let out = complete(model, tokenizer, &prompts, &sampling, &mut rng)?;
         for (&(a, b), tokens) in chunk.iter().zip(&out.tokens) {
             let mut e = env.clone();
             e.reset_to_problem(a, b)

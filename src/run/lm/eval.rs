@@ -73,7 +73,7 @@ pub fn run_eval_dataset<B: burn::tensor::backend::Backend>(
     device: &B::Device,
 ) -> Result<DatasetEvaluation> {
     use crate::lm::dataset::Prompt;
-    use crate::lm::generate::{generate, SamplingConfig};
+    use crate::lm::generate::{complete, SamplingConfig};
     use crate::lm::rewards::Sample;
     use crate::lm::tokenizer::{encode_prompt, Tokenizer};
     use rand::SeedableRng;
@@ -116,16 +116,7 @@ pub fn run_eval_dataset<B: burn::tensor::backend::Backend>(
     let mut bar = Progress::new("eval", total, "prompts", 10, total.div_ceil(32), &mut err);
     let mut answers: Vec<Vec<u32>> = Vec::new();
     for chunk in ids.chunks(32) {
-        let out = generate(
-            &loaded.model,
-            chunk,
-            tokenizer.pad_id(),
-            tokenizer.eos_id(),
-            &sampling,
-            &mut rng,
-            None,
-        )?;
-        answers.extend(out.tokens);
+        answers.extend(complete(&loaded.model, tokenizer, chunk, &sampling, &mut rng)?.tokens);
         let _ = bar.update(answers.len(), &Metrics::new());
     }
     bar.finish();
