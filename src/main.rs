@@ -228,11 +228,21 @@ struct LmEvalArgs {
     /// The task (default: the one the run was trained on).
     #[arg(long, conflicts_with = "dataset")]
     task: Option<String>,
-    /// Prompts from a JSON Lines file in TRL's formats (`lm dataset` writes one), each greedy
-    /// completion scored by the accuracy reward (and --format's): their means, the
-    /// completions' mean length, and with --completions every completion.
+    /// Prompts from a JSON Lines file in TRL's formats (`lm dataset` writes one), each
+    /// completion scored by --reward-funcs: their means, the completions' mean length,
+    /// pass@k and mean@k with --k, and with --completions every completion.
     #[arg(long)]
     dataset: Option<PathBuf>,
+    /// With --dataset: the reward functions, comma-separated: accuracy, format, length,
+    /// equation (Countdown's; the rows' `nums` and `target`), command:PROGRAM [ARGS] (reads
+    /// one JSON line per completion, writes one number per line).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "accuracy",
+        requires = "dataset"
+    )]
+    reward_funcs: Vec<String>,
     /// With --dataset: where the answer is in a completion: last-number, answer-tag
     /// (`<answer>...</answer>`), boxed (`\boxed{...}`) or hashes (after `####`).
     #[arg(long, default_value = "last-number", requires = "dataset")]
@@ -243,14 +253,27 @@ struct LmEvalArgs {
     /// With --dataset: compare answers as text, not as numbers.
     #[arg(long, requires = "dataset")]
     exact: bool,
-    /// With --dataset: score Countdown's equation reward (the rows' `nums` and `target`)
-    /// instead of the accuracy reward.
-    #[arg(long, requires = "dataset", conflicts_with_all = ["exact", "answer_column"])]
-    equation: bool,
-    /// With --dataset: also score the format reward, a regular expression the whole
-    /// completion must match.
+    /// With --dataset: the format reward's regular expression, which the whole completion
+    /// must match (default: `<think>` then `<answer>`); scores `format` even if
+    /// --reward-funcs leaves it out.
     #[arg(long, requires = "dataset")]
     format: Option<String>,
+    /// With --dataset: the length reward's target, in characters.
+    #[arg(long, default_value_t = 200, requires = "dataset")]
+    length_target: usize,
+    /// With --dataset: seconds a command reward may take over one batch.
+    #[arg(long, default_value_t = 60, requires = "dataset")]
+    command_timeout: u64,
+    /// With --dataset: sample this many completions of each prompt (at --temperature) and
+    /// report pass@k and mean@k; 1 is one greedy completion.
+    #[arg(long, default_value_t = 1, requires = "dataset")]
+    k: usize,
+    /// With --dataset and --k above 1: the sampling temperature.
+    #[arg(long, default_value_t = 1.0, requires = "dataset")]
+    temperature: f32,
+    /// With --dataset: the sampling seed (with --k above 1).
+    #[arg(long, default_value_t = 0, requires = "dataset")]
+    seed: u64,
     /// With --dataset: the most tokens of each completion.
     #[arg(long, default_value_t = 64, requires = "dataset")]
     max_new_tokens: usize,
@@ -377,13 +400,27 @@ struct LmArgs {
     /// One weight per reward function, comma-separated (`rl.reward_weights`; default 1 each).
     #[arg(long, value_delimiter = ',')]
     reward_weights: Option<Vec<f32>>,
+    /// Prompts from a JSON Lines file in TRL's formats instead of --task's problems
+    /// (`rl.dataset`; `lm dataset` writes one): its other columns go to the reward
+    /// functions, `accuracy` unless --reward-funcs names others (accuracy, format, length,
+    /// equation, command:PROGRAM; `[rl.rewards]` in --config sets them up).
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// With --dataset: held-out prompts, on which the accuracy is measured greedily every
+    /// `rl.eval_every` iterations (`rl.eval_dataset`).
+    #[arg(long, requires = "dataset")]
+    eval_dataset: Option<PathBuf>,
+    /// The most tokens of a completion (`rl.max_completion_length`; default: the task's
+    /// answer limit, or 64 with --dataset).
+    #[arg(long)]
+    max_completion_length: Option<usize>,
     /// The run's folder (default runs/lm-ALGO-TASK).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this folder from its newest checkpoint, with its saved config
     /// (only --iterations and --device may change); on the CPU it gives the same numbers
     /// as a run that never stopped.
-    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "nodes", "init", "chat_template", "system_prompt", "reward_funcs", "reward_weights", "precision"])]
+    #[arg(long, conflicts_with_all = ["task", "config", "seed", "out", "overwrite", "devices", "nodes", "init", "chat_template", "system_prompt", "reward_funcs", "reward_weights", "precision", "dataset", "eval_dataset", "max_completion_length"])]
     resume: Option<PathBuf>,
     /// Replace the run already in the folder (without it, a folder that holds a run is
     /// refused).
@@ -721,50 +758,66 @@ fn lm_dataset(args: LmDatasetArgs) -> Result<()> {
 
 /// `policy-lab lm eval --dataset`.
 fn lm_eval_dataset(args: LmEvalArgs) -> Result<()> {
-    use policy_lab::lm::dataset::Dataset;
-    use policy_lab::lm::rewards::{Accuracy, Equation, Extract, Format, Rewards};
+    use policy_lab::lm::rewards::RewardSettings;
     let file = args.dataset.expect("called with --dataset");
     if args.system_prompt.is_some() {
         anyhow::bail!(
             "--system-prompt is not read with --dataset: put the system message in the rows"
         );
     }
-    let dataset = Dataset::read(&file)?;
-    let extract = match args.extract.as_str() {
-        "last-number" => Extract::LastNumber,
-        "answer-tag" => Extract::AnswerTag,
-        "boxed" => Extract::Boxed,
-        "hashes" => Extract::Hashes,
-        other => anyhow::bail!(
-            "--extract {other:?}: the extractors are last-number, answer-tag, boxed and hashes"
-        ),
+    let extract = serde_json::from_value(serde_json::json!(args.extract)).map_err(|_| {
+        anyhow::anyhow!(
+            "--extract {:?}: the extractors are last-number, answer-tag, boxed and hashes",
+            args.extract
+        )
+    })?;
+    let mut settings = RewardSettings {
+        answer_column: args.answer_column.clone(),
+        extract,
+        exact: args.exact,
+        length_target: args.length_target,
+        command_timeout_s: args.command_timeout,
+        ..RewardSettings::default()
     };
-    let mut rewards = Rewards::default();
-    rewards = match args.equation {
-        true => rewards.with(Equation, 1.0),
-        false => rewards.with(
-            Accuracy {
-                extract,
-                column: args.answer_column.clone(),
-                numeric: !args.exact,
-            },
-            1.0,
-        ),
-    };
+    let mut names = args.reward_funcs.clone();
     if let Some(pattern) = &args.format {
-        rewards = rewards.with(Format::new(pattern)?, 1.0);
+        settings.format = pattern.clone();
+        if !names.iter().any(|n| n == "format") {
+            names.push("format".into());
+        }
+    }
+    if args.k == 0 {
+        anyhow::bail!("--k must be at least 1");
     }
     let model = model_folder(&args.model);
     let eval = policy_lab::run::lm::run_eval_dataset::<burn::backend::NdArray>(
         &model,
-        &dataset,
-        &rewards,
+        &file,
+        (&names, &settings),
         args.chat_template,
-        args.max_new_tokens,
+        policy_lab::run::lm::Sampling {
+            k: args.k,
+            temperature: args.temperature,
+            max_new_tokens: args.max_new_tokens,
+            seed: args.seed,
+        },
         &Default::default(),
     )?;
+    let prompts = eval.completions.len() / eval.k;
+    let each = match eval.k {
+        1 => String::new(),
+        k => format!(", {k} completions each"),
+    };
     for (name, mean) in &eval.means {
-        println!("{name}: {mean:.3} over {} prompts", dataset.rows.len());
+        println!("{name}: {mean:.3} over {prompts} prompts{each}");
+    }
+    if eval.k > 1 {
+        println!(
+            "pass@{k}: {:.3}, mean@{k}: {:.3}",
+            eval.pass_at_k,
+            eval.mean_at_k,
+            k = eval.k
+        );
     }
     println!("mean completion length: {:.1} tokens", eval.mean_tokens);
     if let Some(path) = &args.completions {
@@ -863,11 +916,12 @@ fn lm_command(command: LmCommand) -> Result<()> {
             || args.devices.is_some()
             || args.nodes.is_some()
             || args.chat_template
-            || args.reward_funcs.is_some())
+            || args.reward_funcs.is_some()
+            || args.dataset.is_some())
     {
         anyhow::bail!(
             "lm {} trains a fresh model on one device: --init, --devices, --nodes, \
-                 --chat-template and --reward-funcs are for `lm grpo` and `lm ppo`",
+                 --chat-template, --reward-funcs and --dataset are for `lm grpo` and `lm ppo`",
             algo.name()
         );
     }
@@ -936,7 +990,26 @@ fn lm_command(command: LmCommand) -> Result<()> {
     if let Some(weights) = &args.reward_weights {
         config.rl.reward_weights = Some(weights.clone());
     }
-    let task_name = format!("{}{}", config.task.op, config.task.digits);
+    if let Some(path) = &args.dataset {
+        config.rl.dataset = Some(path.clone());
+        // A dataset's completions are scored by the reward functions: accuracy by default.
+        if args.reward_funcs.is_none() && config.rl.reward_funcs == ["task"] {
+            config.rl.reward_funcs = vec!["accuracy".into()];
+        }
+    }
+    if let Some(path) = &args.eval_dataset {
+        config.rl.eval_dataset = Some(path.clone());
+    }
+    if let Some(n) = args.max_completion_length {
+        config.rl.max_completion_length = Some(n);
+    }
+    // A run's default folder is named after its task, or its dataset's file.
+    let task_name = match &config.rl.dataset {
+        Some(path) => path
+            .file_stem()
+            .map_or("dataset".into(), |s| s.to_string_lossy().into_owned()),
+        None => format!("{}{}", config.task.op, config.task.digits),
+    };
     if !fresh && args.resume.is_none() {
         let init = args
             .init

@@ -73,15 +73,19 @@ fn gradient_accumulation_is_a_key_of_the_language_models_grpo_only() {
 
 #[test]
 fn a_language_model_run_has_one_completion_length_the_tasks() {
-    for key in [
-        "[grpo]\nmax_completion_length = 9",
-        "[rl]\nmax_completion_length = 9",
-    ] {
-        assert!(
-            lm_err(key).contains("unknown field `max_completion_length`"),
-            "{key}"
-        );
-    }
+    let key = "[grpo]\nmax_completion_length = 9";
+    assert!(lm_err(key).contains("unknown field `max_completion_length`"));
+    // `rl.max_completion_length` is a dataset's limit (`lm grpo --dataset`); the task has its own.
+    let e = lm_err("algo = \"grpo\"\n[rl]\nmax_completion_length = 9");
+    assert!(
+        e.contains("the arithmetic task's is task.max_completion_length"),
+        "{e}"
+    );
+    let c = LmRunConfig::from_toml(
+        "algo = \"grpo\"\n[rl]\nmax_completion_length = 9\ndataset = \"d.jsonl\"\nreward_funcs = [\"accuracy\"]",
+    )
+    .unwrap();
+    assert_eq!(c.max_completion_length(), 9);
     let c = LmRunConfig::from_toml("[task]\ndigits = 2\nmax_completion_length = 7").unwrap();
     assert_eq!(c.max_completion_length(), 8, "7 characters and EOS");
 }

@@ -256,7 +256,7 @@ fn cli_lm_sft_refuses_init() {
         &d,
         &["lm", "sft", "--init", "somewhere"],
         1,
-        &["--init, --devices, --nodes, --chat-template and --reward-funcs are for `lm grpo` and `lm ppo`"],
+        &["--init, --devices, --nodes, --chat-template, --reward-funcs and --dataset are for `lm grpo` and `lm ppo`"],
     );
 }
 

@@ -476,3 +476,233 @@ fn lm_eval_on_a_dataset_scores_each_greedy_completion_by_its_row() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no chat template"));
 }
+
+/// Rows in the task's notation (`3+4=`) with an answer, and Countdown's columns too, so that
+/// every built-in reward function has what it reads.
+fn write_addition_rows(path: &std::path::Path, pairs: &[(u64, u64)]) {
+    let text: String = pairs
+        .iter()
+        .map(|&(a, b)| {
+            let row = serde_json::json!({
+                "prompt": format!("{a}+{b}="), "answer": (a + b).to_string(),
+                "nums": [a, b], "target": a + b,
+            });
+            format!("{row}\n")
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn lm_grpo_on_a_dataset_scores_with_every_reward_function_and_logs_each() {
+    let dir = scratch("grpo-dataset");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = &mut std::io::sink();
+    let mut config = tiny_config();
+    let sft = run_sft::<B>(
+        &config,
+        &Default::default(),
+        &dir.join("sft"),
+        Start::New,
+        sink,
+    )
+    .unwrap();
+    let (train, eval) = (dir.join("train.jsonl"), dir.join("eval.jsonl"));
+    let pairs: Vec<(u64, u64)> = (0..30).map(|i| (i % 10, (i * 7 + 3) % 10)).collect();
+    write_addition_rows(&train, &pairs[..22]);
+    write_addition_rows(&eval, &pairs[22..]);
+    // A verifier in another language: one JSON line in per completion, one number out.
+    let verify = dir.join("verify.sh");
+    std::fs::write(&verify, "while read -r line; do echo 0.25; done\n").unwrap();
+    config.algo = LmAlgo::Grpo;
+    config.rl.dataset = Some(train.clone());
+    config.rl.eval_dataset = Some(eval.clone());
+    config.rl.max_completion_length = Some(4);
+    config.rl.iterations = 2;
+    config.rl.eval_every = 1;
+    config.rl.rewards.format = r"\d+".into();
+    config.rl.rewards.length_target = 2;
+    let command = format!("command:sh {}", verify.display());
+    config.rl.reward_funcs = ["accuracy", "format", "length", "equation", &command]
+        .map(String::from)
+        .to_vec();
+    let weights = [1.0, 0.5, 0.1, 1.0, 2.0];
+    config.rl.reward_weights = Some(weights.to_vec());
+    let out = dir.join("grpo");
+    let rl = run_rl::<B>(&config, &sft.model, &out, Start::New, sink).unwrap();
+    assert_eq!(rl.iterations, 2);
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "row 0 (the start) and two iterations");
+    // The held-out measure at the start is what `lm eval --dataset` gives the same model.
+    let names = ["accuracy".to_string(), "format".to_string()];
+    let settings = config.rl.rewards.clone();
+    let sampling = policy_lab::run::lm::Sampling {
+        k: 1,
+        temperature: 1.0,
+        max_new_tokens: 4,
+        seed: 0,
+    };
+    let base = policy_lab::run::lm::run_eval_dataset::<Inner>(
+        &sft.model,
+        &eval,
+        (&names, &settings),
+        false,
+        sampling,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(base.completions.len(), 8);
+    assert_eq!(rows[0]["test_accuracy"].as_f64().unwrap(), base.means[0].1);
+    assert_eq!(rows[0]["test_format"].as_f64().unwrap(), base.means[1].1);
+    for row in &rows[1..] {
+        // Each function's mean and std under TRL's names; the reward is their weighted sum.
+        let names = [
+            "accuracy",
+            "format",
+            "length",
+            "equation",
+            "command:verify.sh",
+        ];
+        let mut sum = 0.0;
+        for (name, w) in names.iter().zip(weights) {
+            let mean = row[format!("rewards/{name}/mean")]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: {row}"));
+            assert!(row[format!("rewards/{name}/std")].is_f64(), "{name}");
+            sum += w as f64 * mean;
+        }
+        assert_eq!(
+            row["rewards/command:verify.sh/mean"].as_f64().unwrap(),
+            0.25
+        );
+        assert_eq!(row["rewards/command:verify.sh/std"].as_f64().unwrap(), 0.0);
+        // No `<answer>` tag from this model: Countdown's equation reward is 0.
+        assert_eq!(row["rewards/equation/mean"].as_f64().unwrap(), 0.0);
+        let reward = row["reward"].as_f64().unwrap();
+        assert!((reward - sum).abs() < 1e-5, "reward {reward} against {sum}");
+        assert!(row["test_accuracy"].is_f64() && row["test_reward"].is_f64());
+        assert!(row.get("rewards/task/mean").is_none());
+    }
+
+    // A command that fails, or hangs past its limit, stops the run with the reason.
+    let fails = dir.join("fails.sh");
+    std::fs::write(&fails, "echo broken verifier >&2; exit 3\n").unwrap();
+    config.rl.reward_funcs = vec![format!("command:sh {}", fails.display())];
+    config.rl.reward_weights = None;
+    let e = run_rl::<B>(&config, &sft.model, &dir.join("fails"), Start::New, sink).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("a reward function failed") && e.contains("broken verifier"),
+        "{e}"
+    );
+    config.rl.reward_funcs = vec!["command:sleep 30".into()];
+    config.rl.rewards.command_timeout_s = 1;
+    let started = std::time::Instant::now();
+    let e = run_rl::<B>(&config, &sft.model, &dir.join("hangs"), Start::New, sink).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("did not finish within 1 s"),
+        "{e:#}"
+    );
+    assert!(started.elapsed().as_secs() < 20);
+    // Without a dataset the text's functions have nothing to read; with one, "task" is
+    // not a function of it.
+    config.rl.reward_funcs = vec!["accuracy".into()];
+    config.rl.dataset = None;
+    config.rl.eval_dataset = None;
+    assert!(format!("{:#}", config.validate().unwrap_err()).contains("set rl.dataset"));
+    config.rl.dataset = Some(train.clone());
+    config.rl.reward_funcs = vec!["task".into()];
+    assert!(format!("{:#}", config.validate().unwrap_err()).contains("not one of them"));
+    config.rl.reward_funcs = vec!["exactness".into()];
+    let e = run_rl::<B>(&config, &sft.model, &dir.join("unknown"), Start::New, sink).unwrap_err();
+    assert!(format!("{e:#}").contains("exactness"), "{e:#}");
+}
+
+#[test]
+fn lm_grpo_refuses_a_bad_row_and_lm_eval_gives_pass_at_k() {
+    let dir = scratch("dataset-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = &mut std::io::sink();
+    let config = tiny_config();
+    run_sft::<B>(
+        &config,
+        &Default::default(),
+        &dir.join("sft"),
+        Start::New,
+        sink,
+    )
+    .unwrap();
+    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_policy-lab"));
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"prompt\": \"1+2=\", \"answer\": \"3\"}\n{\"prompt\": 7}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["lm", "grpo", "--init"])
+        .arg(dir.join("sft"))
+        .arg("--dataset")
+        .arg(&bad)
+        .args(["--max-completion-length", "4", "--iterations", "1", "--out"])
+        .arg(dir.join("bad-run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("{}:2:", bad.display())), "{err}");
+    assert!(!dir.join("bad-run").join("metrics.jsonl").exists());
+
+    // pass@k and mean@k: k samples of each prompt, scored row by row.
+    let data = dir.join("eval.jsonl");
+    write_addition_rows(&data, &[(1, 2), (3, 4), (5, 0), (2, 2), (9, 0), (4, 4)]);
+    let completions = dir.join("completions.jsonl");
+    let out = bin()
+        .args(["lm", "eval"])
+        .arg(dir.join("sft"))
+        .arg("--dataset")
+        .arg(&data)
+        .args([
+            "--k",
+            "4",
+            "--max-new-tokens",
+            "3",
+            "--seed",
+            "5",
+            "--completions",
+        ])
+        .arg(&completions)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&completions)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 24);
+    let right: Vec<bool> = lines
+        .iter()
+        .map(|l| l["accuracy"].as_f64().unwrap() == 1.0)
+        .collect();
+    let pass = right.chunks(4).filter(|g| g.iter().any(|&r| r)).count() as f64 / 6.0;
+    let mean = right.iter().filter(|&&r| r).count() as f64 / 24.0;
+    assert!(
+        text.contains(&format!("pass@4: {pass:.3}, mean@4: {mean:.3}")),
+        "{text}"
+    );
+    assert!(pass >= mean);
+    // The 4 of a prompt share it.
+    for g in lines.chunks(4) {
+        assert!(g.iter().all(|l| l["prompt"] == g[0]["prompt"]));
+    }
+}

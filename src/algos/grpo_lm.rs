@@ -178,7 +178,7 @@ where
         generation_metrics(&first.rewards, &zero_std, &lengths, &clipped, &mut m);
         m.insert("completions_seen", self.completions as f64);
         for (name, mean) in &self.reward_means {
-            m.insert(metric_name(name), *mean);
+            m.insert(crate::lm::reward::metric_key(name), *mean);
         }
         Ok(m)
     }
@@ -468,14 +468,3 @@ where
 }
 
 super::lm_learner!(GrpoLm, policy: model, weights: model);
-
-/// The metric name of a reward function's mean (TRL's `rewards/<name>/mean`); the hidden
-/// rater's score under its own name.
-pub(crate) fn metric_name(name: &str) -> &'static str {
-    match name {
-        "task" => "rewards/task/mean",
-        "hidden_score" => "hidden_score",
-        // Reward models: one name for all (a run has one in practice; several add up).
-        _ => "rewards/model/mean",
-    }
-}

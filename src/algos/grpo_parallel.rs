@@ -38,7 +38,6 @@ use burn::collective::{finish_collective, register, CollectiveConfig, PeerId};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
-use policy_lab_envs::Arithmetic;
 use serde::{Deserialize, Serialize};
 
 use super::grpo_lm::{mean_over_peers, GrpoLm, GrpoLmConfig};
@@ -46,6 +45,7 @@ use super::{FromInit, LmLearner};
 use crate::core::learner::Learner;
 use crate::lm::checkpoint::LmTokenizer;
 use crate::lm::model::Transformer;
+use crate::lm::rollout::LmTask;
 use crate::lm::rollout::TextEnv;
 use crate::lm::sft::LmError;
 use crate::lm::tokenizer::Tokenizer;
@@ -241,7 +241,7 @@ pub struct Peers<B: AutodiffBackend, E, T> {
     pub nodes: Option<Nodes>,
 }
 
-impl<B: AutodiffBackend> Peers<B, Arithmetic, LmTokenizer> {
+impl<B: AutodiffBackend> Peers<B, LmTask, LmTokenizer> {
     /// The peers of an RL stage's start (`lm grpo --devices N`, `--nodes`).
     pub fn of(config: GrpoLmConfig, start: FromInit<B>) -> Self {
         Self {

@@ -13,20 +13,20 @@ pub mod trpo;
 
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
-use policy_lab_envs::Arithmetic;
 
 use crate::core::learner::Learner;
 use crate::lm::checkpoint::LmTokenizer;
 use crate::lm::model::Transformer;
 use crate::lm::reward::RewardFuncs;
+use crate::lm::rollout::LmTask;
 use crate::ConfigError;
 
-/// What an RL stage starts from: the checkpoint's model, the task's training problems, the
+/// What an RL stage starts from: the checkpoint's model, the task's training prompts, the
 /// tokenizer (with its chat template when the run uses one), the reward functions, and the
 /// devices (more than one, or `nodes`: data-parallel, [`grpo_parallel`]).
 pub struct FromInit<B: AutodiffBackend> {
     pub model: Transformer<B>,
-    pub env: Arithmetic,
+    pub env: LmTask,
     pub tokenizer: LmTokenizer,
     /// The longest completion to sample, in tokens.
     pub max_completion_length: usize,
@@ -43,14 +43,7 @@ impl<B: AutodiffBackend> FromInit<B> {
     pub fn one<C, L>(
         self,
         config: C,
-        new: impl FnOnce(
-            C,
-            usize,
-            Transformer<B>,
-            Arithmetic,
-            LmTokenizer,
-            u64,
-        ) -> Result<L, ConfigError>,
+        new: impl FnOnce(C, usize, Transformer<B>, LmTask, LmTokenizer, u64) -> Result<L, ConfigError>,
     ) -> Result<(L, RewardFuncs<B::InnerBackend>)> {
         let Self {
             model,

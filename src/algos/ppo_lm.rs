@@ -323,7 +323,7 @@ where
         m.remove("frac_reward_zero_std");
         m.insert("completions_seen", self.completions as f64);
         for (name, mean) in &reward_means {
-            m.insert(super::grpo_lm::metric_name(name), *mean);
+            m.insert(crate::lm::reward::metric_key(name), *mean);
         }
         Ok(m)
     }
@@ -430,6 +430,7 @@ mod tests {
             logp: lengths.iter().map(|&n| vec![0.0; n]).collect(),
             finished: vec![true; lengths.len()],
             rewards: rewards.to_vec(),
+            prompt_rows: vec![None; lengths.len()],
         }
     }
 

@@ -37,7 +37,8 @@ impl Prompt {
             (Prompt::Text(text), Some(t)) => t.render(&[Message::new("user", text)], true),
             (Prompt::Conversation(messages), Some(t)) => t.render(messages, true),
             (Prompt::Conversation(_), None) => anyhow::bail!(
-                "a conversational prompt needs the model's chat template, and this model has none"
+                "a conversational prompt (or a run's chat_template) needs the model's chat \
+                 template, and this model has no chat template"
             ),
         }
     }
@@ -315,6 +316,84 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+/// Every prompt of `dataset` as the model reads it, and whether the chat template wrote it: a
+/// conversation goes through `template`, a text too when `chat_template` is set (as the user's
+/// message), and is read raw otherwise. A prompt that needs a template the model lacks is
+/// refused with its row.
+pub fn render_prompts(
+    dataset: &Dataset,
+    template: Option<&ChatTemplate>,
+    chat_template: bool,
+) -> anyhow::Result<Vec<(String, bool)>> {
+    dataset
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let templated = chat_template || matches!(row.prompt, Prompt::Conversation(_));
+            let text = row
+                .prompt
+                .render(if templated { template } else { None })
+                .map_err(|e| anyhow::anyhow!("row {}: {e}", i + 1))?;
+            Ok((text, templated))
+        })
+        .collect()
+}
+
+/// A dataset's prompts as a text environment for the RL stages (`lm grpo --dataset`): each
+/// episode draws a row with its seed (uniformly, with replacement) and shows its prompt as the
+/// model reads it. The completion is not scored here: the run's reward functions score whole
+/// batches, reading each completion's row ([`super::reward::RewardFuncs`]), so `reward` is 0.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DatasetTask {
+    /// `(prompt as the model reads it, whether the chat template wrote it)` of each row.
+    prompts: std::sync::Arc<Vec<(String, bool)>>,
+    /// The row drawn last.
+    row: usize,
+}
+
+impl DatasetTask {
+    /// The task of `dataset`'s prompts, rendered as [`render_prompts`] does. Refuses an empty
+    /// dataset.
+    pub fn new(
+        dataset: &Dataset,
+        template: Option<&ChatTemplate>,
+        chat_template: bool,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!dataset.rows.is_empty(), "the dataset has no rows");
+        Ok(Self {
+            prompts: std::sync::Arc::new(render_prompts(dataset, template, chat_template)?),
+            row: 0,
+        })
+    }
+
+    /// How many prompts (rows) the task has.
+    pub fn len(&self) -> usize {
+        self.prompts.len()
+    }
+
+    /// Whether it has none (never: [`DatasetTask::new`] refuses an empty dataset).
+    pub fn is_empty(&self) -> bool {
+        self.prompts.is_empty()
+    }
+
+    /// Starts an episode on row `row`: its prompt as the model reads it.
+    pub fn show(&mut self, row: usize) -> String {
+        self.row = row;
+        self.prompts[row].0.clone()
+    }
+
+    /// Whether the chat template wrote the prompt of the row shown last.
+    pub fn templated(&self) -> bool {
+        self.prompts[self.row].1
+    }
+
+    /// The prompts as the model reads them, in the dataset's order.
+    pub fn prompts(&self) -> impl Iterator<Item = &str> {
+        self.prompts.iter().map(|(text, _)| text.as_str())
     }
 }
 

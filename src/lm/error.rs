@@ -16,6 +16,10 @@ pub enum LmError {
     /// The caller's step after an iteration failed (logging, evaluation), and the run stops.
     #[error("{0}")]
     Stopped(String),
+    /// A reward function failed (a command that exits with an error, hangs or writes no
+    /// number), and the batch cannot be scored.
+    #[error("a reward function failed: {0}")]
+    Reward(String),
     /// A data-parallel collective operation failed (a peer missing or out of step).
     #[error("data-parallel all-reduce failed: {0}")]
     Collective(String),

@@ -133,8 +133,6 @@ pub fn generate<B: Backend>(
     Ok(out)
 }
 
-/// Samples a token from one row of `logits / temperature`; returns it and its
-/// log-probability under the unfiltered softmax.
 /// [`generate`] with the tokenizer's padding and EOS, and no callback: the call of every
 /// evaluation (`lm eval`, the held-out accuracy).
 pub fn complete<B: Backend>(
@@ -148,6 +146,8 @@ pub fn complete<B: Backend>(
     generate(model, prompts, pad, eos, config, rng, None)
 }
 
+/// Samples a token from one row of `logits / temperature`; returns it and its
+/// log-probability under the unfiltered softmax.
 // ANCHOR: lm_sample_token
 pub fn sample_token(scaled: &[f32], config: &SamplingConfig, rng: &mut impl Rng) -> (u32, f32) {
     let max = scaled.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));

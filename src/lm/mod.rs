@@ -35,6 +35,7 @@
 pub mod chat;
 pub mod checkpoint;
 pub mod dataset;
+pub mod dataset_eval;
 pub mod error;
 pub mod generate;
 pub mod gguf;

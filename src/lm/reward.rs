@@ -32,6 +32,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use super::checkpoint::LmTokenizer;
 use super::error::LmError;
 use super::model::{Batch, ModelError, Transformer, TransformerConfig};
+use super::rewards::TextRewards;
 use super::stage::{check_training, Evaluator, Fresh, FreshStage, Stage};
 use super::task::task_tokenizer;
 use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
@@ -236,17 +237,22 @@ impl<B: AutodiffBackend, T: Tokenizer> Lesson<B> for Preferences<T> {
     }
 }
 
-/// Each reward function's mean over a batch, by name.
+/// What the reward functions log for a batch: `(metric, value)`, TRL's names
+/// (`rewards/<name>/mean`, `rewards/<name>/std`).
 pub type RewardMeans = Vec<(String, f64)>;
 
 /// What scores a completion in RL: TRL's `reward_funcs` with its `reward_weights`. The
-/// task's own (verifiable) reward and any number of reward models, each weighted; the
-/// reward of a completion is the weighted sum.
+/// task's own (verifiable) reward, any number of reward models, and reward functions of the
+/// completion's text and its dataset row, each weighted; the reward of a completion is the
+/// weighted sum.
 pub struct RewardFuncs<B: Backend> {
     /// The weight of the task's reward (0 to leave it out).
     pub task_weight: f32,
     /// `(name, model, weight)`.
     pub models: Vec<(String, RewardModel<B>, f32)>,
+    /// Functions of the text (`accuracy`, `format`, a command, a closure: [`Rewards`], with
+    /// their weights) and the dataset whose rows they read (`lm grpo --dataset`).
+    pub text: Option<TextRewards>,
 }
 
 impl<B: Backend> Default for RewardFuncs<B> {
@@ -255,6 +261,7 @@ impl<B: Backend> Default for RewardFuncs<B> {
         Self {
             task_weight: 1.0,
             models: Vec::new(),
+            text: None,
         }
     }
 }
@@ -262,33 +269,36 @@ impl<B: Backend> Default for RewardFuncs<B> {
 impl<B: Backend> RewardFuncs<B> {
     /// Whether the task's reward alone is used (nothing to rescore).
     pub fn task_only(&self) -> bool {
-        self.models.is_empty() && self.task_weight == 1.0
+        self.models.is_empty() && self.text.is_none() && self.task_weight == 1.0
     }
 
-    /// The rewards of completions `tokens` (EOS at the end where one came) of `prompts`,
-    /// whose task rewards are `task`: the weighted sum, and each function's mean (TRL's
-    /// `rewards/<name>/mean`).
+    /// The rewards of completions `tokens` (EOS at the end where one came) of `prompts`
+    /// (from the dataset rows `rows`, where the task has them), whose task rewards are
+    /// `task`: the weighted sum, and each function's log entries.
     pub fn score(
         &self,
         prompts: &[Vec<u32>],
         tokens: &[Vec<u32>],
+        rows: &[Option<usize>],
         task: &[f32],
         tokenizer: &impl Tokenizer,
     ) -> Result<(Vec<f32>, RewardMeans), LmError> {
         // ANCHOR: rm_reward_funcs
         let n = task.len().max(1) as f64;
         let mut total: Vec<f32> = task.iter().map(|r| r * self.task_weight).collect();
-        let mut means = vec![(
-            "task".to_string(),
-            task.iter().map(|r| f64::from(*r)).sum::<f64>() / n,
-        )];
+        let mut means = Vec::new();
+        // A dataset's task scores nothing itself (its reward functions do).
+        if self.text.is_none() || self.task_weight != 0.0 {
+            let mean = task.iter().map(|r| f64::from(*r)).sum::<f64>() / n;
+            means.push(("rewards/task/mean".to_string(), mean));
+        }
         // A reward model reads the completion's text tokens, without EOS (as it was trained).
         let eos = tokenizer.eos_id();
         let completions: Vec<Vec<u32>> = tokens
             .iter()
             .map(|t| t.iter().copied().filter(|&id| id != eos).collect())
             .collect();
-        for (name, model, weight) in &self.models {
+        for (_name, model, weight) in &self.models {
             let scores: Vec<f32> = model
                 .scores(prompts, &completions, tokenizer.pad_id())?
                 .into_data()
@@ -298,10 +308,23 @@ impl<B: Backend> RewardFuncs<B> {
             for (t, s) in total.iter_mut().zip(&scores) {
                 *t += weight * s;
             }
+            // One name for every reward model (a run has one in practice; several add up).
             means.push((
-                name.clone(),
+                "rewards/model/mean".to_string(),
                 scores.iter().map(|s| f64::from(*s)).sum::<f64>() / n,
             ));
+        }
+        // Functions of the text read what a reader would: the decoded completion.
+        if let Some(text) = &self.text {
+            let decoded: Vec<String> = completions.iter().map(|t| tokenizer.decode(t)).collect();
+            let scores = text.score(rows, &decoded)?;
+            for (t, s) in total.iter_mut().zip(&scores.total) {
+                *t += s;
+            }
+            // TRL's `rewards/<name>/mean` and `/std`; the weighted sum is the learner's own
+            // `reward` and `reward_std`.
+            let entries = scores.log_entries().into_iter();
+            means.extend(entries.filter(|(name, _)| name.starts_with("rewards/")));
         }
         // ANCHOR_END: rm_reward_funcs
         Ok((total, means))
@@ -310,9 +333,10 @@ impl<B: Backend> RewardFuncs<B> {
 
 impl<B: Backend> RewardFuncs<B> {
     /// Rescores `rollout` in place with these functions (nothing to do for the task's reward
-    /// alone); returns each function's mean and, with a reward model, the preference task's
-    /// hidden rater's mean score (`hidden_score`): what a reward model is meant to stand for,
-    /// logged so that a run shows whether the policy learns the rule or fools the model.
+    /// alone); returns each function's log entries and, with a reward model, the preference
+    /// task's hidden rater's mean score (`hidden_score`): what a reward model is meant to
+    /// stand for, logged so that a run shows whether the policy learns the rule or fools the
+    /// model.
     pub fn rescore(
         &self,
         rollout: &mut super::rollout::LmRollout,
@@ -324,6 +348,7 @@ impl<B: Backend> RewardFuncs<B> {
         let (total, mut means) = self.score(
             &rollout.prompts,
             &rollout.tokens,
+            &rollout.prompt_rows,
             &rollout.rewards,
             tokenizer,
         )?;
@@ -339,6 +364,22 @@ impl<B: Backend> RewardFuncs<B> {
         rollout.rewards = total;
         Ok(means)
     }
+}
+
+/// `name` as a key of [`crate::Metrics`] (keyed by `&'static str`): reward functions are
+/// named at run time (a command, a closure), so each distinct name is kept once for the
+/// life of the process.
+pub fn metric_key(name: &str) -> &'static str {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(key) = names.get(name) {
+        return key;
+    }
+    let key: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(key);
+    key
 }
 
 /// Saves a reward model into the folder `dir`: its backbone as a language-model checkpoint

@@ -21,7 +21,8 @@ use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde_json::Value;
 
-use super::dataset::Row;
+use super::dataset::{Dataset, DatasetTask, Row};
+use super::error::LmError;
 
 /// One completion to score, with the prompt it answers and that prompt's row.
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +58,8 @@ impl<F: Fn(&Sample) -> f32 + Send + Sync> RewardFunction for Closure<F> {
 }
 
 /// Where the answer is in a completion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Extract {
     /// The content of the last `<answer>...</answer>`.
     AnswerTag,
@@ -169,6 +171,10 @@ impl RewardFunction for Accuracy {
     }
 }
 
+/// DeepSeek-R1's and Open-R1's format: the work in `<think>` tags, then the answer in
+/// `<answer>` tags, each on lines of their own.
+pub const THINK_ANSWER: &str = r"<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>";
+
 /// 1 when the whole completion matches the pattern (`.` matches newlines too), else 0.
 #[derive(Clone, Debug)]
 pub struct Format {
@@ -185,7 +191,7 @@ impl Format {
 
     /// The think-then-answer format of DeepSeek-R1 and Open-R1.
     pub fn think_answer() -> Self {
-        Self::new(r"<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>").expect("a valid pattern")
+        Self::new(THINK_ANSWER).expect("a valid pattern")
     }
 }
 
@@ -346,7 +352,14 @@ impl Command {
             bail!("the command reward needs a program: command:PROGRAM [ARGS]");
         }
         Ok(Self {
-            name: format!("command:{}", program.join(" ")),
+            // Named by its last word's file name (`command:verify.py`): a metric's name
+            // (`rewards/command:verify.py/mean`) without spaces or folders.
+            name: format!(
+                "command:{}",
+                std::path::Path::new(program.last().expect("not empty"))
+                    .file_name()
+                    .map_or_else(|| program.join("_"), |n| n.to_string_lossy().into_owned())
+            ),
             program,
             timeout,
         })
@@ -441,6 +454,69 @@ impl RewardFunction for Command {
     }
 }
 
+/// The names of the built-in reward functions, as `reward_funcs` takes them.
+pub const BUILT_IN: [&str; 4] = ["accuracy", "format", "length", "equation"];
+
+/// How the built-in reward functions read a completion: a run's `[rl.rewards]` table, and
+/// `lm eval --dataset`'s flags.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardSettings {
+    /// `accuracy`: the column holding the right answer.
+    pub answer_column: String,
+    /// `accuracy`: where the answer is in a completion: `last-number`, `answer-tag`
+    /// (`<answer>...</answer>`), `boxed` (`\boxed{...}`) or `hashes` (after `####`).
+    pub extract: Extract,
+    /// `accuracy`: compare the answers as text, not as numbers.
+    pub exact: bool,
+    /// `format`: the regular expression the whole completion must match (by default the
+    /// think-then-answer format, [`Format::think_answer`]).
+    pub format: String,
+    /// `length`: the length, in characters, that earns 0 (less or more earns down to -1).
+    pub length_target: usize,
+    /// `command:...`: seconds a command may take over one batch before the batch fails.
+    pub command_timeout_s: u64,
+}
+
+impl Default for RewardSettings {
+    fn default() -> Self {
+        Self {
+            answer_column: "answer".into(),
+            extract: Extract::LastNumber,
+            exact: false,
+            format: THINK_ANSWER.into(),
+            length_target: 200,
+            command_timeout_s: 60,
+        }
+    }
+}
+
+impl RewardSettings {
+    /// The reward function `name` names: a built-in ([`BUILT_IN`]) or `command:PROGRAM
+    /// [ARGS]`; `None` for any other name (the task's own reward, a reward model's folder).
+    pub fn function(&self, name: &str) -> Result<Option<Box<dyn RewardFunction>>> {
+        Ok(Some(match name {
+            "accuracy" => Box::new(Accuracy {
+                extract: self.extract,
+                column: self.answer_column.clone(),
+                numeric: !self.exact,
+            }),
+            "format" => Box::new(Format::new(&self.format)?),
+            "length" => Box::new(Length {
+                target: self.length_target,
+            }),
+            "equation" => Box::new(Equation),
+            _ => match name.strip_prefix("command:") {
+                Some(line) => Box::new(Command::new(
+                    line,
+                    Duration::from_secs(self.command_timeout_s),
+                )?),
+                None => return Ok(None),
+            },
+        }))
+    }
+}
+
 /// Reward functions with their weights: the reward of a completion is
 /// `sum_i weight_i * reward_i` (TRL's `reward_weights`, 1 each by default).
 #[derive(Default)]
@@ -462,6 +538,28 @@ impl Rewards {
     pub fn with(mut self, function: impl RewardFunction + 'static, weight: f32) -> Self {
         self.functions.push((Box::new(function), weight));
         self
+    }
+
+    /// The functions `names` names with `weights` (1 each when `None`), as
+    /// [`RewardSettings::function`] reads a name; a name it does not know is refused.
+    pub fn from_names(
+        names: &[String],
+        weights: Option<&[f32]>,
+        settings: &RewardSettings,
+    ) -> Result<Self> {
+        let mut out = Self::default();
+        for (i, name) in names.iter().enumerate() {
+            let Some(function) = settings.function(name)? else {
+                bail!(
+                    "unknown reward function {name:?}: the built-in ones are {}, or \
+                     command:PROGRAM [ARGS]",
+                    BUILT_IN.join(", ")
+                );
+            };
+            out.functions
+                .push((function, weights.map_or(1.0, |w| w[i])));
+        }
+        Ok(out)
     }
 
     /// Scores `batch` with every function.
@@ -511,6 +609,37 @@ impl Scores {
         out.push(("reward".into(), mean));
         out.push(("reward_std".into(), std));
         out
+    }
+}
+
+/// Reward functions of a completion's text, and the dataset its prompts come from.
+pub struct TextRewards {
+    pub functions: Rewards,
+    /// The rows the functions read, in the dataset's order.
+    pub dataset: std::sync::Arc<Dataset>,
+    /// The prompts as the model reads them (the task the completions answer).
+    pub task: DatasetTask,
+}
+
+impl TextRewards {
+    /// Each function's rewards of `completions` (text, EOS removed) of the prompts of the
+    /// dataset rows `rows`, and their weighted sum.
+    pub fn score(&self, rows: &[Option<usize>], completions: &[String]) -> Result<Scores, LmError> {
+        let prompts: Vec<&str> = self.task.prompts().collect();
+        let mut batch = Vec::with_capacity(rows.len());
+        for (row, completion) in rows.iter().zip(completions) {
+            let row = row.ok_or_else(|| {
+                LmError::Reward("the text's reward functions need a dataset's prompts".into())
+            })?;
+            batch.push(Sample {
+                prompt: prompts[row],
+                completion,
+                row: &self.dataset.rows[row],
+            });
+        }
+        self.functions
+            .score(&batch)
+            .map_err(|e| LmError::Reward(format!("{e:#}")))
     }
 }
 

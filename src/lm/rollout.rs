@@ -3,9 +3,11 @@
 //! the environment scores the whole completion in one step.
 
 use burn::tensor::backend::Backend;
-use policy_lab_envs::{Env, Space};
+use policy_lab_envs::{Arithmetic, Env, Space};
 use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
 
+use super::dataset::DatasetTask;
 use super::generate::{generate, SamplingConfig};
 use super::model::Transformer;
 use super::sft::{LmError, TokenRows};
@@ -14,11 +16,20 @@ use super::tokenizer::Tokenizer;
 use crate::core::advantage::zero_std_groups;
 
 /// A text task as an environment: its observations are prompts and its actions completions,
-/// both `String`s (the arithmetic task, a preference task). Every language-model learner
-/// collects from one.
-pub trait TextEnv:
-    Env<ObsSpace: Space<Item = String>, ActSpace: Space<Item = String>> + Clone
-{
+/// both `String`s. Every language-model learner collects from one: the arithmetic task and a
+/// preference task (each an [`Env`] with text spaces), or a dataset's prompts
+/// ([`crate::lm::dataset::DatasetTask`], scored by the run's reward functions).
+pub trait TextEnv: Clone {
+    /// Starts an episode: a prompt drawn with `seed`, and the index of its row when the task
+    /// reads its prompts from a dataset (the reward functions read that row's columns).
+    fn draw(&mut self, seed: u64) -> (String, Option<usize>);
+    /// Ends it: the reward of `completion` (0 for a completion the task refuses).
+    fn reward(&mut self, completion: String) -> f32;
+    /// The token ids of the prompt drawn last, `prompt`: BOS in front, or the tokenizer's
+    /// chat template around it ([`encode_prompt`]).
+    fn encode<T: Tokenizer>(&self, tokenizer: &T, prompt: &str) -> Result<Vec<u32>, LmError> {
+        Ok(encode_prompt(tokenizer, prompt)?)
+    }
 }
 
 impl<E> TextEnv for E
@@ -27,6 +38,63 @@ where
     E::ObsSpace: Space<Item = String>,
     E::ActSpace: Space<Item = String>,
 {
+    fn draw(&mut self, seed: u64) -> (String, Option<usize>) {
+        (self.reset(Some(seed)).0, None)
+    }
+    fn reward(&mut self, completion: String) -> f32 {
+        self.step(completion).map_or(0.0, |s| s.reward as f32)
+    }
+}
+
+/// A dataset's prompts as a text environment: a row drawn with the seed, uniformly.
+impl TextEnv for DatasetTask {
+    fn draw(&mut self, seed: u64) -> (String, Option<usize>) {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let row = rng.random_range(0..self.len());
+        (self.show(row), Some(row))
+    }
+    fn reward(&mut self, _completion: String) -> f32 {
+        0.0
+    }
+    /// A prompt the chat template wrote is tokenized as it is (the template wrote the special
+    /// tokens; TRL adds none), a raw one with BOS in front.
+    fn encode<T: Tokenizer>(&self, tokenizer: &T, prompt: &str) -> Result<Vec<u32>, LmError> {
+        Ok(if self.templated() {
+            tokenizer.encode(prompt)?
+        } else {
+            encode_prompt(tokenizer, prompt)?
+        })
+    }
+}
+
+/// The prompts an RL stage learns from: the arithmetic task (its own reward), or a dataset's
+/// prompts (`--dataset`, scored by the reward functions).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum LmTask {
+    Arithmetic(Box<Arithmetic>),
+    Dataset(DatasetTask),
+}
+
+impl TextEnv for LmTask {
+    fn draw(&mut self, seed: u64) -> (String, Option<usize>) {
+        match self {
+            LmTask::Arithmetic(e) => e.draw(seed),
+            LmTask::Dataset(e) => e.draw(seed),
+        }
+    }
+    fn reward(&mut self, completion: String) -> f32 {
+        match self {
+            LmTask::Arithmetic(e) => e.reward(completion),
+            LmTask::Dataset(e) => e.reward(completion),
+        }
+    }
+    fn encode<T: Tokenizer>(&self, tokenizer: &T, prompt: &str) -> Result<Vec<u32>, LmError> {
+        match self {
+            LmTask::Arithmetic(e) => e.encode(tokenizer, prompt),
+            LmTask::Dataset(e) => e.encode(tokenizer, prompt),
+        }
+    }
 }
 
 /// `prompts * group_size` completions and their rewards, prompt-major: rows
@@ -43,6 +111,8 @@ pub struct LmRollout {
     pub finished: Vec<bool>,
     /// The environment's reward of each completion.
     pub rewards: Vec<f32>,
+    /// The dataset row of each completion's prompt (a task that reads no dataset: `None`).
+    pub prompt_rows: Vec<Option<usize>>,
 }
 
 impl LmRollout {
@@ -83,7 +153,8 @@ impl LmRollout {
             tokens: self.tokens[range.clone()].to_vec(),
             logp: self.logp[range.clone()].to_vec(),
             finished: self.finished[range.clone()].to_vec(),
-            rewards: self.rewards[range].to_vec(),
+            rewards: self.rewards[range.clone()].to_vec(),
+            prompt_rows: self.prompt_rows[range].to_vec(),
         }
     }
 
@@ -94,6 +165,7 @@ impl LmRollout {
         self.logp.extend(other.logp);
         self.finished.extend(other.finished);
         self.rewards.extend(other.rewards);
+        self.prompt_rows.extend(other.prompt_rows);
     }
 
     /// A `[rows, max_len]` row-major matrix of `values[row][token]`, zero-padded.
@@ -107,9 +179,9 @@ impl LmRollout {
     }
 }
 
-/// Draws `prompts` start states from `env` (`reset` with seeds from `rng`), samples
-/// `group_size` completions of each, and scores each completion with the environment. A
-/// completion the task refuses (outside its action space) earns 0.
+/// Draws `prompts` start states from `env` (with seeds from `rng`), samples `group_size`
+/// completions of each, and scores each completion with the environment. A completion the
+/// task refuses (outside its action space) earns 0.
 pub fn collect_completions<B, E, T>(
     model: &Transformer<B>,
     env: &E,
@@ -126,12 +198,14 @@ where
 {
     // ANCHOR: grpolm_collect_completions
     let mut prompt_ids: TokenRows = Vec::with_capacity(prompts * group_size);
+    let mut prompt_rows = Vec::with_capacity(prompts * group_size);
     let mut envs: Vec<E> = Vec::with_capacity(prompts);
     for _ in 0..prompts {
         let mut e = env.clone();
-        let (prompt, _) = e.reset(Some(rng.random()));
-        let ids = encode_prompt(tokenizer, &prompt)?;
+        let (prompt, row) = e.draw(rng.random());
+        let ids = e.encode(tokenizer, &prompt)?;
         prompt_ids.extend(std::iter::repeat_n(ids, group_size));
+        prompt_rows.extend(std::iter::repeat_n(row, group_size));
         envs.push(e);
     }
     let out = generate(
@@ -148,9 +222,9 @@ where
         .iter()
         .enumerate()
         .map(|(i, tokens)| {
-            let mut e = envs[i / group_size].clone();
-            e.step(tokenizer.decode(tokens))
-                .map_or(0.0, |s| s.reward as f32)
+            envs[i / group_size]
+                .clone()
+                .reward(tokenizer.decode(tokens))
         })
         .collect();
     // ANCHOR_END: grpolm_collect_completions
@@ -160,6 +234,7 @@ where
         logp: out.logp,
         finished: out.finished,
         rewards,
+        prompt_rows,
     })
 }
 
@@ -175,6 +250,7 @@ mod tests {
             logp: vec![vec![0.0]; n],
             finished: vec![true; n],
             rewards: rewards.to_vec(),
+            prompt_rows: vec![None; n],
         }
     }
 

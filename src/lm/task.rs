@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::LmError;
 use super::generate::{complete, SamplingConfig};
 use super::model::Transformer;
+
 use super::tokenizer::{encode_prompt, CharTokenizer, Tokenizer};
 use crate::ConfigError;
 

@@ -1,11 +1,19 @@
-//! `policy-lab lm eval`: a checkpoint's greedy accuracy on a task's held-out problems.
+//! `policy-lab lm eval`: a checkpoint's greedy accuracy on a task's held-out problems, or its
+//! completions of a dataset's prompts scored by reward functions (pass@k with `--k`).
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
 use policy_lab_envs::{ArithmeticConfig, Split};
+use rand::SeedableRng;
 
 use crate::lm::checkpoint::{load_policy, LmTokenizer};
+use crate::lm::dataset::{Dataset, DatasetTask};
+use crate::lm::dataset_eval::{evaluate_dataset, DatasetScores};
+use crate::lm::generate::SamplingConfig;
+use crate::lm::rewards::{RewardSettings, Rewards, TextRewards};
 use crate::lm::task::{task_env, task_tokenizer, Accuracy};
 use crate::run::Progress;
 use crate::Metrics;
@@ -47,116 +55,70 @@ pub fn run_eval<B: burn::tensor::backend::Backend>(
     Ok(accuracy)
 }
 
-/// What `lm eval --dataset` measured: each reward function's mean over the rows (greedy, one
-/// completion per prompt), the mean completion length in tokens, and every completion.
-#[derive(Clone, Debug)]
-pub struct DatasetEvaluation {
-    /// `(name, mean)` of each reward function, in order (`accuracy` first where given).
-    pub means: Vec<(String, f64)>,
-    pub mean_tokens: f64,
-    /// `(prompt as the model read it, completion)` of each row, in the dataset's order.
-    pub completions: Vec<(String, String)>,
-    /// The rewards of each row, as `means` orders the functions.
-    pub rewards: Vec<Vec<f32>>,
+/// How `lm eval --dataset` samples: `k` completions of each prompt at `temperature` (one
+/// greedy completion when `k` is 1), at most `max_new_tokens` each.
+#[derive(Clone, Copy, Debug)]
+pub struct Sampling {
+    pub k: usize,
+    pub temperature: f32,
+    pub max_new_tokens: usize,
+    pub seed: u64,
 }
 
-/// Greedy completions of every prompt of `dataset` by the model at `model_dir`, scored by
-/// `rewards`. A conversational prompt is written with the model's chat template; a standard one
-/// raw, or with the template when `chat_template` is set (as `lm generate` writes a prompt
-/// unless `--raw`).
+/// Completions of every prompt of the dataset in `file` by the model at `model_dir`, scored by
+/// the reward functions `names` (as `settings` sets them up). A conversational prompt is
+/// written with the model's chat template; a standard one raw, or with the template when
+/// `chat_template` is set (as `lm generate` writes a prompt unless `--raw`).
 pub fn run_eval_dataset<B: burn::tensor::backend::Backend>(
     model_dir: &Path,
-    dataset: &crate::lm::dataset::Dataset,
-    rewards: &crate::lm::rewards::Rewards,
+    file: &Path,
+    (names, settings): (&[String], &RewardSettings),
     chat_template: bool,
-    max_new_tokens: usize,
+    sampling: Sampling,
     device: &B::Device,
-) -> Result<DatasetEvaluation> {
-    use crate::lm::dataset::Prompt;
-    use crate::lm::generate::{complete, SamplingConfig};
-    use crate::lm::rewards::Sample;
-    use crate::lm::tokenizer::{encode_prompt, Tokenizer};
-    use rand::SeedableRng;
-
+) -> Result<DatasetScores> {
+    let dataset = Arc::new(Dataset::read(file)?);
+    let functions = Rewards::from_names(names, None, settings)?;
     let loaded = load_policy::<B>(model_dir, None, device)?;
     let template = match &loaded.tokenizer {
         LmTokenizer::Hf(t) => t.chat_template.clone(),
         LmTokenizer::Char(_) => None,
     };
-    let tokenizer = &loaded.tokenizer;
-    let mut texts = Vec::new();
-    let mut ids = Vec::new();
-    for (i, row) in dataset.rows.iter().enumerate() {
-        let templated = chat_template || matches!(row.prompt, Prompt::Conversation(_));
-        let (text, tokens) = match (templated, &template) {
-            (false, _) => {
-                let Prompt::Text(text) = &row.prompt else {
-                    unreachable!("a conversation is templated")
-                };
-                (text.clone(), encode_prompt(tokenizer, text)?)
-            }
-            (true, Some(t)) => {
-                let text = row.prompt.render(Some(t))?;
-                let tokens = tokenizer.encode(&text)?;
-                (text, tokens)
-            }
-            (true, None) => bail!(
-                "row {}: {} has no chat template, which a conversational prompt (or --chat-template) needs",
-                i + 1,
-                model_dir.display()
-            ),
-        };
-        texts.push(text);
-        ids.push(tokens);
-    }
-    let sampling = SamplingConfig::greedy(max_new_tokens);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let task = DatasetTask::new(&dataset, template.as_ref(), chat_template).with_context(|| {
+        format!(
+            "{} with the model in {}",
+            file.display(),
+            model_dir.display()
+        )
+    })?;
+    let rewards = TextRewards {
+        functions,
+        dataset,
+        task,
+    };
+    let config = match sampling.k {
+        1 => SamplingConfig::greedy(sampling.max_new_tokens),
+        _ => SamplingConfig {
+            temperature: sampling.temperature,
+            max_new_tokens: sampling.max_new_tokens,
+            ..SamplingConfig::default()
+        },
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(sampling.seed);
     let mut err = std::io::stderr();
-    let total = ids.len();
+    let total = rewards.task.len();
     let mut bar = Progress::new("eval", total, "prompts", 10, total.div_ceil(32), &mut err);
-    let mut answers: Vec<Vec<u32>> = Vec::new();
-    for chunk in ids.chunks(32) {
-        answers.extend(complete(&loaded.model, tokenizer, chunk, &sampling, &mut rng)?.tokens);
-        let _ = bar.update(answers.len(), &Metrics::new());
-    }
+    let scores = evaluate_dataset(
+        &loaded.model,
+        &loaded.tokenizer,
+        &rewards,
+        (&config, sampling.k),
+        None,
+        &mut rng,
+        &mut |done, _| {
+            let _ = bar.update(done, &Metrics::new());
+        },
+    )?;
     bar.finish();
-    let eos = tokenizer.eos_id();
-    let decoded: Vec<String> = answers
-        .iter()
-        .map(|t| {
-            let t: Vec<u32> = t.iter().copied().filter(|&x| x != eos).collect();
-            tokenizer.decode(&t)
-        })
-        .collect();
-    let batch: Vec<Sample> = dataset
-        .rows
-        .iter()
-        .zip(&texts)
-        .zip(&decoded)
-        .map(|((row, prompt), completion)| Sample {
-            prompt,
-            completion,
-            row,
-        })
-        .collect();
-    let scores = rewards.score(&batch)?;
-    let means = scores
-        .per_function
-        .iter()
-        .map(|(name, r)| {
-            let mean = r.iter().map(|&x| x as f64).sum::<f64>() / r.len().max(1) as f64;
-            (name.clone(), mean)
-        })
-        .collect();
-    let rewards_per_row = (0..batch.len())
-        .map(|i| scores.per_function.iter().map(|(_, r)| r[i]).collect())
-        .collect();
-    let mean_tokens =
-        answers.iter().map(Vec::len).sum::<usize>() as f64 / answers.len().max(1) as f64;
-    Ok(DatasetEvaluation {
-        means,
-        mean_tokens,
-        completions: texts.into_iter().zip(decoded).collect(),
-        rewards: rewards_per_row,
-    })
+    Ok(scores)
 }

@@ -48,7 +48,7 @@ use crate::lm::task::Accuracy;
 use crate::run::{Driven, RunFolder, Start};
 use crate::ConfigError;
 
-pub use eval::{run_eval, run_eval_dataset, DatasetEvaluation};
+pub use eval::{run_eval, run_eval_dataset, Sampling};
 pub use fresh::{run_fresh, run_sft};
 
 // ANCHOR: lm_stage_registry
@@ -337,11 +337,31 @@ pub struct RlConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
     /// TRL's `reward_funcs` (GRPO and PPO): `"task"`, the task's verifiable reward, and/or the
-    /// folders of reward models (`lm reward`'s `model/`).
+    /// folders of reward models (`lm reward`'s `model/`); with `dataset`, the functions of
+    /// the text: `accuracy`, `format`, `length`, `equation` (`[rl.rewards]` sets them up) and
+    /// `command:PROGRAM [ARGS]`.
     pub reward_funcs: Vec<String>,
     /// TRL's `reward_weights`, one per entry of `reward_funcs`; unset: 1 each.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reward_weights: Option<Vec<f32>>,
+    /// Prompts from a dataset instead of the task's problems (`--dataset`): a JSON Lines file
+    /// in TRL's formats (`lm dataset` writes one), whose rows' other columns the reward
+    /// functions read. Its conversational prompts go through the checkpoint's chat template;
+    /// its standard ones too with `chat_template`, raw otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<PathBuf>,
+    /// With `dataset`: the held-out prompts (`--eval-dataset`) on which the accuracy is
+    /// measured greedily every `eval_every` iterations; unset, none is measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_dataset: Option<PathBuf>,
+    /// With `dataset`: the most tokens of a completion (TRL's `max_completion_length`; 64
+    /// when unset). The arithmetic task has its own, `task.max_completion_length`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_length: Option<usize>,
+    /// How the built-in reward functions (`accuracy`, `format`, `length`, `equation`,
+    /// `command:...`) read a completion (`[rl.rewards]`).
+    #[serde(skip_serializing_if = "is_default_rewards")]
+    pub rewards: crate::lm::rewards::RewardSettings,
     /// Data-parallel GRPO over several machines: this process's place among them
     /// (`[rl.nodes]`, [`crate::algos::grpo_parallel::Nodes`]); each node uses its `devices`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,9 +378,17 @@ impl Default for RlConfig {
             system_prompt: None,
             reward_funcs: vec!["task".into()],
             reward_weights: None,
+            dataset: None,
+            eval_dataset: None,
+            max_completion_length: None,
+            rewards: Default::default(),
             nodes: None,
         }
     }
+}
+
+fn is_default_rewards(r: &crate::lm::rewards::RewardSettings) -> bool {
+    *r == Default::default()
 }
 
 impl RlConfig {
@@ -372,6 +400,39 @@ impl RlConfig {
         check(
             !funcs.is_empty(),
             "reward_funcs must name at least one (\"task\" or a reward model's folder)",
+        )?;
+        let text_funcs = funcs
+            .iter()
+            .filter(|f| {
+                crate::lm::rewards::BUILT_IN.contains(&f.as_str()) || f.starts_with("command:")
+            })
+            .count();
+        match &self.dataset {
+            Some(_) => check(
+                !funcs.iter().any(|f| f == "task"),
+                "with a dataset, the reward functions score the completions: \"task\" (the \
+                 arithmetic task's reward) is not one of them; use accuracy, format, length, \
+                 equation or command:PROGRAM",
+            )?,
+            None => check(
+                text_funcs == 0,
+                "accuracy, format, length, equation and command: read a dataset's rows: set \
+                 rl.dataset (--dataset)",
+            )?,
+        }
+        check(
+            self.eval_dataset.is_none() || self.dataset.is_some(),
+            "eval_dataset needs dataset",
+        )?;
+        check(
+            self.max_completion_length != Some(0),
+            "max_completion_length must be at least 1",
+        )?;
+        // One completion length per run: the task's own, or this one with a dataset.
+        check(
+            self.max_completion_length.is_none() || self.dataset.is_some(),
+            "max_completion_length is the limit of a dataset's completions; the arithmetic \
+             task's is task.max_completion_length (in characters)",
         )?;
         if let Some(w) = &self.reward_weights {
             check(
@@ -503,9 +564,14 @@ impl LmRunConfig {
             .with_d_ff(m.d_ff)
     }
     /// The longest completion RL samples, in tokens: the task's answer limit
-    /// (`task.max_completion_length`, in characters, one token each) plus one for EOS.
+    /// (`task.max_completion_length`, in characters, one token each) plus one for EOS, or
+    /// with a dataset `rl.max_completion_length` (64 unset).
     pub fn max_completion_length(&self) -> usize {
-        self.task.completion_limit() + 1
+        match (self.rl.max_completion_length, &self.rl.dataset) {
+            (Some(n), _) => n,
+            (None, Some(_)) => 64,
+            (None, None) => self.task.completion_limit() + 1,
+        }
     }
     /// The task's environment on one split of its problems (`Split::Train` for RL and SFT,
     /// `Split::Test` for the held-out accuracy).

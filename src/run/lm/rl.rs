@@ -5,6 +5,7 @@
 //! data-parallel GRPO over several devices or machines.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use burn::module::AutodiffModule;
@@ -15,11 +16,17 @@ use super::{check_precision, finish, open_folder, LmRunConfig, LmSummary, Out, R
 use crate::algos::{FromInit, RlStage};
 use crate::core::learner::Learner;
 use crate::lm::checkpoint::{load_policy, save_lm, LmTokenizer};
+use crate::lm::dataset::{Dataset, DatasetTask};
+use crate::lm::dataset_eval::evaluate_dataset;
+use crate::lm::generate::SamplingConfig;
 use crate::lm::model::Transformer;
+use crate::lm::rewards::{Rewards, TextRewards};
+use crate::lm::rollout::{LmTask, TextEnv};
 use crate::lm::task::{evaluate_accuracy, task_tokenizer, Accuracy};
 use crate::lm::tokenizer::Tokenizer;
 use crate::run::{drive, resume_from, Budget, Drive, Progress, RunFolder};
 use crate::Metrics;
+use rand::SeedableRng;
 
 /// The RL stage `stage` (the settings of `config.algo`'s table) from the checkpoint in
 /// `init`, with the held-out accuracy measured along the way, into `out`, on `devices` (more
@@ -37,10 +44,15 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     let mut loaded = load_policy::<B>(init, Some(&tokenizer), device)?;
     loaded.model = loaded.model.with_precision(config.precision);
     let mut tokenizer = loaded.tokenizer.clone();
-    if config.rl.chat_template {
+    let rl = &config.rl;
+    let dataset = match &rl.dataset {
+        Some(path) => Some(Arc::new(Dataset::read(path)?)),
+        None => None,
+    };
+    if rl.chat_template && dataset.is_none() {
         match &mut tokenizer {
             LmTokenizer::Hf(hf) => hf
-                .use_chat_template(config.rl.system_prompt.clone())
+                .use_chat_template(rl.system_prompt.clone())
                 .with_context(|| format!("rl.chat_template with --init {}", init.display()))?,
             LmTokenizer::Char(_) => bail!(
                 "rl.chat_template needs a Hugging Face checkpoint with a chat template; {} is a \
@@ -49,32 +61,58 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
             ),
         }
     }
-    // The longest prompt as the model will read it: BOS or the chat template's text around
-    // it (what an empty prompt takes), and at most one token per character of `a+b=`.
-    let nines = "9".repeat(config.task.digits as usize);
-    let longest = format!("{nines}{}{nines}=", config.task.op.symbol());
-    let around = crate::lm::sft::encode_prompt(&tokenizer, "")?.len();
-    let needed = (around + longest.len())
-        .max(crate::lm::sft::encode_prompt(&tokenizer, &longest)?.len())
-        + config.max_completion_length();
+    if dataset.is_some() && rl.system_prompt.is_some() {
+        bail!("rl.system_prompt is not read with a dataset: put the system message in its rows");
+    }
+    let max_len = config.max_completion_length();
+    // The prompts: the task's training problems, or the dataset's (as the model reads them:
+    // a dataset's conversations through the checkpoint's chat template).
+    let template = match &tokenizer {
+        LmTokenizer::Hf(hf) => hf.chat_template.clone(),
+        LmTokenizer::Char(_) => None,
+    };
+    let (train_env, held_out) = match &dataset {
+        None => (
+            LmTask::Arithmetic(Box::new(config.env(Split::Train)?)),
+            HeldOut::Task(Box::new(config.env(Split::Test)?)),
+        ),
+        Some(d) => {
+            let task = DatasetTask::new(d, template.as_ref(), rl.chat_template)
+                .with_context(|| format!("the dataset {}", path_of(&rl.dataset).display()))?;
+            let held_out = match &rl.eval_dataset {
+                Some(path) => {
+                    let e = Arc::new(Dataset::read(path)?);
+                    let task = DatasetTask::new(&e, template.as_ref(), rl.chat_template)
+                        .with_context(|| format!("the dataset {}", path.display()))?;
+                    HeldOut::Dataset(text_rewards(rl, e, task)?)
+                }
+                None => HeldOut::None,
+            };
+            (LmTask::Dataset(task), held_out)
+        }
+    };
+    let needed = longest_prompt(config, &train_env, &tokenizer)? + max_len;
     if needed > loaded.config.max_seq_len {
+        let prompts = match &rl.dataset {
+            Some(path) => format!("the prompts of {}", path.display()),
+            None => format!("the task {}:{}", config.task.op, config.task.digits),
+        };
         bail!(
-            "the task {}:{} needs sequences of up to {needed} tokens (prompt and completion) but \
-             the model in {} sees at most {}",
-            config.task.op,
-            config.task.digits,
+            "{prompts} needs sequences of up to {needed} tokens (the longest prompt, and \
+             {max_len} for the completion) but the model in {} sees at most {}",
             init.display(),
             loaded.config.max_seq_len
         );
     }
     let (mut folder, config_toml) = open_folder(config, &out)?;
     let name = config.algo.name();
-    let train_env = config.env(Split::Train)?;
-    let test_env = config.env(Split::Test)?;
-    let max_len = config.max_completion_length();
     let n = config.rl.iterations;
     let shape = loaded.config.clone();
-    let rewards = reward_funcs::<B::InnerBackend>(&config.rl, &tokenizer, device)?;
+    let text = match (&dataset, &train_env) {
+        (Some(d), LmTask::Dataset(task)) => Some(text_rewards(rl, d.clone(), task.clone())?),
+        _ => None,
+    };
+    let rewards = reward_funcs::<B::InnerBackend>(rl, &tokenizer, device, text)?;
     let resumable = config.algo.resumable();
     let resumable: Vec<&str> = resumable.iter().map(String::as_str).collect();
     let mut learner = stage.learner(FromInit {
@@ -96,7 +134,14 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     )?;
     let mut history = history;
     let policy = learner.policy().valid();
-    let start_accuracy = start_accuracy(&policy, &tokenizer, &test_env, &mut folder, &mut history)?;
+    let start_accuracy = start_accuracy(
+        &policy,
+        &tokenizer,
+        &held_out,
+        max_len,
+        &mut folder,
+        &mut history,
+    )?;
     drop(policy);
     writeln!(
         out.progress,
@@ -118,9 +163,13 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
         .after(|it, m, l| {
             // The task is one step per completion: environment steps are completions.
             m.insert("global_step", m["completions_seen"]);
-            if it % config.rl.eval_every == 0 || it == n {
-                last = evaluate_accuracy(&l.policy().valid(), &tokenizer, &test_env, None)?;
+            if (it % config.rl.eval_every == 0 || it == n) && !held_out.is_none() {
+                last = held_out.measure(&l.policy().valid(), &tokenizer, max_len)?;
                 m.insert("test_accuracy", last.accuracy);
+                if held_out.is_dataset() {
+                    m.insert("test_format", last.format);
+                    m.insert("test_reward", last.mean_reward);
+                }
             }
             Ok(())
         })
@@ -131,12 +180,56 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     finish(&mut folder, Some(start_accuracy), last, &driven)
 }
 
+/// Where an RL run measures its held-out accuracy: the task's test problems, a held-out
+/// dataset scored by the run's reward functions (`rl.eval_dataset`), or nowhere.
+enum HeldOut {
+    Task(Box<Arithmetic>),
+    Dataset(TextRewards),
+    None,
+}
+
+impl HeldOut {
+    fn is_none(&self) -> bool {
+        matches!(self, HeldOut::None)
+    }
+    fn is_dataset(&self) -> bool {
+        matches!(self, HeldOut::Dataset(_))
+    }
+    /// Greedy accuracy (and the format reward's mean and the mean reward, on a dataset).
+    fn measure<B: burn::tensor::backend::Backend>(
+        &self,
+        model: &Transformer<B>,
+        tokenizer: &impl Tokenizer,
+        max_len: usize,
+    ) -> Result<Accuracy> {
+        Ok(match self {
+            HeldOut::Task(env) => evaluate_accuracy(model, tokenizer, env, None)?,
+            HeldOut::Dataset(rewards) => {
+                let greedy = SamplingConfig::greedy(max_len);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+                evaluate_dataset(
+                    model,
+                    tokenizer,
+                    rewards,
+                    (&greedy, 1),
+                    None,
+                    &mut rng,
+                    &mut |_, _| {},
+                )?
+                .accuracy()
+            }
+            HeldOut::None => Accuracy::default(),
+        })
+    }
+}
+
 /// The held-out accuracy an RL run started from: read back from the first row of a resumed
 /// run, or measured now and logged as row 0 (iteration 0, global step 0).
 fn start_accuracy<B: burn::tensor::backend::Backend, T: Tokenizer>(
     model: &Transformer<B>,
     tokenizer: &T,
-    test_env: &Arithmetic,
+    held_out: &HeldOut,
+    max_len: usize,
     folder: &mut RunFolder,
     history: &mut Vec<crate::run::MetricsRow>,
 ) -> Result<Accuracy> {
@@ -146,32 +239,84 @@ fn start_accuracy<B: burn::tensor::backend::Backend, T: Tokenizer>(
             ..Accuracy::default()
         });
     }
-    let accuracy = evaluate_accuracy(model, tokenizer, test_env, None)?;
+    let accuracy = held_out.measure(model, tokenizer, max_len)?;
     let mut m = Metrics::new();
     m.insert("iteration", 0.0);
     m.insert("global_step", 0.0);
-    m.insert("test_accuracy", accuracy.accuracy);
+    if !held_out.is_none() {
+        m.insert("test_accuracy", accuracy.accuracy);
+    }
+    if held_out.is_dataset() {
+        m.insert("test_format", accuracy.format);
+        m.insert("test_reward", accuracy.mean_reward);
+    }
     folder.log(0, &m)?;
     history.push(m.iter().map(|(k, v)| (k.to_string(), *v)).collect());
     Ok(accuracy)
 }
 
-/// The reward functions `rl.reward_funcs` names, loaded, with `rl.reward_weights`. A reward
+/// The text's reward functions of `rl.reward_funcs` (the built-in ones and commands), with
+/// their weights, over `dataset`'s rows and `task`'s prompts.
+fn text_rewards(rl: &RlConfig, dataset: Arc<Dataset>, task: DatasetTask) -> Result<TextRewards> {
+    let mut functions = Rewards::default();
+    for (i, name) in rl.reward_funcs.iter().enumerate() {
+        if let Some(f) = rl.rewards.function(name)? {
+            let weight = rl.reward_weights.as_ref().map_or(1.0, |w| w[i]);
+            functions.functions.push((f, weight));
+        }
+    }
+    Ok(TextRewards {
+        functions,
+        dataset,
+        task,
+    })
+}
+
+/// The most tokens a prompt of `task` takes as the model reads it: the arithmetic task's
+/// longest (BOS or the chat template's text around it, and at most one token per character
+/// of `a+b=`), or a dataset's longest prompt.
+fn longest_prompt(config: &LmRunConfig, task: &LmTask, tokenizer: &LmTokenizer) -> Result<usize> {
+    Ok(match task {
+        LmTask::Arithmetic(_) => {
+            let nines = "9".repeat(config.task.digits as usize);
+            let longest = format!("{nines}{}{nines}=", config.task.op.symbol());
+            let around = crate::lm::sft::encode_prompt(tokenizer, "")?.len();
+            (around + longest.len()).max(crate::lm::sft::encode_prompt(tokenizer, &longest)?.len())
+        }
+        LmTask::Dataset(d) => {
+            let mut d = d.clone();
+            let mut most = 0;
+            for row in 0..d.len() {
+                let prompt = d.show(row);
+                most = most.max(d.encode(tokenizer, &prompt)?.len());
+            }
+            most
+        }
+    })
+}
+
+/// The reward functions `rl.reward_funcs` names, loaded, with `rl.reward_weights`: the task's
+/// reward, reward models, and `text` (the functions of the text, with a dataset). A reward
 /// model must share the policy's tokenizer (it reads the policy's token ids).
 fn reward_funcs<B: burn::tensor::backend::Backend>(
     rl: &RlConfig,
     tokenizer: &LmTokenizer,
     device: &B::Device,
+    text: Option<TextRewards>,
 ) -> Result<crate::lm::reward::RewardFuncs<B>> {
     let mut funcs = crate::lm::reward::RewardFuncs {
         task_weight: 0.0,
         models: Vec::new(),
+        text,
     };
     for (i, name) in rl.reward_funcs.iter().enumerate() {
         let weight = rl.reward_weights.as_ref().map_or(1.0, |w| w[i]);
         if name == "task" {
             funcs.task_weight += weight;
             continue;
+        }
+        if rl.rewards.function(name)?.is_some() {
+            continue; // a function of the text, in `text`
         }
         let dir = model_dir(Path::new(name));
         let (model, rm_tokenizer) = crate::lm::reward::load_reward_model::<B>(&dir, device)?;
@@ -186,6 +331,11 @@ fn reward_funcs<B: burn::tensor::backend::Backend>(
         funcs.models.push((name.clone(), model, weight));
     }
     Ok(funcs)
+}
+
+/// The path in `path`, which the caller knows is set.
+fn path_of(path: &Option<PathBuf>) -> &Path {
+    path.as_deref().unwrap_or(Path::new(""))
 }
 
 /// A run folder's `model/`, or the folder itself.
