@@ -3,7 +3,8 @@
 //! `tests/fixtures/make_hf_fixtures.py` (made with `transformers`) load into our
 //! `Transformer`, give `transformers`' logits to 1e-4 and its greedy generations token for
 //! token, alone and in a left-padded batch; a broken or unsupported checkpoint is a clear
-//! error that names the key and its value.
+//! error that names the key and its value. And the first GRPO step on a dataset with reward
+//! functions equals TRL's `GRPOTrainer` (`tests/fixtures/grpo-trl/`).
 
 use std::path::{Path, PathBuf};
 
@@ -480,4 +481,191 @@ fn a_run_with_chat_template_writes_prompts_as_trl_does_and_keeps_it_in_its_check
     assert!(format!("{e:#}").contains("has no chat template"), "{e:#}");
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_dir_all(&long);
+}
+
+#[derive(Deserialize)]
+struct TrlStep {
+    prompt_ids: Vec<Vec<u32>>,
+    completion_ids: Vec<Vec<u32>>,
+    finished: Vec<bool>,
+    rewards: std::collections::BTreeMap<String, Vec<f32>>,
+    advantages: Vec<f32>,
+    per_token_logps: Vec<Vec<f32>>,
+    loss: f64,
+}
+
+#[derive(Deserialize)]
+struct TrlExpected {
+    reward_weights: Vec<f32>,
+    standard: TrlStep,
+    conversational: TrlStep,
+}
+
+/// TRL's `GRPOTrainer`, first step, on a dataset with reward functions
+/// (`tests/fixtures/grpo-trl/make_grpo_trl_fixture.py`): the same prompt ids, each function's
+/// rewards, the weighted sum's advantages, the per-token log-probabilities and the loss, in
+/// the standard and the conversational format.
+#[test]
+fn the_first_grpo_step_on_a_dataset_equals_trls() {
+    use burn::module::AutodiffModule;
+    use policy_lab::algos::grpo_lm::{GrpoLm, GrpoLmConfig};
+    use policy_lab::core::advantage::group_advantages;
+    use policy_lab::lm::checkpoint::{load_policy, LmTokenizer};
+    use policy_lab::lm::dataset::{Dataset, DatasetTask};
+    use policy_lab::lm::generate::completion_log_probs;
+    use policy_lab::lm::reward::RewardFuncs;
+    use policy_lab::lm::rewards::{RewardSettings, Rewards, TextRewards};
+    use policy_lab::lm::rollout::{LmRollout, LmTask, TextEnv};
+    use std::sync::Arc;
+    type A = burn::backend::Autodiff<B>;
+
+    let here = fixture("grpo-trl");
+    let want: TrlExpected =
+        serde_json::from_str(&std::fs::read_to_string(here.join("expected.json")).unwrap())
+            .unwrap();
+    // The tiny Llama with the fixture's chat template beside it.
+    let model_dir =
+        std::env::temp_dir().join(format!("policy-lab-grpo-trl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&model_dir);
+    std::fs::create_dir_all(&model_dir).unwrap();
+    for entry in std::fs::read_dir(fixture("hf-tiny-llama")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "expected.json" {
+            std::fs::copy(&path, model_dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(
+        here.join("chat_template.jinja"),
+        model_dir.join("chat_template.jinja"),
+    )
+    .unwrap();
+    let device = Default::default();
+    let loaded = load_policy::<A>(&model_dir, None, &device).unwrap();
+    let LmTokenizer::Hf(hf) = &loaded.tokenizer else {
+        panic!("a Hugging Face tokenizer")
+    };
+    let template = hf.chat_template.clone();
+    assert!(template.is_some());
+    let g = 4;
+    for (format, step) in [
+        ("standard", &want.standard),
+        ("conversational", &want.conversational),
+    ] {
+        let rows = [("12+34=", "46"), ("7+8=", "15")];
+        let text: String = rows
+            .iter()
+            .map(|(q, a)| {
+                let prompt = match format {
+                    "standard" => serde_json::json!(q),
+                    _ => serde_json::json!([{"role": "user", "content": q}]),
+                };
+                format!("{}\n", serde_json::json!({"prompt": prompt, "answer": a}))
+            })
+            .collect();
+        let dataset = Arc::new(Dataset::parse(&text, format).unwrap());
+        let mut task = DatasetTask::new(&dataset, template.as_ref(), false).unwrap();
+        // The prompts' token ids, as TRL tokenizes them.
+        let mut prompts = Vec::new();
+        for (row, want_ids) in step.prompt_ids.iter().enumerate() {
+            let prompt = task.show(row);
+            let ids = task.encode(&loaded.tokenizer, &prompt).unwrap();
+            assert_eq!(&ids, want_ids, "{format}: the prompt of row {row}");
+            prompts.extend(std::iter::repeat_n(ids, g));
+        }
+        let (logp, _) = completion_log_probs(
+            &loaded.model.valid(),
+            &prompts,
+            &step.completion_ids,
+            loaded.tokenizer.pad_id(),
+            1.0,
+        )
+        .unwrap();
+        let width = step.completion_ids.iter().map(Vec::len).max().unwrap();
+        let flat: Vec<f32> = logp.into_data().to_vec().unwrap();
+        let logp: Vec<Vec<f32>> = step
+            .completion_ids
+            .iter()
+            .enumerate()
+            .map(|(i, c)| flat[i * width..i * width + c.len()].to_vec())
+            .collect();
+        assert_eq!(
+            logp.iter().flatten().count(),
+            step.per_token_logps.iter().flatten().count()
+        );
+        for (ours, theirs) in logp
+            .iter()
+            .flatten()
+            .zip(step.per_token_logps.iter().flatten())
+        {
+            assert!(
+                (ours - theirs).abs() < 1e-5,
+                "{format}: log-prob {ours} against {theirs}"
+            );
+        }
+        let mut rollout = LmRollout {
+            prompts,
+            tokens: step.completion_ids.clone(),
+            logp,
+            finished: step.finished.clone(),
+            rewards: vec![0.0; 8],
+            prompt_rows: (0..8).map(|i| Some(i / g)).collect(),
+        };
+        // The reward functions, weighted: each function's rewards and the sum TRL took.
+        let settings = RewardSettings {
+            format: r"\d+".into(),
+            ..RewardSettings::default()
+        };
+        let names = ["accuracy".to_string(), "format".to_string()];
+        let rewards = || RewardFuncs::<B> {
+            task_weight: 0.0,
+            models: Vec::new(),
+            text: Some(TextRewards {
+                functions: Rewards::from_names(&names, Some(&want.reward_weights), &settings)
+                    .unwrap(),
+                dataset: dataset.clone(),
+                task: task.clone(),
+            }),
+        };
+        rewards().rescore(&mut rollout, &loaded.tokenizer).unwrap();
+        for (i, r) in rollout.rewards.iter().enumerate() {
+            let sum = step.rewards["accuracy"][i] * want.reward_weights[0]
+                + step.rewards["format"][i] * want.reward_weights[1];
+            assert_eq!(*r, sum, "{format}: the reward of completion {i}");
+        }
+        let config = GrpoLmConfig::default();
+        let u = &config.update;
+        let adv = group_advantages(&rollout.rewards, g, u.baseline, u.scale_rewards);
+        for (ours, theirs) in adv.iter().zip(&step.advantages) {
+            assert!(
+                (ours - theirs).abs() < 1e-5,
+                "{format}: advantage {ours} against {theirs}"
+            );
+        }
+        // The loss of the first update, as the learner computes it.
+        let learner = GrpoLm::new(
+            GrpoLmConfig {
+                update: policy_lab::algos::grpo::GrpoUpdate {
+                    num_groups: 2,
+                    num_generations: g,
+                    ..config.update.clone()
+                },
+                ..config.clone()
+            },
+            width,
+            loaded.model.clone(),
+            LmTask::Dataset(task.clone()),
+            loaded.tokenizer.clone(),
+            0,
+        )
+        .unwrap()
+        .with_rewards(rewards());
+        let (_, metrics) = learner.gradients(&rollout).unwrap();
+        let loss = metrics["loss"];
+        assert!(
+            (loss - step.loss).abs() < 1e-5,
+            "{format}: loss {loss} against TRL's {}",
+            step.loss
+        );
+    }
+    std::fs::remove_dir_all(&model_dir).unwrap();
 }
