@@ -5,6 +5,7 @@
 #
 #   bash scripts/pyref.sh tests/fixtures/gguf/make_gguf_fixtures.py
 #   bash scripts/pyref.sh scripts/smollm2_expected.py
+#   bash scripts/pyref.sh tests/fixtures/grpo-trl/make_grpo_trl_fixture.py
 #
 # The environment lives in $POLICY_LAB_CACHE/pyref (default ~/.cache/policy-lab/pyref).
 set -euo pipefail
