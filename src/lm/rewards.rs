@@ -457,6 +457,12 @@ impl RewardFunction for Command {
 /// The names of the built-in reward functions, as `reward_funcs` takes them.
 pub const BUILT_IN: [&str; 4] = ["accuracy", "format", "length", "equation"];
 
+/// Whether `name` names a reward function of the text (a built-in or a command), which
+/// reads a dataset's rows, rather than the task's reward or a reward model's folder.
+pub fn is_text_function(name: &str) -> bool {
+    BUILT_IN.contains(&name) || name.starts_with("command:")
+}
+
 /// How the built-in reward functions read a completion: a run's `[rl.rewards]` table, and
 /// `lm eval --dataset`'s flags.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -403,9 +403,7 @@ impl RlConfig {
         )?;
         let text_funcs = funcs
             .iter()
-            .filter(|f| {
-                crate::lm::rewards::BUILT_IN.contains(&f.as_str()) || f.starts_with("command:")
-            })
+            .filter(|f| crate::lm::rewards::is_text_function(f))
             .count();
         match &self.dataset {
             Some(_) => check(

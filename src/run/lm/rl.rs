@@ -46,7 +46,7 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     let mut tokenizer = loaded.tokenizer.clone();
     let rl = &config.rl;
     let dataset = match &rl.dataset {
-        Some(path) => Some(Arc::new(Dataset::read(path)?)),
+        Some(path) => Some((path, Arc::new(Dataset::read(path)?))),
         None => None,
     };
     if rl.chat_template && dataset.is_none() {
@@ -76,9 +76,9 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
             LmTask::Arithmetic(Box::new(config.env(Split::Train)?)),
             HeldOut::Task(Box::new(config.env(Split::Test)?)),
         ),
-        Some(d) => {
+        Some((path, d)) => {
             let task = DatasetTask::new(d, template.as_ref(), rl.chat_template)
-                .with_context(|| format!("the dataset {}", path_of(&rl.dataset).display()))?;
+                .with_context(|| format!("the dataset {}", path.display()))?;
             let held_out = match &rl.eval_dataset {
                 Some(path) => {
                     let e = Arc::new(Dataset::read(path)?);
@@ -109,7 +109,7 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
     let n = config.rl.iterations;
     let shape = loaded.config.clone();
     let text = match (&dataset, &train_env) {
-        (Some(d), LmTask::Dataset(task)) => Some(text_rewards(rl, d.clone(), task.clone())?),
+        (Some((_, d)), LmTask::Dataset(task)) => Some(text_rewards(rl, d.clone(), task.clone())?),
         _ => None,
     };
     let rewards = reward_funcs::<B::InnerBackend>(rl, &tokenizer, device, text)?;
@@ -315,7 +315,7 @@ fn reward_funcs<B: burn::tensor::backend::Backend>(
             funcs.task_weight += weight;
             continue;
         }
-        if rl.rewards.function(name)?.is_some() {
+        if crate::lm::rewards::is_text_function(name) {
             continue; // a function of the text, in `text`
         }
         let dir = model_dir(Path::new(name));
@@ -331,11 +331,6 @@ fn reward_funcs<B: burn::tensor::backend::Backend>(
         funcs.models.push((name.clone(), model, weight));
     }
     Ok(funcs)
-}
-
-/// The path in `path`, which the caller knows is set.
-fn path_of(path: &Option<PathBuf>) -> &Path {
-    path.as_deref().unwrap_or(Path::new(""))
 }
 
 /// A run folder's `model/`, or the folder itself.
