@@ -219,6 +219,13 @@ struct LmDatasetArgs {
     /// standard rows in the task's notation ("12+34=").
     #[arg(long)]
     chat: bool,
+    /// With --chat: a system message before each question, e.g. the answer's format.
+    #[arg(long, requires = "chat")]
+    system: Option<String>,
+    /// With --chat: a worked example (a question and the reply wanted) before each question,
+    /// as a user message and the assistant's answer; repeat it for a few-shot prompt.
+    #[arg(long, requires = "chat", num_args = 2, value_names = ["QUESTION", "REPLY"])]
+    example: Vec<String>,
 }
 
 #[derive(Args)]
@@ -741,6 +748,16 @@ fn lm_dataset(args: LmDatasetArgs) -> Result<()> {
             arithmetic(&task, split, args.rows, args.seed, question)?
         }
     };
+    let dataset = match &args.system {
+        Some(text) => dataset.with_system(text)?,
+        None => dataset,
+    };
+    let examples: Vec<(String, String)> = args
+        .example
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    let dataset = dataset.with_examples(&examples)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -1026,19 +1043,26 @@ fn lm_command(command: LmCommand) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("runs/lm-{name}-{task_name}")));
     let start = Start::from_flags(args.resume.is_some(), args.overwrite);
     let summary = run_lm(&config, &out, start, &mut std::io::stderr())?;
-    if let Some(start) = &summary.start {
-        println!("start: held-out accuracy {:.3}", start.accuracy);
-    }
     let over = match summary.end.problems {
         0 => String::new(),
         n => format!(" over {n} problems"),
     };
+    let measured = match (&summary.start, summary.end.problems) {
+        (Some(start), n) if n > 0 => format!(
+            "{} {:.3} -> {:.3}{over}",
+            algo.measure(),
+            start.accuracy,
+            summary.end.accuracy
+        ),
+        (None, n) if n > 0 => format!("{} {:.3}{over}", algo.measure(), summary.end.accuracy),
+        _ => "no held-out prompts,".to_string(),
+    };
+    let task_label = match &config.rl.dataset {
+        Some(path) => path.display().to_string(),
+        None => format!("{}:{}", config.task.op, config.task.digits),
+    };
     println!(
-        "{name} on {}:{}: {} {:.3}{over} after {} {} in {:.1}s",
-        config.task.op,
-        config.task.digits,
-        algo.measure(),
-        summary.end.accuracy,
+        "{name} on {task_label}: {measured} after {} {} in {:.1}s",
         summary.iterations,
         if fresh { "steps" } else { "iterations" },
         summary.seconds

@@ -193,3 +193,94 @@ fn selective_log_softmax_is_log_softmax_at_the_targets() {
     let reference = log_softmax(logits, 2).gather(2, targets);
     assert!(close(&values(ours), &values(reference), 1e-5));
 }
+
+/// GRPO's G completions of a prompt share the prompt's positions in `completion_log_probs`
+/// (run once per distinct prompt, its keys and values copied per row): the log-probabilities
+/// and the gradients must be those of the whole batch run row by row, prompt included, as the
+/// definition reads: `log_softmax(forward(prompt ++ completion))` at each completion token.
+#[test]
+fn shared_prompts_give_the_log_probs_and_gradients_of_the_whole_batch() {
+    use burn::module::Module;
+    use burn::tensor::activation::log_softmax;
+    use burn::tensor::{Int, TensorData};
+    use policy_lab::lm::generate::completion_batch;
+    use policy_lab::lm::model::Architecture;
+    type A = burn::backend::Autodiff<B>;
+    for architecture in [Architecture::Gpt2, Architecture::Llama] {
+        let m: Transformer<A> = policy_lab::backend::seeded::<A, _>(&Default::default(), 3, || {
+            TransformerConfig::new(16)
+                .with_d_model(32)
+                .with_n_layers(2)
+                .with_n_heads(4)
+                .with_n_kv_heads(Some(2))
+                .with_d_ff(64)
+                .with_max_seq_len(24)
+                .with_architecture(architecture)
+                .init(&Default::default())
+        });
+        // Three prompts of different lengths, four completions each (one of a single token,
+        // one empty), and a prompt that comes back later, apart from its group.
+        let groups: [Vec<u32>; 3] = [vec![1, 5, 6], vec![2, 7, 8, 9, 10], vec![3, 4]];
+        let mut prompts = Vec::new();
+        let mut completions = Vec::new();
+        for (g, prompt) in groups.iter().enumerate() {
+            for c in 0..4 {
+                prompts.push(prompt.clone());
+                let len = [5, 1, 3, 0][c] + g % 2;
+                completions.push((0..len).map(|i| 3 + ((g * 7 + c * 3 + i) % 12) as u32).collect());
+            }
+        }
+        prompts.push(groups[0].clone());
+        completions.push(vec![11, 12]);
+        let (logp, mask) = completion_log_probs(&m, &prompts, &completions, 0, 0.9).unwrap();
+        // The definition, on the whole batch.
+        let p_len = 5;
+        let c_len = completions.iter().map(Vec::len).max().unwrap();
+        let (batch, targets, _) = completion_batch(Batch::left_padded(&prompts, 0), &completions, 0);
+        let rows = prompts.len();
+        let targets = Tensor::<A, 3, Int>::from_data(
+            TensorData::new(targets, [rows, c_len, 1]),
+            &Default::default(),
+        );
+        let logits = m.forward(&batch).unwrap().narrow(1, p_len - 1, c_len) / 0.9;
+        let want = log_softmax(logits, 2).gather(2, targets).reshape([rows, c_len]);
+        let (ours, theirs): (Vec<f32>, Vec<f32>) = (
+            (logp.clone() * mask.clone()).into_data().to_vec().unwrap(),
+            (want.clone() * mask.clone()).into_data().to_vec().unwrap(),
+        );
+        assert!(close(&ours, &theirs, 1e-5), "{architecture:?}: {ours:?}\n{theirs:?}");
+        // The gradients of a loss over both: every weight's.
+        let grads = |loss: Tensor<A, 2>| {
+            let g = (loss * mask.clone()).sum().backward();
+            let mut out = Vec::new();
+            m.visit(&mut GradsOf(&g, &mut out));
+            out
+        };
+        let (ours, theirs) = (grads(logp), grads(want));
+        assert_eq!(ours.len(), theirs.len());
+        for (a, b) in ours.iter().zip(&theirs) {
+            let scale = b.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+            assert!(
+                close(a, b, 1e-4 * scale),
+                "{architecture:?}: a gradient differs"
+            );
+        }
+    }
+}
+
+/// Every float parameter's gradient in `grads`, flattened, in the module's order.
+struct GradsOf<'a>(
+    &'a <burn::backend::Autodiff<B> as burn::tensor::backend::AutodiffBackend>::Gradients,
+    &'a mut Vec<Vec<f32>>,
+);
+
+impl burn::module::ModuleVisitor<burn::backend::Autodiff<B>> for GradsOf<'_> {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<Tensor<burn::backend::Autodiff<B>, D>>,
+    ) {
+        if let Some(g) = param.val().grad(self.0) {
+            self.1.push(g.into_data().to_vec().unwrap());
+        }
+    }
+}

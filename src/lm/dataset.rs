@@ -148,6 +148,45 @@ impl Dataset {
         Ok(Dataset { rows })
     }
 
+    /// The same rows with a system message `text` before each conversational prompt (as
+    /// Open-R1's recipes put their `SYSTEM_PROMPT`); a standard prompt has no messages to put it
+    /// before, so it is refused.
+    pub fn with_system(mut self, text: &str) -> anyhow::Result<Self> {
+        for row in &mut self.rows {
+            match &mut row.prompt {
+                Prompt::Conversation(messages) => messages.insert(0, Message::new("system", text)),
+                Prompt::Text(_) => anyhow::bail!(
+                    "a system message needs conversational rows (`lm dataset --chat`)"
+                ),
+            }
+        }
+        Ok(self)
+    }
+
+    /// The same rows with worked examples before each question (a few-shot prompt): each
+    /// `(question, answer)` becomes a user message and the assistant's reply, after the
+    /// system message and before the row's last message. Conversational rows only.
+    pub fn with_examples(mut self, examples: &[(String, String)]) -> anyhow::Result<Self> {
+        if examples.is_empty() {
+            return Ok(self);
+        }
+        for row in &mut self.rows {
+            match &mut row.prompt {
+                Prompt::Conversation(messages) => {
+                    let at = messages.len().saturating_sub(1);
+                    let turns = examples.iter().flat_map(|(q, a)| {
+                        [Message::new("user", q), Message::new("assistant", a)]
+                    });
+                    messages.splice(at..at, turns);
+                }
+                Prompt::Text(_) => anyhow::bail!(
+                    "worked examples need conversational rows (`lm dataset --chat`)"
+                ),
+            }
+        }
+        Ok(self)
+    }
+
     /// The dataset as JSON Lines text, one row per line (keys in alphabetical order), as
     /// [`Self::parse`] reads it.
     pub fn to_jsonl(&self) -> String {
@@ -505,6 +544,37 @@ mod tests {
             arithmetic(&task, Split::Train, 300, 7, Question::Terse).unwrap(),
             train
         );
+        // A system message goes before each question; standard rows have none to go before.
+        let with_system = test.clone().with_system("Be brief.").unwrap();
+        let Prompt::Conversation(m) = &with_system.rows[0].prompt else {
+            panic!("still a conversation")
+        };
+        assert_eq!(m[0], Message::new("system", "Be brief."));
+        assert_eq!(&m[1..], &test_messages(&test)[..]);
+        assert!(train.clone().with_system("Be brief.").is_err());
+        // Worked examples go after the system message, before the question.
+        let shots = [("1+1?".to_string(), "<answer>2</answer>".to_string())];
+        let few = with_system.with_examples(&shots).unwrap();
+        let Prompt::Conversation(m) = &few.rows[0].prompt else {
+            panic!("still a conversation")
+        };
+        assert_eq!(
+            m[..3],
+            [
+                Message::new("system", "Be brief."),
+                Message::new("user", "1+1?"),
+                Message::new("assistant", "<answer>2</answer>")
+            ]
+        );
+        assert_eq!(m[3..], test_messages(&test)[..]);
+        assert!(train.with_examples(&shots).is_err());
+    }
+
+    fn test_messages(d: &Dataset) -> Vec<Message> {
+        match &d.rows[0].prompt {
+            Prompt::Conversation(m) => m.clone(),
+            Prompt::Text(_) => panic!("a conversation"),
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
 use super::infer::Decoder;
-use super::model::{Batch, ModelError, Transformer};
+use super::model::{Batch, KvCache, ModelError, Transformer};
 use crate::kernels;
 
 /// How completions are sampled (names as in Hugging Face `generate`).
@@ -238,6 +238,54 @@ pub fn completion_batch(
 }
 // ANCHOR_END: lm_completion_batch
 
+/// The hidden states that predict the completion tokens, `[rows, c_len, d_model]`: the one at
+/// position `p_len - 1 + j` of `batch` (prompts of `p_len`, then completions of `c_len`)
+/// predicts completion token `j`, as `model.hidden(&batch)` narrowed to those positions, but
+/// with each distinct prompt run once: GRPO's G completions of a prompt share its positions'
+/// keys and values (copied per row from a [`KvCache`]), so the prompt's positions are computed
+/// (and, under autodiff, kept for the backward pass) once per prompt instead of once per
+/// completion. The same numbers up to rounding; the gradients of a prompt's copies add up.
+fn shared_prompt_hidden<B: Backend>(
+    model: &Transformer<B>,
+    prompts: &[Vec<u32>],
+    batch: &Batch,
+    (p_len, c_len): (usize, usize),
+    pad: u32,
+) -> Result<Tensor<B, 3>, ModelError> {
+    // ANCHOR: lm_shared_prompt
+    // Each row's prompt among the distinct ones (in order of first appearance).
+    let mut distinct: Vec<&Vec<u32>> = Vec::new();
+    let mut of_row = Vec::with_capacity(prompts.len());
+    for prompt in prompts {
+        let i = match distinct.iter().position(|d| *d == prompt) {
+            Some(i) => i,
+            None => {
+                distinct.push(prompt);
+                distinct.len() - 1
+            }
+        };
+        of_row.push(i);
+    }
+    let distinct: Vec<Vec<u32>> = distinct.into_iter().cloned().collect();
+    let mut cache = KvCache::new(model.n_layers(), distinct.len());
+    let prompt_hidden = model.hidden_cached(&Batch::left_padded(&distinct, pad), &mut cache)?;
+    let index = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(of_row.iter().map(|&i| i as i64).collect(), [of_row.len()]),
+        &prompt_hidden.device(),
+    );
+    // The prompt's last position predicts completion token 0 ...
+    let last = prompt_hidden.narrow(1, p_len - 1, 1).select(0, index);
+    if c_len <= 1 {
+        return Ok(last.narrow(1, 0, c_len));
+    }
+    // ... and completion tokens 0..c_len - 1, read after the prompt's cached positions,
+    // predict tokens 1..c_len.
+    let mut cache = cache.select_rows(&of_row);
+    let rest = model.hidden_cached(&batch.columns(p_len, p_len + c_len - 1), &mut cache)?;
+    Ok(Tensor::cat(vec![last, rest], 1))
+    // ANCHOR_END: lm_shared_prompt
+}
+
 /// `log pi(token)` of every completion token under `model` (with gradients when `B` is an
 /// autodiff backend), from `logits / temperature`: `[rows, max_completion_len]`, and the mask
 /// (`1` on real completion tokens, `0` on padding) of the same shape.
@@ -256,11 +304,8 @@ pub fn completion_log_probs<B: Backend>(
     );
     let (batch, targets, mask) = completion_batch(prompt_batch, completions, pad);
     // ANCHOR: grpolm_completion_log_probs
-    let hidden = model.hidden(&batch)?;
+    let hidden = shared_prompt_hidden(model, prompts, &batch, (p_len, c_len), pad)?;
     let device = hidden.device();
-    // The hidden state at position p_len - 1 + j predicts completion token j; the prompt's
-    // other positions need no logits at all.
-    let hidden = hidden.narrow(1, p_len - 1, c_len);
     let targets =
         Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [rows, c_len, 1]), &device);
     // Full-vocabulary logits `[rows, c_len, vocab]` are the largest tensors of a step (with

@@ -437,6 +437,13 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Positions `start..end` of every row.
+    pub fn columns(&self, start: usize, end: usize) -> Self {
+        Self {
+            tokens: self.tokens.iter().map(|t| t[start..end].to_vec()).collect(),
+            valid: self.valid.iter().map(|v| v[start..end].to_vec()).collect(),
+        }
+    }
 }
 
 /// The keys and values of every layer for the positions seen so far, and which of those
@@ -461,6 +468,29 @@ impl<B: Backend> KvCache<B> {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// A cache whose row `i` is row `rows[i]` of this one (a row may come several times):
+    /// one prompt's keys and values for each of its completions. Under autodiff the
+    /// gradients of the copies add up in the row they came from.
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                layer.as_ref().map(|(k, v)| {
+                    let index = Tensor::<B, 1, Int>::from_data(
+                        TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]),
+                        &k.device(),
+                    );
+                    (k.clone().select(0, index.clone()), v.clone().select(0, index))
+                })
+            })
+            .collect();
+        let seen = Seen {
+            valid: rows.iter().map(|&r| self.seen.valid[r].clone()).collect(),
+            next_position: rows.iter().map(|&r| self.seen.next_position[r]).collect(),
+        };
+        Self { layers, seen }
     }
 }
 

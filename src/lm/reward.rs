@@ -267,6 +267,16 @@ impl<B: Backend> Default for RewardFuncs<B> {
 }
 
 impl<B: Backend> RewardFuncs<B> {
+    /// The text's reward functions alone, over a dataset's prompts (`lm grpo --dataset`;
+    /// a notebook cell's closures).
+    pub fn text(text: TextRewards) -> Self {
+        Self {
+            task_weight: 0.0,
+            models: Vec::new(),
+            text: Some(text),
+        }
+    }
+
     /// Whether the task's reward alone is used (nothing to rescore).
     pub fn task_only(&self) -> bool {
         self.models.is_empty() && self.text.is_none() && self.task_weight == 1.0

@@ -143,11 +143,13 @@ pub fn run_stage<B: AutodiffBackend, S: RlStage>(
         &mut history,
     )?;
     drop(policy);
-    writeln!(
-        out.progress,
-        "start: held-out accuracy {:.3} on {} problems",
-        start_accuracy.accuracy, start_accuracy.problems
-    )?;
+    if !held_out.is_none() {
+        writeln!(
+            out.progress,
+            "start: held-out accuracy {:.3} on {} problems",
+            start_accuracy.accuracy, start_accuracy.problems
+        )?;
+    }
     let mut last = start_accuracy.clone();
     let mut bar = Progress::new(name, n, "iterations", 20, n, out.progress);
     let every = config.checkpoint_every;
