@@ -227,7 +227,11 @@ fn shared_prompts_give_the_log_probs_and_gradients_of_the_whole_batch() {
             for c in 0..4 {
                 prompts.push(prompt.clone());
                 let len = [5, 1, 3, 0][c] + g % 2;
-                completions.push((0..len).map(|i| 3 + ((g * 7 + c * 3 + i) % 12) as u32).collect());
+                completions.push(
+                    (0..len)
+                        .map(|i| 3 + ((g * 7 + c * 3 + i) % 12) as u32)
+                        .collect(),
+                );
             }
         }
         prompts.push(groups[0].clone());
@@ -236,19 +240,25 @@ fn shared_prompts_give_the_log_probs_and_gradients_of_the_whole_batch() {
         // The definition, on the whole batch.
         let p_len = 5;
         let c_len = completions.iter().map(Vec::len).max().unwrap();
-        let (batch, targets, _) = completion_batch(Batch::left_padded(&prompts, 0), &completions, 0);
+        let (batch, targets, _) =
+            completion_batch(Batch::left_padded(&prompts, 0), &completions, 0);
         let rows = prompts.len();
         let targets = Tensor::<A, 3, Int>::from_data(
             TensorData::new(targets, [rows, c_len, 1]),
             &Default::default(),
         );
         let logits = m.forward(&batch).unwrap().narrow(1, p_len - 1, c_len) / 0.9;
-        let want = log_softmax(logits, 2).gather(2, targets).reshape([rows, c_len]);
+        let want = log_softmax(logits, 2)
+            .gather(2, targets)
+            .reshape([rows, c_len]);
         let (ours, theirs): (Vec<f32>, Vec<f32>) = (
             (logp.clone() * mask.clone()).into_data().to_vec().unwrap(),
             (want.clone() * mask.clone()).into_data().to_vec().unwrap(),
         );
-        assert!(close(&ours, &theirs, 1e-5), "{architecture:?}: {ours:?}\n{theirs:?}");
+        assert!(
+            close(&ours, &theirs, 1e-5),
+            "{architecture:?}: {ours:?}\n{theirs:?}"
+        );
         // The gradients of a loss over both: every weight's.
         let grads = |loss: Tensor<A, 2>| {
             let g = (loss * mask.clone()).sum().backward();

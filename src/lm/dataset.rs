@@ -174,14 +174,14 @@ impl Dataset {
             match &mut row.prompt {
                 Prompt::Conversation(messages) => {
                     let at = messages.len().saturating_sub(1);
-                    let turns = examples.iter().flat_map(|(q, a)| {
-                        [Message::new("user", q), Message::new("assistant", a)]
-                    });
+                    let turns = examples
+                        .iter()
+                        .flat_map(|(q, a)| [Message::new("user", q), Message::new("assistant", a)]);
                     messages.splice(at..at, turns);
                 }
-                Prompt::Text(_) => anyhow::bail!(
-                    "worked examples need conversational rows (`lm dataset --chat`)"
-                ),
+                Prompt::Text(_) => {
+                    anyhow::bail!("worked examples need conversational rows (`lm dataset --chat`)")
+                }
             }
         }
         Ok(self)

@@ -482,7 +482,10 @@ impl<B: Backend> KvCache<B> {
                         TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]),
                         &k.device(),
                     );
-                    (k.clone().select(0, index.clone()), v.clone().select(0, index))
+                    (
+                        k.clone().select(0, index.clone()),
+                        v.clone().select(0, index),
+                    )
                 })
             })
             .collect();
