@@ -266,6 +266,10 @@ fn shared_prompt_hidden<B: Backend>(
         };
         of_row.push(i);
     }
+    if distinct.len() == prompts.len() {
+        // Nothing to share (PPO's one completion per prompt): one pass over the whole batch.
+        return Ok(model.hidden(batch)?.narrow(1, p_len - 1, c_len));
+    }
     let distinct: Vec<Vec<u32>> = distinct.into_iter().cloned().collect();
     let mut cache = KvCache::new(model.n_layers(), distinct.len());
     let prompt_hidden = model.hidden_cached(&Batch::left_padded(&distinct, pad), &mut cache)?;
