@@ -847,6 +847,9 @@ fn lm_eval_dataset(args: LmEvalArgs) -> Result<()> {
             text.push_str(&line.to_string());
             text.push('\n');
         }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         println!("completions written to {}", path.display());

@@ -408,7 +408,8 @@ fn lm_eval_on_a_dataset_scores_each_greedy_completion_by_its_row() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let completions = dir.join("completions.jsonl");
+    // In a folder that is not there yet: `lm eval` makes it, as `lm dataset --out` does.
+    let completions = dir.join("evals/base/completions.jsonl");
     let out = bin()
         .args(["lm", "eval"])
         .arg(dir.join("sft"))
