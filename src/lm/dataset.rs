@@ -151,36 +151,40 @@ impl Dataset {
     /// The same rows with a system message `text` before each conversational prompt (as
     /// Open-R1's recipes put their `SYSTEM_PROMPT`); a standard prompt has no messages to put it
     /// before, so it is refused.
-    pub fn with_system(mut self, text: &str) -> anyhow::Result<Self> {
-        for row in &mut self.rows {
-            match &mut row.prompt {
-                Prompt::Conversation(messages) => messages.insert(0, Message::new("system", text)),
-                Prompt::Text(_) => anyhow::bail!(
-                    "a system message needs conversational rows (`lm dataset --chat`)"
-                ),
-            }
-        }
-        Ok(self)
+    pub fn with_system(self, text: &str) -> anyhow::Result<Self> {
+        self.edit_conversations("a system message", |messages| {
+            messages.insert(0, Message::new("system", text))
+        })
     }
 
     /// The same rows with worked examples before each question (a few-shot prompt): each
     /// `(question, answer)` becomes a user message and the assistant's reply, after the
     /// system message and before the row's last message. Conversational rows only.
-    pub fn with_examples(mut self, examples: &[(String, String)]) -> anyhow::Result<Self> {
+    pub fn with_examples(self, examples: &[(String, String)]) -> anyhow::Result<Self> {
         if examples.is_empty() {
             return Ok(self);
         }
+        self.edit_conversations("worked examples", |messages| {
+            let at = messages.len().saturating_sub(1);
+            let turns = examples
+                .iter()
+                .flat_map(|(q, a)| [Message::new("user", q), Message::new("assistant", a)]);
+            messages.splice(at..at, turns);
+        })
+    }
+
+    /// `edit` applied to every row's messages; `what` (the edit, for the error) needs
+    /// conversational rows, so a standard row is refused.
+    fn edit_conversations(
+        mut self,
+        what: &str,
+        mut edit: impl FnMut(&mut Vec<Message>),
+    ) -> anyhow::Result<Self> {
         for row in &mut self.rows {
             match &mut row.prompt {
-                Prompt::Conversation(messages) => {
-                    let at = messages.len().saturating_sub(1);
-                    let turns = examples
-                        .iter()
-                        .flat_map(|(q, a)| [Message::new("user", q), Message::new("assistant", a)]);
-                    messages.splice(at..at, turns);
-                }
+                Prompt::Conversation(messages) => edit(messages),
                 Prompt::Text(_) => {
-                    anyhow::bail!("worked examples need conversational rows (`lm dataset --chat`)")
+                    anyhow::bail!("{what}: conversational rows only (`lm dataset --chat`)")
                 }
             }
         }

@@ -473,20 +473,20 @@ impl<B: Backend> KvCache<B> {
     /// one prompt's keys and values for each of its completions. Under autodiff the
     /// gradients of the copies add up in the row they came from.
     pub fn select_rows(&self, rows: &[usize]) -> Self {
+        let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let index = self.layers.iter().flatten().next().map(|(k, _)| {
+            Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [rows.len()]), &k.device())
+        });
         let layers = self
             .layers
             .iter()
             .map(|layer| {
-                layer.as_ref().map(|(k, v)| {
-                    let index = Tensor::<B, 1, Int>::from_data(
-                        TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]),
-                        &k.device(),
-                    );
-                    (
-                        k.clone().select(0, index.clone()),
-                        v.clone().select(0, index),
-                    )
-                })
+                let (k, v) = layer.as_ref()?;
+                let index = index.clone()?;
+                Some((
+                    k.clone().select(0, index.clone()),
+                    v.clone().select(0, index),
+                ))
             })
             .collect();
         let seen = Seen {
