@@ -200,12 +200,23 @@ fn selective_log_softmax_is_log_softmax_at_the_targets() {
 /// definition reads: `log_softmax(forward(prompt ++ completion))` at each completion token.
 #[test]
 fn shared_prompts_give_the_log_probs_and_gradients_of_the_whole_batch() {
+    shared_prompts_match_the_whole_batch::<burn::backend::Autodiff<B>>();
+}
+
+/// The same on burn's Flex CPU backend (`cargo test --features flex --test lm_model`, as CI
+/// runs it): its `select` and the backward pass of a row selected several times are its own.
+#[cfg(feature = "flex")]
+#[test]
+fn shared_prompts_give_the_whole_batch_on_flex() {
+    shared_prompts_match_the_whole_batch::<policy_lab::backend::Flex>();
+}
+
+fn shared_prompts_match_the_whole_batch<A: burn::tensor::backend::AutodiffBackend>() {
     use burn::module::Module;
     use burn::tensor::activation::log_softmax;
     use burn::tensor::{Int, TensorData};
     use policy_lab::lm::generate::completion_batch;
     use policy_lab::lm::model::Architecture;
-    type A = burn::backend::Autodiff<B>;
     for architecture in [Architecture::Gpt2, Architecture::Llama] {
         let m: Transformer<A> = policy_lab::backend::seeded::<A, _>(&Default::default(), 3, || {
             TransformerConfig::new(16)
@@ -263,7 +274,7 @@ fn shared_prompts_give_the_log_probs_and_gradients_of_the_whole_batch() {
         let grads = |loss: Tensor<A, 2>| {
             let g = (loss * mask.clone()).sum().backward();
             let mut out = Vec::new();
-            m.visit(&mut GradsOf(&g, &mut out));
+            m.visit(&mut GradsOf::<A>(&g, &mut out));
             out
         };
         let (ours, theirs) = (grads(logp), grads(want));
@@ -279,16 +290,13 @@ fn shared_prompts_give_the_log_probs_and_gradients_of_the_whole_batch() {
 }
 
 /// Every float parameter's gradient in `grads`, flattened, in the module's order.
-struct GradsOf<'a>(
-    &'a <burn::backend::Autodiff<B> as burn::tensor::backend::AutodiffBackend>::Gradients,
+struct GradsOf<'a, A: burn::tensor::backend::AutodiffBackend>(
+    &'a A::Gradients,
     &'a mut Vec<Vec<f32>>,
 );
 
-impl burn::module::ModuleVisitor<burn::backend::Autodiff<B>> for GradsOf<'_> {
-    fn visit_float<const D: usize>(
-        &mut self,
-        param: &burn::module::Param<Tensor<burn::backend::Autodiff<B>, D>>,
-    ) {
+impl<A: burn::tensor::backend::AutodiffBackend> burn::module::ModuleVisitor<A> for GradsOf<'_, A> {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<A, D>>) {
         if let Some(g) = param.val().grad(self.0) {
             self.1.push(g.into_data().to_vec().unwrap());
         }
