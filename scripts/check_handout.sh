@@ -37,7 +37,7 @@ cp -a "$repo/target/debug" "$work/target/debug"
 export CARGO_TARGET_DIR=$work/target
 cd "$work/handout"
 cargo build --quiet -p policy-lab-assignments --bins
-for g in "${graders[@]}" e_ppo_vs_grpo; do
+for g in "${graders[@]}" e_ppo_vs_grpo h_reward; do
     if "$CARGO_TARGET_DIR/debug/$g" >"$work/$g.txt" 2>&1; then
         cat "$work/$g.txt"; fail "$g passed the handout's todo!()"
     fi
